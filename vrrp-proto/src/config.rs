@@ -68,7 +68,6 @@ impl From<IpAddr> for IpCidr {
 
 /// Gratuitous ARP / unsolicited NA behaviour on becoming master, after keepalived.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
 pub struct Announce {
     /// Announcements per address sent on becoming master (`garp_master_repeat`, default 5).
     pub repeat: u8,

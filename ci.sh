@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# The whole test suite. On a fresh Debian 12 machine, as root, it installs what is missing
+# (Rust targets and tools, Debian packages), then runs everything CI runs.
+#
+#   ./ci.sh            everything
+#   FUZZ_SECONDS=30    seconds per fuzz target (default 30; 0 skips the fuzz smoke run)
+set -euo pipefail
+cd "$(dirname "$0")"
+
+FUZZ_SECONDS="${FUZZ_SECONDS:-30}"
+NO_STD_TARGET=thumbv7em-none-eabihf
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+step() { printf '\n=== %s\n' "$*"; }
+
+# ---- set-up: install only what is missing ----
+if ! command -v cargo >/dev/null 2>&1; then
+    echo "cargo is missing: install Rust with rustup first" >&2
+    exit 1
+fi
+step "set-up"
+if ! rustup target list --installed | grep -qx "$NO_STD_TARGET"; then
+    rustup target add "$NO_STD_TARGET"
+fi
+if ! rustup toolchain list | grep -q '^nightly'; then
+    rustup toolchain install nightly --profile minimal
+fi
+rustup component list --installed | grep -q '^rustfmt' || rustup component add rustfmt
+rustup component list --installed | grep -q '^clippy' || rustup component add clippy
+if [ "$FUZZ_SECONDS" != 0 ] && ! cargo fuzz --version >/dev/null 2>&1; then
+    cargo install cargo-fuzz --locked
+fi
+
+# ---- static checks ----
+step "cargo fmt --check"
+cargo fmt --all --check
+
+step "cargo clippy (all targets, all features, -D warnings)"
+cargo clippy --workspace --all-targets --all-features -- -D warnings
+
+step "cargo doc (warnings denied)"
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --all-features
+
+step "no_std build ($NO_STD_TARGET)"
+cargo build -p vrrp-proto --no-default-features --target "$NO_STD_TARGET"
+cargo build -p vrrp-proto --no-default-features --features alloc --target "$NO_STD_TARGET"
+cargo build -p lvs-sched --no-default-features --target "$NO_STD_TARGET"
+
+# ---- tests ----
+step "cargo test (workspace, all features, doc tests included)"
+cargo test --workspace --all-features
+
+# ---- fuzz smoke run ----
+if [ "$FUZZ_SECONDS" != 0 ]; then
+    step "fuzz smoke run (${FUZZ_SECONDS}s per target)"
+    (
+        cd fuzz
+        for target in $(cargo +nightly fuzz list); do
+            corpus="../target/fuzz-corpus/$target"
+            mkdir -p "$corpus"
+            seeds=()
+            [ -d "seeds/$target" ] && seeds=("seeds/$target")
+            echo "--- $target"
+            log="../target/fuzz-$target.log"
+            if ! cargo +nightly fuzz run "$target" "$corpus" "${seeds[@]}" -- \
+                -max_total_time="$FUZZ_SECONDS" -print_final_stats=1 >"$log" 2>&1; then
+                tail -n 60 "$log" >&2
+                echo "fuzz target $target failed (crash or build error): see fuzz/artifacts/$target" >&2
+                exit 1
+            fi
+            grep -E '^(stat::number_of_executed_units|stat::new_units_added|Done)' "$log" || true
+        done
+    )
+fi
+
+step "all checks passed"
