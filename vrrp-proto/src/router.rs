@@ -568,7 +568,7 @@ impl VirtualRouter {
         {
             return Err(RecvError::UnknownSource(meta.src));
         }
-        if self.cfg.priority == 255 {
+        if self.priority == 255 {
             return Err(RecvError::Owner);
         }
         match self.cfg.version {

@@ -62,9 +62,10 @@ impl Instant {
     }
 }
 
-/// Whole microseconds in `d`, saturating.
+/// Microseconds in `d`, rounded up (so a non-zero duration never adds nothing), saturating.
 pub(crate) fn duration_micros(d: Duration) -> u64 {
-    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
+    let round_up = u128::from(d.subsec_nanos() % 1000 != 0);
+    u64::try_from(d.as_micros() + round_up).unwrap_or(u64::MAX)
 }
 
 impl Add<Duration> for Instant {
