@@ -138,6 +138,9 @@ pub enum ConfigError {
     /// More virtual addresses than an advertisement can carry.
     #[error("virtual_ipaddress has {0} addresses; at most 255 fit in an advertisement")]
     TooManyVips(usize),
+    /// The same virtual address listed twice.
+    #[error("virtual_ipaddress lists {0} twice")]
+    DuplicateVip(IpAddr),
     /// Addresses of both families in one instance.
     #[error("{field}: {addr} is not in the instance's address family; use one instance per family")]
     MixedFamilies {
@@ -435,6 +438,11 @@ impl ConfigBuilder {
         }
         if cfg.vips.len() > MAX_VIPS {
             return Err(ConfigError::TooManyVips(cfg.vips.len()));
+        }
+        for (i, v) in cfg.vips.iter().enumerate() {
+            if cfg.vips.iter().skip(i + 1).any(|w| w.addr() == v.addr()) {
+                return Err(ConfigError::DuplicateVip(v.addr()));
+            }
         }
         let family = cfg.family();
         if cfg.version == Version::V2 && family == AddrFamily::Ipv6 {

@@ -305,10 +305,12 @@ impl VirtualRouter {
     }
 
     /// Changes the running priority (keepalived's tracking weights). The next advertisement
-    /// carries it; a backup recomputes Skew_Time and Master_Down_Interval.
+    /// carries it; a backup recomputes Skew_Time and Master_Down_Interval. 0 is refused, and
+    /// so is 255 unless the router was configured as the address owner.
     pub fn set_priority(&mut self, now: Instant, priority: u8) -> Result<(), ConfigError> {
-        if priority == 0 {
-            return Err(ConfigError::Priority(0));
+        // 0 is the release message; 255 belongs to the address owner alone (RFC 5798 §6.1).
+        if priority == 0 || (priority == 255 && self.cfg.priority != 255) {
+            return Err(ConfigError::Priority(priority));
         }
         let _ = now;
         self.priority = priority;
@@ -600,11 +602,16 @@ impl VirtualRouter {
                 }
             }
         }
-        let same = repr.addrs.len() == self.cfg.vips.len()
-            && repr
-                .addrs
-                .iter()
-                .all(|a| self.cfg.vips.iter().any(|v| v.addr() == a));
+        // The configured VIPs are distinct (the builder refuses duplicates), so equal counts
+        // plus "every configured address is advertised" means the lists are permutations.
+        // Fast path: the same addresses in the same order, as peers configured alike send.
+        let same = repr.addrs.as_bytes() == self.vip_bytes.as_slice()
+            || (repr.addrs.len() == self.cfg.vips.len()
+                && self
+                    .cfg
+                    .vips
+                    .iter()
+                    .all(|v| repr.addrs.iter().any(|a| a == v.addr())));
         if !same && repr.priority != 255 {
             return Err(RecvError::AddressList);
         }

@@ -64,7 +64,7 @@ impl Instant {
 
 /// Microseconds in `d`, rounded up (so a non-zero duration never adds nothing), saturating.
 pub(crate) fn duration_micros(d: Duration) -> u64 {
-    let round_up = u128::from(d.subsec_nanos() % 1000 != 0);
+    let round_up = u128::from(!d.subsec_nanos().is_multiple_of(1000));
     u64::try_from(d.as_micros() + round_up).unwrap_or(u64::MAX)
 }
 

@@ -501,6 +501,10 @@ fn lowering_the_master_priority_lets_a_preempting_backup_take_over() {
     let _ = drain(&mut m);
     m.set_priority(ms(4000), 50).unwrap();
     assert_eq!(m.set_priority(ms(4000), 0), Err(ConfigError::Priority(0)));
+    assert_eq!(
+        m.set_priority(ms(4000), 255),
+        Err(ConfigError::Priority(255))
+    );
     let (meta, bytes) = advert(Version::V3, "10.0.0.2", m.priority(), 100);
     b.handle_packet(ms(4000), meta, &bytes).unwrap();
     // Discarded: b keeps its startup deadline and preempts when it fires.
@@ -589,6 +593,10 @@ fn the_builder_names_the_bad_field() {
         ok().preempt_delay(Duration::from_secs(1001)).build(),
         Err(ConfigError::PreemptDelay(_))
     ));
+    assert_eq!(
+        ok().vip(IpAddr::from(VIP)).build().unwrap_err(),
+        ConfigError::DuplicateVip(IpAddr::from(VIP))
+    );
     let mut many = ok();
     for i in 0..255u8 {
         many = many.vip(IpAddr::from([10, 1, 0, i]));

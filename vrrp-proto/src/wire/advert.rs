@@ -503,7 +503,7 @@ impl<'a> Repr<'a> {
     /// Writes the message, checksum included, into the front of `buf`; returns its length.
     ///
     /// For v2 the interval is written in whole seconds (`adver_int / 100`, at most 255) and the
-    /// auth type and data from `auth`; for v3 the interval's low 12 bits and no auth. On
+    /// auth type and data from `auth`; for v3 the interval clamped to 12 bits (at most 4095 cs) and no auth. On
     /// [`InsufficientSize`] nothing is written.
     pub fn emit(&self, buf: &mut [u8], ctx: &Ctx) -> Result<usize, InsufficientSize> {
         let len = self.buffer_len();
@@ -522,7 +522,7 @@ impl<'a> Repr<'a> {
             }
             Version::V3 => {
                 out[field::V3_MAX_ADVER_INT]
-                    .copy_from_slice(&(self.adver_int & 0x0fff).to_be_bytes());
+                    .copy_from_slice(&self.adver_int.min(0x0fff).to_be_bytes());
             }
         }
         out[field::CHECKSUM].fill(0);
