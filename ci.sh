@@ -26,6 +26,13 @@ if ! rustup toolchain list | grep -q '^nightly'; then
 fi
 rustup component list --installed | grep -q '^rustfmt' || rustup component add rustfmt
 rustup component list --installed | grep -q '^clippy' || rustup component add clippy
+# The IPVS tests boot Debian's kernel (which has ip_vs) under qemu: scripts/ipvs-vm.sh fetches
+# the kernel package itself; these are the tools it needs.
+if ! dpkg -s qemu-system-x86 busybox-static cpio kmod ipvsadm >/dev/null 2>&1 \
+   || ! apt-cache show linux-image-cloud-amd64 >/dev/null 2>&1; then
+    apt-get update
+    apt-get install -y --no-install-recommends qemu-system-x86 busybox-static cpio kmod ipvsadm
+fi
 if [ "$FUZZ_SECONDS" != 0 ] && ! cargo fuzz --version >/dev/null 2>&1; then
     cargo install cargo-fuzz --locked
 fi
@@ -48,6 +55,11 @@ cargo build -p lvs-sched --no-default-features --target "$NO_STD_TARGET"
 # ---- tests ----
 step "cargo test (workspace, all features, doc tests included)"
 cargo test --workspace --all-features
+
+step "ipvs-netlink kernel tests (qemu VM with ip_vs; fails if the VM cannot boot)"
+scripts/ipvs-vm.sh --check
+CI=true CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUNNER="$PWD/scripts/ipvs-vm.sh" \
+    cargo test -p ipvs-netlink --all-features --test vm -- --ignored
 
 # ---- fuzz smoke run ----
 if [ "$FUZZ_SECONDS" != 0 ]; then
