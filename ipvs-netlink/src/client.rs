@@ -2,6 +2,7 @@
 //! one method per ipvsadm operation. All the byte work is in [`crate::exchange`].
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use netlink_sys::{Socket, SocketAddr as NlAddr, protocols::NETLINK_GENERIC};
 
@@ -20,6 +21,8 @@ const RX_BUF: usize = 256 * 1024;
 /// Requests in flight at once in [`Client::batch`]; their ACKs must fit the socket's
 /// receive buffer (about 1 KiB of kernel memory each).
 const WINDOW: usize = 128;
+/// How long a reply may take before [`IpvsError::Timeout`] (see [`Client::set_timeout`]).
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A blocking IPVS client over generic netlink. Needs `CAP_NET_ADMIN` for changes.
 ///
@@ -49,6 +52,9 @@ impl Client {
         // Best effort: a bigger receive buffer lets more ACKs queue; capped by rmem_max.
         let _ = sock.set_rx_buf_sz(8 * 1024 * 1024);
         let _ = sock.set_cap_ack(true);
+        socket2::SockRef::from(&sock)
+            .set_read_timeout(Some(DEFAULT_TIMEOUT))
+            .map_err(io)?;
         let mut client = Self {
             sock,
             family: 0,
@@ -58,6 +64,18 @@ impl Client {
         };
         client.family = client.resolve_family()?;
         Ok(client)
+    }
+
+    /// How long to wait for each reply datagram (`None`: forever); default
+    /// [`DEFAULT_TIMEOUT`]. A kernel that does not answer in time gives
+    /// [`IpvsError::Timeout`] instead of blocking the caller for ever.
+    pub fn set_timeout(&self, timeout: Option<Duration>) -> Result<(), IpvsError> {
+        socket2::SockRef::from(&self.sock)
+            .set_read_timeout(timeout)
+            .map_err(|source| IpvsError::Io {
+                op: Op::ResolveFamily,
+                source,
+            })
     }
 
     /// The generic netlink family id the kernel gave "IPVS".
@@ -90,7 +108,12 @@ impl Client {
         let n = self
             .sock
             .recv(&mut self.rx, MSG_TRUNC)
-            .map_err(|source| IpvsError::Io { op, source })?;
+            .map_err(|source| match source.kind() {
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut => {
+                    IpvsError::Timeout { op }
+                }
+                _ => IpvsError::Io { op, source },
+            })?;
         if n > self.rx.len() {
             return Err(IpvsError::Protocol {
                 op,

@@ -216,6 +216,14 @@ pub enum IpvsError {
         #[source]
         source: std::io::Error,
     },
+    /// No reply within the client's timeout ([`crate::Client::set_timeout`]).
+    #[error(
+        "no reply from the kernel during {op} within the timeout; the request may or may not have been applied: re-read the table"
+    )]
+    Timeout {
+        /// What was attempted.
+        op: Op,
+    },
     /// A reply did not parse.
     #[error("malformed kernel reply during {op}: {source}")]
     Wire {

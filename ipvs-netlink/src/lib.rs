@@ -17,7 +17,7 @@ pub mod fuzzing;
 
 pub use apply::{ApplyReport, Change, DesiredService, plan};
 #[cfg(feature = "client")]
-pub use client::Client;
+pub use client::{Client, DEFAULT_TIMEOUT};
 pub use error::{IpvsError, KernelError, Op};
 pub use model::{
     ConfigError, DaemonState, Dest, DestEntry, Family, ForwardMethod, Info, Name, Netmask,
