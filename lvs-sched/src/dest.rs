@@ -1,0 +1,218 @@
+//! The destination model: IPVS's `struct ip_vs_dest` plus nginx's `ngx_http_upstream_rr_peer_t`.
+
+use alloc::vec::Vec;
+use core::net::SocketAddr;
+use core::time::Duration;
+
+use crate::Instant;
+
+/// Index of a destination in its [`DestSet`] (stable: destinations are never renumbered).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct DestId(pub usize);
+
+/// nginx `server` parameters and the per-peer state nginx keeps.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NginxPeer {
+    /// `max_fails=` (0 disables failure accounting). nginx default 1.
+    pub max_fails: u32,
+    /// `fail_timeout=`. nginx default 10 s.
+    pub fail_timeout: Duration,
+    /// `max_conns=` (0 = unlimited), compared with the active connection count.
+    pub max_conns: u32,
+    /// `backup`: only used when every primary server is unavailable.
+    pub backup: bool,
+    /// `down`: never used.
+    pub down: bool,
+    /// Failures counted in the current `fail_timeout` window.
+    pub fails: u32,
+    /// Time of the last failure.
+    pub accessed: Instant,
+    /// Start of the current failure window.
+    pub checked: Instant,
+    /// Smooth WRR: the weight lowered after failures, recovering by 1 per pick.
+    pub effective_weight: i64,
+    /// Smooth WRR: the running current weight.
+    pub current_weight: i64,
+}
+
+impl Default for NginxPeer {
+    fn default() -> Self {
+        Self {
+            max_fails: 1,
+            fail_timeout: Duration::from_secs(10),
+            max_conns: 0,
+            backup: false,
+            down: false,
+            fails: 0,
+            accessed: Instant(0),
+            checked: Instant(0),
+            effective_weight: 0,
+            current_weight: 0,
+        }
+    }
+}
+
+/// One real server: address, weight, connection counters, thresholds and flags.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Dest {
+    /// Address and port (IPv4 or IPv6).
+    pub addr: SocketAddr,
+    pub(crate) weight: u32,
+    pub(crate) last_weight: u32,
+    pub(crate) active: u32,
+    pub(crate) inactive: u32,
+    pub(crate) u_threshold: u32,
+    pub(crate) l_threshold: u32,
+    pub(crate) overloaded: bool,
+    pub(crate) available: bool,
+    /// nginx parameters and state (ignored by the IPVS schedulers).
+    pub nginx: NginxPeer,
+}
+
+/// Largest weight the kernel accepts (`int`).
+pub const MAX_WEIGHT: u32 = i32::MAX as u32;
+
+impl Dest {
+    /// A destination with weight `weight` (clamped to `i32::MAX`, the kernel's range), no
+    /// connections, no thresholds, available.
+    #[must_use]
+    pub fn new(addr: SocketAddr, weight: u32) -> Self {
+        let weight = weight.min(MAX_WEIGHT);
+        let nginx = NginxPeer {
+            effective_weight: i64::from(weight),
+            ..NginxPeer::default()
+        };
+        Self {
+            addr,
+            weight,
+            last_weight: weight,
+            active: 0,
+            inactive: 0,
+            u_threshold: 0,
+            l_threshold: 0,
+            overloaded: false,
+            available: true,
+            nginx,
+        }
+    }
+    /// Current weight; 0 means quiesced (no new connections).
+    #[must_use]
+    pub const fn weight(&self) -> u32 {
+        self.weight
+    }
+    /// The latest non-zero weight (the kernel's `last_weight`, used by `mh`).
+    #[must_use]
+    pub const fn last_weight(&self) -> u32 {
+        self.last_weight
+    }
+    /// Active connections.
+    #[must_use]
+    pub const fn active_conns(&self) -> u32 {
+        self.active
+    }
+    /// Inactive connections.
+    #[must_use]
+    pub const fn inactive_conns(&self) -> u32 {
+        self.inactive
+    }
+    /// Upper connection threshold (0 = none).
+    #[must_use]
+    pub const fn u_threshold(&self) -> u32 {
+        self.u_threshold
+    }
+    /// Lower connection threshold (0 = 3/4 of the upper one).
+    #[must_use]
+    pub const fn l_threshold(&self) -> u32 {
+        self.l_threshold
+    }
+    /// The kernel's `IP_VS_DEST_F_OVERLOAD`.
+    #[must_use]
+    pub const fn is_overloaded(&self) -> bool {
+        self.overloaded
+    }
+    /// The kernel's `IP_VS_DEST_F_AVAILABLE`: `false` means the destination is out of the
+    /// service (deleted or failed its health check); no scheduler picks it and table-based
+    /// schedulers leave it out of their tables.
+    #[must_use]
+    pub const fn is_available(&self) -> bool {
+        self.available
+    }
+    /// The kernel's `ip_vs_dest_conn_overhead`: `(active << 8) + inactive`, in `u64`.
+    #[must_use]
+    pub const fn conn_overhead(&self) -> u64 {
+        ((self.active as u64) << 8) + self.inactive as u64
+    }
+    /// `active + inactive` (`ip_vs_dest_totalconns`).
+    #[must_use]
+    pub const fn total_conns(&self) -> u64 {
+        self.active as u64 + self.inactive as u64
+    }
+    /// Available, weight > 0 and not overloaded: what most IPVS schedulers accept.
+    #[must_use]
+    pub const fn ipvs_eligible(&self) -> bool {
+        self.available && self.weight > 0 && !self.overloaded
+    }
+    /// nginx's check for a peer that may be tried (`down`, `max_fails`/`fail_timeout`,
+    /// `max_conns`); weight 0 and unavailable count as `down`.
+    #[must_use]
+    pub fn nginx_usable(&self, now: Instant) -> bool {
+        let p = &self.nginx;
+        if p.down || self.weight == 0 || !self.available {
+            return false;
+        }
+        let timeout = u64::try_from(p.fail_timeout.as_millis()).unwrap_or(u64::MAX);
+        if p.max_fails != 0 && p.fails >= p.max_fails && now.millis_since(p.checked) <= timeout {
+            return false;
+        }
+        !(p.max_conns != 0 && self.active >= p.max_conns)
+    }
+}
+
+/// The destinations of one virtual service, in list order (ties go to the first).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DestSet {
+    dests: Vec<Dest>,
+}
+
+impl DestSet {
+    /// An empty set.
+    #[must_use]
+    pub const fn new() -> Self {
+        Self { dests: Vec::new() }
+    }
+    /// Append a destination (the kernel adds at the tail) and return its id.
+    pub fn push(&mut self, dest: Dest) -> DestId {
+        self.dests.push(dest);
+        DestId(self.dests.len() - 1)
+    }
+    /// Number of destinations (available or not).
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.dests.len()
+    }
+    /// Whether the set is empty.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.dests.is_empty()
+    }
+    /// The destination `id`, if it exists.
+    #[must_use]
+    pub fn get(&self, id: DestId) -> Option<&Dest> {
+        self.dests.get(id.0)
+    }
+    /// Mutable access to a destination; prefer the [`crate::Service`] methods, which keep the
+    /// overload flag and the scheduler in step.
+    pub fn get_mut(&mut self, id: DestId) -> Option<&mut Dest> {
+        self.dests.get_mut(id.0)
+    }
+    /// All destinations with their ids, in list order.
+    pub fn iter(&self) -> impl Iterator<Item = (DestId, &Dest)> + '_ {
+        self.dests.iter().enumerate().map(|(i, d)| (DestId(i), d))
+    }
+    pub(crate) fn as_slice(&self) -> &[Dest] {
+        &self.dests
+    }
+    pub(crate) fn as_mut_slice(&mut self) -> &mut [Dest] {
+        &mut self.dests
+    }
+}

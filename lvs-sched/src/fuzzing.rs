@@ -1,0 +1,180 @@
+//! Fuzzing entry point (feature `fuzzing`): decode an operation sequence from bytes, drive a
+//! [`Service`], and check the invariants after every step. Panics (on purpose) when an
+//! invariant breaks, so the fuzzer reports it.
+
+#![allow(clippy::panic)]
+
+use core::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+
+use crate::ipvs::{lc, nq, sed, wlc};
+use crate::{
+    Dest, DestId, Flow, Instant, Protocol, SchedConfig, SchedFlags, SchedulerKind, Service,
+};
+
+struct Bytes<'a>(&'a [u8]);
+
+impl Bytes<'_> {
+    fn u8(&mut self) -> Option<u8> {
+        let (&b, rest) = self.0.split_first()?;
+        self.0 = rest;
+        Some(b)
+    }
+    fn u32(&mut self) -> Option<u32> {
+        Some(u32::from_le_bytes([
+            self.u8()?,
+            self.u8()?,
+            self.u8()?,
+            self.u8()?,
+        ]))
+    }
+}
+
+fn addr(b: u8, port: u16) -> SocketAddr {
+    if b & 0x80 != 0 {
+        SocketAddr::new(
+            IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, u16::from(b), 1)),
+            port,
+        )
+    } else {
+        SocketAddr::new(IpAddr::V4(Ipv4Addr::new(10, b, b.wrapping_mul(7), 1)), port)
+    }
+}
+
+/// Decode `data` as: kind, flags, then operations (add/weight/availability/thresholds/
+/// open/deactivate/close/failure/success/schedule/advance time), checking after every
+/// `schedule` that the choice is an available destination with weight > 0 (and, for IPVS
+/// schedulers other than `lblc`, not overloaded), and that the O(log n) least-connection
+/// schedulers agree with the kernel's linear scan.
+pub fn run_ops(data: &[u8]) {
+    let mut b = Bytes(data);
+    let (Some(k), Some(f)) = (b.u8(), b.u8()) else {
+        return;
+    };
+    let kinds = SchedulerKind::ALL;
+    let Some(&kind) = kinds.get(usize::from(k) % kinds.len()) else {
+        return;
+    };
+    let config = SchedConfig {
+        flags: SchedFlags {
+            fallback: f & 1 != 0,
+            port: f & 2 != 0,
+        },
+        seed: u64::from(f),
+    };
+    let mut svc = Service::new(kind, config);
+    let mut now = Instant(0);
+    let mut steps = 0;
+    while let Some(op) = b.u8() {
+        steps += 1;
+        if steps > 2000 {
+            break;
+        }
+        let n = svc.dests().len();
+        let pick = |x: u8| DestId(if n == 0 { 0 } else { usize::from(x) % n });
+        match op % 12 {
+            0 => {
+                let (Some(a), Some(w)) = (b.u8(), b.u32()) else {
+                    break;
+                };
+                if n < 32 {
+                    let w = if w & 0x1ff == 0x100 { w } else { w % 8 };
+                    svc.add_dest(Dest::new(addr(a, 80), w));
+                }
+            }
+            1 => {
+                let (Some(x), Some(w)) = (b.u8(), b.u32()) else {
+                    break;
+                };
+                let w = if w & 0x1ff == 0x100 { w } else { w % 8 };
+                svc.set_weight(pick(x), w);
+            }
+            2 => {
+                let (Some(x), Some(a)) = (b.u8(), b.u8()) else {
+                    break;
+                };
+                svc.set_available(pick(x), a & 1 == 0);
+            }
+            3 => {
+                let (Some(x), Some(u), Some(l)) = (b.u8(), b.u8(), b.u8()) else {
+                    break;
+                };
+                svc.set_thresholds(pick(x), u32::from(u % 16), u32::from(l % 16));
+            }
+            4 | 5 => {
+                let Some(x) = b.u8() else { break };
+                svc.conn_opened(pick(x));
+            }
+            6 => {
+                let Some(x) = b.u8() else { break };
+                svc.conn_deactivated(pick(x));
+            }
+            7 => {
+                let (Some(x), Some(a)) = (b.u8(), b.u8()) else {
+                    break;
+                };
+                svc.conn_closed(pick(x), a & 1 == 0);
+            }
+            8 => {
+                let Some(x) = b.u8() else { break };
+                svc.report_failure(pick(x), now);
+            }
+            9 => {
+                let Some(x) = b.u8() else { break };
+                svc.report_success(pick(x));
+            }
+            10 => {
+                let Some(d) = b.u8() else { break };
+                now = Instant(now.0 + u64::from(d) * 1000);
+            }
+            _ => {
+                let (Some(c), Some(p)) = (b.u8(), b.u8()) else {
+                    break;
+                };
+                let key = [c, p];
+                let flow = Flow {
+                    src: addr(c, u16::from(p) * 257),
+                    dst: addr(p, 80),
+                    proto: if p & 1 == 0 {
+                        Protocol::Tcp
+                    } else {
+                        Protocol::Other(47)
+                    },
+                    key: Some(&key),
+                };
+                check(&mut svc, &flow, now);
+            }
+        }
+    }
+}
+
+fn check(svc: &mut Service, flow: &Flow<'_>, now: Instant) {
+    let kind = svc.kind();
+    let reference = match kind {
+        SchedulerKind::Lc => Some(lc::linear_pick(svc.dests())),
+        SchedulerKind::Wlc => Some(wlc::linear_pick(svc.dests())),
+        SchedulerKind::Sed => Some(sed::linear_pick(svc.dests())),
+        SchedulerKind::Nq => Some(nq::linear_pick(svc.dests())),
+        _ => None,
+    };
+    let any_eligible = svc
+        .dests()
+        .iter()
+        .any(|(_, d)| d.is_available() && d.weight() > 0);
+    let got = svc.schedule(flow, now);
+    if let Some(r) = reference {
+        assert_eq!(got, r, "{kind}: tree and linear scan disagree");
+    }
+    let Some(id) = got else { return };
+    let Some(d) = svc.dests().get(id) else {
+        panic!("{kind}: picked unknown {id:?}")
+    };
+    assert!(any_eligible, "{kind}: picked with nothing eligible");
+    assert!(d.is_available(), "{kind}: picked unavailable {id:?}");
+    assert!(d.weight() > 0, "{kind}: picked weight 0 {id:?}");
+    if !kind.is_nginx() && kind != SchedulerKind::Lblc {
+        assert!(!d.is_overloaded(), "{kind}: picked overloaded {id:?}");
+    }
+    if kind.is_nginx() {
+        assert!(!d.nginx.down, "{kind}: picked down {id:?}");
+    }
+}

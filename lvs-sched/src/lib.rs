@@ -1,0 +1,146 @@
+#![doc = include_str!("../README.md")]
+#![no_std]
+#![forbid(unsafe_code)]
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+
+extern crate alloc;
+#[cfg(feature = "std")]
+extern crate std;
+
+pub mod dest;
+pub mod hash;
+pub mod ipvs;
+pub mod nginx;
+pub mod persistence;
+pub mod registry;
+pub mod rng;
+pub mod service;
+mod tree;
+
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
+
+use core::fmt;
+use core::net::SocketAddr;
+
+pub use dest::{Dest, DestId, DestSet, NginxPeer};
+pub use registry::{SchedConfig, SchedFlags, SchedulerKind, UnknownScheduler};
+pub use rng::{Rng, SplitMix64};
+pub use service::Service;
+
+/// A point in time, in milliseconds since an epoch the caller chooses.
+///
+/// The crate never reads a clock: every time-dependent call takes `now`, and time must
+/// only go forward.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Instant(pub u64);
+
+impl Instant {
+    /// `ms` milliseconds after the epoch.
+    #[must_use]
+    pub const fn from_millis(ms: u64) -> Self {
+        Self(ms)
+    }
+    /// `s` seconds after the epoch.
+    #[must_use]
+    pub const fn from_secs(s: u64) -> Self {
+        Self(s.saturating_mul(1000))
+    }
+    /// This instant plus `d`, saturating.
+    #[must_use]
+    pub fn saturating_add(self, d: core::time::Duration) -> Self {
+        let ms = u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+        Self(self.0.saturating_add(ms))
+    }
+    /// Milliseconds from `earlier` to `self` (0 if `earlier` is later).
+    #[must_use]
+    pub const fn millis_since(self, earlier: Self) -> u64 {
+        self.0.saturating_sub(earlier.0)
+    }
+}
+
+/// The transport protocol of a flow (the kernel's `sh-port`/`mh-port` only use the port for
+/// TCP, UDP and SCTP).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Protocol {
+    /// TCP.
+    Tcp,
+    /// UDP.
+    Udp,
+    /// SCTP.
+    Sctp,
+    /// Any other IP protocol number.
+    Other(u8),
+}
+
+impl Protocol {
+    /// Whether the kernel reads a port from this protocol's header (TCP, UDP, SCTP).
+    #[must_use]
+    pub const fn has_ports(self) -> bool {
+        matches!(self, Self::Tcp | Self::Udp | Self::Sctp)
+    }
+}
+
+/// The packet (IPVS) or request (nginx) being scheduled.
+#[derive(Clone, Copy, Debug)]
+pub struct Flow<'a> {
+    /// Client address and port (`sh`, `mh` and nginx `ip_hash` hash the client).
+    pub src: SocketAddr,
+    /// Virtual service address and port (`dh`, `lblc`, `lblcr` hash the destination address).
+    pub dst: SocketAddr,
+    /// Transport protocol.
+    pub proto: Protocol,
+    /// The evaluated key of nginx `hash $key [consistent]`; `None` (or empty) makes nginx fall
+    /// back to round robin.
+    pub key: Option<&'a [u8]>,
+}
+
+impl<'a> Flow<'a> {
+    /// A TCP flow from `src` to `dst` with no nginx hash key.
+    #[must_use]
+    pub const fn tcp(src: SocketAddr, dst: SocketAddr) -> Self {
+        Self {
+            src,
+            dst,
+            proto: Protocol::Tcp,
+            key: None,
+        }
+    }
+    /// The same flow with the nginx `hash` key set.
+    #[must_use]
+    pub const fn with_key(mut self, key: &'a [u8]) -> Self {
+        self.key = Some(key);
+        self
+    }
+}
+
+/// One scheduling algorithm: the kernel's `struct ip_vs_scheduler` (or an nginx upstream
+/// balancer) as a Rust trait.
+///
+/// Call [`Scheduler::rebuild`] after creating it and after any change to the configured set
+/// (the kernel's `init_service`/`add_dest`/`del_dest`/`upd_dest`), [`Scheduler::dest_updated`]
+/// when one destination's configuration changes, and [`Scheduler::load_changed`] when only a
+/// destination's connection counters or overload flag changed. [`Service`] does all of this
+/// for you.
+pub trait Scheduler: Send + fmt::Debug {
+    /// Which algorithm this is.
+    fn kind(&self) -> SchedulerKind;
+    /// Rebuild all state from the destination set (kernel `init_service`, `add_dest`,
+    /// `del_dest`).
+    fn rebuild(&mut self, dests: &DestSet);
+    /// One destination's configuration (weight, thresholds, availability) changed: the kernel's
+    /// `upd_dest`. The default rebuilds everything.
+    fn dest_updated(&mut self, dests: &DestSet, id: DestId) {
+        let _ = id;
+        self.rebuild(dests);
+    }
+    /// One destination's connection counters or overload flag changed (no kernel callback;
+    /// the kernel schedulers read them live). The default does nothing.
+    fn load_changed(&mut self, dests: &DestSet, id: DestId) {
+        let _ = (dests, id);
+    }
+    /// Choose a destination for `flow`. `None` is the kernel's "no destination available"
+    /// (nginx: `NGX_BUSY`). nginx balancers update their per-peer smooth-WRR state in `dests`.
+    fn schedule(&mut self, dests: &mut DestSet, flow: &Flow<'_>, now: Instant) -> Option<DestId>;
+}

@@ -1,0 +1,31 @@
+//! Replays the fuzz seeds (and a few fixed byte strings) through the fuzz target's function.
+#![cfg(feature = "fuzzing")]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::path::Path;
+
+#[test]
+fn replay_fixed_inputs() {
+    let inputs: &[&[u8]] = &[
+        b"",
+        b"\x00",
+        b"\x03\x00\x00\x01\x05\x00\x00\x00\x00\x02\x03\x00\x00\x00\x0b\x01\x02\x04\x00\x0b\x01\x02",
+        b"\x0a\x03\x00\x81\xff\xff\xff\x7f\x00\x02\x01\x00\x00\x00\x03\x00\x01\x00\x04\x00\x0b\x09\x09",
+        &[0xff; 64],
+    ];
+    for i in inputs {
+        lvs_sched::fuzzing::run_ops(i);
+    }
+}
+
+#[test]
+fn replay_seed_corpus() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/seeds/sched_ops");
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let data = std::fs::read(e.path()).unwrap();
+        lvs_sched::fuzzing::run_ops(&data);
+    }
+}
