@@ -1,0 +1,108 @@
+//! Hot paths: cookie seal+open of a 1 KiB session; memory load+save.
+//!
+//! `cargo bench -p session-store --all-features --bench store`
+#![allow(missing_docs, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::future::Future;
+use std::hint::black_box;
+use std::pin::pin;
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use session_store::{
+    CookieStore, KeyRing, ManualClock, MemoryStore, Record, SessionId, SessionStore, Token,
+    UnixTime,
+};
+
+const NOW: UnixTime = UnixTime::from_secs(1_700_000_000);
+
+/// Both stores return ready futures: one poll with a no-op waker completes them.
+fn now_or_never<F: Future>(f: F) -> F::Output {
+    let mut f = pin!(f);
+    match f.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
+        Poll::Ready(v) => v,
+        Poll::Pending => panic!("store future was not ready"),
+    }
+}
+
+fn session_1k(n: u8) -> Record {
+    let mut r = Record::new(
+        SessionId::from_bytes([n; 16]),
+        NOW,
+        Duration::from_secs(3600),
+    );
+    r.insert("user", "alice@example.com").unwrap();
+    r.insert("roles", &["admin", "ops"]).unwrap();
+    // Pad the JSON encoding to ~1 KiB.
+    r.insert("blob", &"x".repeat(1024 - 120)).unwrap();
+    r
+}
+
+fn cookie(c: &mut Criterion) {
+    let store = CookieStore::with_clock("sid", KeyRing::new(1, [7; 32]), ManualClock::new(NOW));
+    let rec = session_1k(1);
+    let plain = session_store::codec::encode(&rec).unwrap().len();
+    let mut g = c.benchmark_group("cookie");
+    g.throughput(Throughput::Bytes(plain as u64));
+    g.bench_function("seal+open 1KiB", |b| {
+        b.iter(|| {
+            let t = store.seal(black_box(&rec)).unwrap();
+            black_box(store.open(t.as_str().as_bytes()).unwrap())
+        });
+    });
+    let t = store.seal(&rec).unwrap();
+    g.bench_function("open 1KiB", |b| {
+        b.iter(|| black_box(store.open(black_box(t.as_str().as_bytes())).unwrap()));
+    });
+    g.bench_function("seal 1KiB", |b| {
+        b.iter(|| black_box(store.seal(black_box(&rec)).unwrap()))
+    });
+    // Where the time goes: the JSON codec alone.
+    let bytes = session_store::codec::encode(&rec).unwrap();
+    g.bench_function("codec encode+decode 1KiB", |b| {
+        b.iter(|| {
+            let e = session_store::codec::encode(black_box(&rec)).unwrap();
+            black_box(session_store::codec::decode(black_box(&bytes)).unwrap());
+            e
+        })
+    });
+    g.finish();
+}
+
+fn memory(c: &mut Criterion) {
+    let store = MemoryStore::with_clock(1_000_000, ManualClock::new(NOW));
+    let tokens: Vec<Token> = (0..1024_u32)
+        .map(|i| {
+            let mut id = [0_u8; 16];
+            id[..4].copy_from_slice(&i.to_le_bytes());
+            let mut r = Record::new(SessionId::from_bytes(id), NOW, Duration::from_secs(3600));
+            r.insert("user", "alice").unwrap();
+            r.insert("counter", &0_u64).unwrap();
+            now_or_never(store.create(&mut r)).unwrap()
+        })
+        .collect();
+    let mut g = c.benchmark_group("memory");
+    g.throughput(Throughput::Elements(2)); // one load + one save
+    let mut i = 0_usize;
+    g.bench_function("load+compare_and_save", |b| {
+        b.iter(|| {
+            i = (i + 1) & 1023;
+            let t = &tokens[i];
+            let mut r = now_or_never(store.load(black_box(t))).unwrap().unwrap();
+            now_or_never(store.compare_and_save(&mut r)).unwrap()
+        });
+    });
+    g.bench_function("load+save", |b| {
+        b.iter(|| {
+            i = (i + 1) & 1023;
+            let t = &tokens[i];
+            let mut r = now_or_never(store.load(black_box(t))).unwrap().unwrap();
+            now_or_never(store.save(&mut r)).unwrap()
+        });
+    });
+    g.finish();
+}
+
+criterion_group!(benches, cookie, memory);
+criterion_main!(benches);

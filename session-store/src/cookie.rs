@@ -1,0 +1,415 @@
+//! [`CookieStore`]: the whole session sealed into the cookie value.
+//!
+//! # Token format (version 1)
+//!
+//! The cookie value is unpadded base64url of
+//!
+//! | bytes | field |
+//! |---|---|
+//! | 1 | format, `0x01` |
+//! | 4 | key id, big-endian: which key of the [`KeyRing`] sealed it |
+//! | 24 | XChaCha20 nonce, fresh from the OS CSPRNG for every seal |
+//! | n + 16 | XChaCha20-Poly1305 ciphertext of the [`codec`] encoding, then the tag |
+//!
+//! The associated data is `"session-store/cookie/v1\0"`, the cookie name, `0x00`, and the
+//! 5 header bytes, so a token cannot be replayed under another cookie name, and the format
+//! byte and key id cannot be altered. The expiry is inside the sealed record, so a client cannot
+//! extend it by editing the cookie's `Max-Age`.
+//!
+//! # What a client-held session cannot do
+//!
+//! * **No revocation.** [`delete`](SessionStore::delete) has nothing to delete: the caller must
+//!   clear the cookie, and a copy of the old token still opens until it expires. Use short
+//!   TTLs with [`touch`](SessionStore::touch), or retire the key (which logs everyone out).
+//! * **No shared compare-and-set.** The only copy of the session is the one the client
+//!   presented, so [`compare_and_save`](SessionStore::compare_and_save) can only compare with
+//!   the version inside that token, i.e. the record it was loaded from: it never reports a
+//!   conflict. Two concurrent requests carrying the same cookie each save successfully, and the
+//!   browser keeps whichever `Set-Cookie` arrives last; the other update is lost. Keep
+//!   contended state (counters, carts) in a server-side store.
+//! * **Replay.** An old token stays valid until its sealed expiry.
+
+#![warn(clippy::indexing_slicing)]
+
+use std::fmt;
+use std::future::{Future, ready};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chacha20poly1305::aead::{Aead, KeyInit, Payload};
+use chacha20poly1305::{Key, XChaCha20Poly1305, XNonce};
+
+use crate::clock::{Clock, SystemClock, UnixTime};
+use crate::{Record, SessionStore, StoreError, Token, codec};
+
+/// Most browsers cap `name=value` of one cookie at 4,096 bytes (RFC 6265 §6.1 asks for at
+/// least that much).
+pub const MAX_COOKIE_BYTES: usize = 4096;
+/// The token format written by this version.
+pub const TOKEN_FORMAT_V1: u8 = 1;
+
+const AAD_PREFIX: &[u8] = b"session-store/cookie/v1\0";
+const HEADER_LEN: usize = 1 + 4;
+const NONCE_LEN: usize = 24;
+const TAG_LEN: usize = 16;
+/// Smallest binary token: header, nonce, tag, and a 1-byte plaintext.
+const MIN_SEALED_LEN: usize = HEADER_LEN + NONCE_LEN + TAG_LEN + 1;
+
+/// AEAD keys by id. The first (newest) key seals; every key opens. Rotate by adding a new key
+/// in front ([`KeyRing::rotate`]), keep the previous ones for as long as the longest session
+/// TTL, then drop them.
+///
+/// Keys are 32 bytes of secret randomness (never a password). Ids must be unique; a repeated id
+/// shadows the older key. `Debug` prints the ids only.
+#[derive(Clone)]
+pub struct KeyRing {
+    keys: Vec<(u32, XChaCha20Poly1305)>,
+}
+
+impl KeyRing {
+    /// A ring with one key, which seals.
+    #[must_use]
+    pub fn new(id: u32, key: [u8; 32]) -> Self {
+        Self {
+            keys: vec![(id, cipher(key))],
+        }
+    }
+
+    /// Makes `key` the sealing key; the keys already here still open.
+    #[must_use]
+    pub fn rotate(mut self, id: u32, key: [u8; 32]) -> Self {
+        self.keys.insert(0, (id, cipher(key)));
+        self
+    }
+
+    /// Adds `key` as an older key: it opens, never seals.
+    #[must_use]
+    pub fn with_previous(mut self, id: u32, key: [u8; 32]) -> Self {
+        self.keys.push((id, cipher(key)));
+        self
+    }
+
+    /// Forgets the key `id`; tokens it sealed no longer open. The sealing key cannot be
+    /// retired (`false` is returned): rotate first.
+    pub fn retire(&mut self, id: u32) -> bool {
+        let before = self.keys.len();
+        let primary = self.primary_id();
+        if id == primary {
+            return false;
+        }
+        self.keys.retain(|(k, _)| *k != id);
+        self.keys.len() != before
+    }
+
+    /// The id of the sealing key.
+    #[must_use]
+    pub fn primary_id(&self) -> u32 {
+        self.keys.first().map_or(0, |(id, _)| *id)
+    }
+
+    fn primary(&self) -> Option<&(u32, XChaCha20Poly1305)> {
+        self.keys.first()
+    }
+
+    fn find(&self, id: u32) -> Option<&XChaCha20Poly1305> {
+        self.keys.iter().find(|(k, _)| *k == id).map(|(_, c)| c)
+    }
+}
+
+impl fmt::Debug for KeyRing {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KeyRing")
+            .field(
+                "ids",
+                &self.keys.iter().map(|(id, _)| id).collect::<Vec<_>>(),
+            )
+            .finish()
+    }
+}
+
+fn cipher(key: [u8; 32]) -> XChaCha20Poly1305 {
+    XChaCha20Poly1305::new(&Key::from(key))
+}
+
+/// Why a token did not open. The store's `load` turns every one of these into `Ok(None)`;
+/// call [`CookieStore::open`] to see the reason (for metrics or logs).
+#[non_exhaustive]
+#[derive(thiserror::Error, Debug)]
+pub enum OpenError {
+    /// Longer than any cookie this store can have issued.
+    #[error("token is {len} bytes, longer than the {limit}-byte cookie limit")]
+    TooLong {
+        /// Token length.
+        len: usize,
+        /// [`MAX_COOKIE_BYTES`].
+        limit: usize,
+    },
+    /// Not canonical unpadded base64url.
+    #[error("token is not canonical base64url")]
+    Malformed,
+    /// Too short to hold a header, nonce and tag.
+    #[error("token is {len} bytes decoded, shorter than the minimum {min}")]
+    Truncated {
+        /// Decoded length.
+        len: usize,
+        /// Minimum decoded length.
+        min: usize,
+    },
+    /// A token format this version does not know (newer writer, or garbage).
+    #[error("unknown token format {0:#04x}")]
+    UnknownFormat(u8),
+    /// Sealed with a key that is not (or no longer) in the ring.
+    #[error("token was sealed with unknown key id {0}")]
+    UnknownKey(u32),
+    /// Authentication failed: the token was altered, or sealed for another cookie name.
+    #[error("token failed authentication (tampered, or for another cookie name)")]
+    Tampered,
+    /// Authentic but undecodable: written by an incompatible version with the same key.
+    #[error("sealed record does not decode")]
+    Corrupt(#[source] codec::Error),
+    /// Authentic and well-formed, but expired.
+    #[error("session expired at {expires:?}")]
+    Expired {
+        /// The sealed expiry.
+        expires: UnixTime,
+    },
+}
+
+/// A [`SessionStore`] that keeps nothing: the session travels in the cookie, sealed with
+/// XChaCha20-Poly1305. See the [module docs](self) for the format and for what a client-held
+/// session cannot do.
+pub struct CookieStore<C: Clock = SystemClock> {
+    name: String,
+    keys: KeyRing,
+    clock: C,
+}
+
+impl CookieStore<SystemClock> {
+    /// A store for the cookie called `name` on the system clock.
+    #[must_use]
+    pub fn new(name: impl Into<String>, keys: KeyRing) -> Self {
+        Self::with_clock(name, keys, SystemClock)
+    }
+}
+
+impl<C: Clock> CookieStore<C> {
+    /// A store reading time from `clock`.
+    #[must_use]
+    pub fn with_clock(name: impl Into<String>, keys: KeyRing, clock: C) -> Self {
+        Self {
+            name: name.into(),
+            keys,
+            clock,
+        }
+    }
+
+    /// The cookie name (bound into every token).
+    #[must_use]
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The key ring.
+    #[must_use]
+    pub fn keys(&self) -> &KeyRing {
+        &self.keys
+    }
+
+    /// Seals `rec` exactly as it is (version included) with the newest key and a fresh nonce.
+    ///
+    /// # Errors
+    /// [`StoreError::TooLarge`] if `name=token` would exceed [`MAX_COOKIE_BYTES`] (checked
+    /// before any encryption); [`StoreError::Encode`]; [`StoreError::Random`] if the OS RNG
+    /// fails.
+    pub fn seal(&self, rec: &Record) -> Result<Token, StoreError> {
+        let mut nonce = [0_u8; NONCE_LEN];
+        getrandom::fill(&mut nonce).map_err(StoreError::Random)?;
+        self.seal_with_nonce(rec, nonce)
+    }
+
+    /// [`seal`](Self::seal) with a caller-chosen nonce, for known-answer tests only: a nonce
+    /// must never repeat under one key.
+    #[doc(hidden)]
+    pub fn seal_with_nonce(
+        &self,
+        rec: &Record,
+        nonce: [u8; NONCE_LEN],
+    ) -> Result<Token, StoreError> {
+        let Some((key_id, cipher)) = self.keys.primary() else {
+            return Err(StoreError::Backend("key ring is empty".into()));
+        };
+        let plain = codec::encode(rec).map_err(StoreError::Encode)?;
+        let sealed_len = HEADER_LEN + NONCE_LEN + plain.len() + TAG_LEN;
+        let cookie_len = self.name.len() + 1 + base64_len(sealed_len);
+        if cookie_len > MAX_COOKIE_BYTES {
+            return Err(StoreError::TooLarge {
+                size: cookie_len,
+                limit: MAX_COOKIE_BYTES,
+            });
+        }
+        let [a, b, c, d] = key_id.to_be_bytes();
+        let header = [TOKEN_FORMAT_V1, a, b, c, d];
+        let aad = self.aad(&header);
+        let ct = cipher
+            .encrypt(
+                &XNonce::from(nonce),
+                Payload {
+                    msg: &plain,
+                    aad: &aad,
+                },
+            )
+            .map_err(|_| StoreError::Backend("AEAD encryption failed".into()))?;
+        let mut raw = Vec::with_capacity(sealed_len);
+        raw.extend_from_slice(&header);
+        raw.extend_from_slice(&nonce);
+        raw.extend_from_slice(&ct);
+        Ok(Token::new(URL_SAFE_NO_PAD.encode(raw)))
+    }
+
+    /// Opens a token at the store clock's "now".
+    ///
+    /// # Errors
+    /// Every way a client-supplied token can be wrong, as an [`OpenError`]; never panics.
+    pub fn open(&self, token: &[u8]) -> Result<Record, OpenError> {
+        self.open_at(token, self.clock.now())
+    }
+
+    /// Opens a token as of `now`.
+    ///
+    /// # Errors
+    /// As [`open`](Self::open).
+    pub fn open_at(&self, token: &[u8], now: UnixTime) -> Result<Record, OpenError> {
+        if token.len() > MAX_COOKIE_BYTES {
+            return Err(OpenError::TooLong {
+                len: token.len(),
+                limit: MAX_COOKIE_BYTES,
+            });
+        }
+        let raw = URL_SAFE_NO_PAD
+            .decode(token)
+            .map_err(|_| OpenError::Malformed)?;
+        if raw.len() < MIN_SEALED_LEN {
+            return Err(OpenError::Truncated {
+                len: raw.len(),
+                min: MIN_SEALED_LEN,
+            });
+        }
+        let truncated = || OpenError::Truncated {
+            len: raw.len(),
+            min: MIN_SEALED_LEN,
+        };
+        let (header, rest) = raw.split_at_checked(HEADER_LEN).ok_or_else(truncated)?;
+        let (nonce, ct) = rest.split_at_checked(NONCE_LEN).ok_or_else(truncated)?;
+        let [format, a, b, c, d] =
+            <[u8; HEADER_LEN]>::try_from(header).map_err(|_| OpenError::Malformed)?;
+        if format != TOKEN_FORMAT_V1 {
+            return Err(OpenError::UnknownFormat(format));
+        }
+        let key_id = u32::from_be_bytes([a, b, c, d]);
+        let cipher = self
+            .keys
+            .find(key_id)
+            .ok_or(OpenError::UnknownKey(key_id))?;
+        let nonce = <[u8; NONCE_LEN]>::try_from(nonce).map_err(|_| OpenError::Malformed)?;
+        let aad = self.aad(&[format, a, b, c, d]);
+        let plain = cipher
+            .decrypt(&XNonce::from(nonce), Payload { msg: ct, aad: &aad })
+            .map_err(|_| OpenError::Tampered)?;
+        let rec = codec::decode(&plain).map_err(OpenError::Corrupt)?;
+        if rec.is_expired(now) {
+            return Err(OpenError::Expired {
+                expires: rec.expires(),
+            });
+        }
+        Ok(rec)
+    }
+
+    fn aad(&self, header: &[u8; HEADER_LEN]) -> Vec<u8> {
+        let mut aad = Vec::with_capacity(AAD_PREFIX.len() + self.name.len() + 1 + HEADER_LEN);
+        aad.extend_from_slice(AAD_PREFIX);
+        aad.extend_from_slice(self.name.as_bytes());
+        aad.push(0);
+        aad.extend_from_slice(header);
+        aad
+    }
+
+    /// Seals `rec` at version `version`; on success updates `rec`, on error leaves it as it was.
+    fn write(&self, rec: &mut Record, version: u64) -> Result<Token, StoreError> {
+        let old = rec.version();
+        rec.set_version(version);
+        let out = self.seal(rec);
+        if out.is_err() {
+            rec.set_version(old);
+        }
+        out
+    }
+
+    fn touch_sync(&self, token: &Token, expires: UnixTime) -> Result<Option<Token>, StoreError> {
+        let Ok(mut rec) = self.open(token.as_str().as_bytes()) else {
+            return Ok(None);
+        };
+        rec.set_expires(expires);
+        self.seal(&rec).map(Some)
+    }
+}
+
+/// Length of unpadded base64 for `n` bytes.
+const fn base64_len(n: usize) -> usize {
+    (n / 3) * 4
+        + match n % 3 {
+            0 => 0,
+            1 => 2,
+            _ => 3,
+        }
+}
+
+impl<C: Clock> fmt::Debug for CookieStore<C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CookieStore")
+            .field("name", &self.name)
+            .field("keys", &self.keys)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<C: Clock> SessionStore for CookieStore<C> {
+    const SERVER_SIDE: bool = false;
+
+    /// Seals `rec` at version 1. There is no shared state, so no collision to detect.
+    fn create(&self, rec: &mut Record) -> impl Future<Output = Result<Token, StoreError>> + Send {
+        ready(self.write(rec, 1))
+    }
+
+    fn save(&self, rec: &mut Record) -> impl Future<Output = Result<Token, StoreError>> + Send {
+        ready(self.write(rec, rec.version().saturating_add(1)))
+    }
+
+    /// Compares with the only copy there is, the token the record was loaded from, so it never
+    /// conflicts: see the module docs.
+    fn compare_and_save(
+        &self,
+        rec: &mut Record,
+    ) -> impl Future<Output = Result<Token, StoreError>> + Send {
+        ready(self.write(rec, rec.version().saturating_add(1)))
+    }
+
+    fn load(
+        &self,
+        token: &Token,
+    ) -> impl Future<Output = Result<Option<Record>, StoreError>> + Send {
+        ready(Ok(self.open(token.as_str().as_bytes()).ok()))
+    }
+
+    /// Nothing to delete: clear the cookie. The token stays valid until it expires.
+    fn delete(&self, _token: &Token) -> impl Future<Output = Result<(), StoreError>> + Send {
+        ready(Ok(()))
+    }
+
+    fn touch(
+        &self,
+        token: &Token,
+        expires: UnixTime,
+    ) -> impl Future<Output = Result<Option<Token>, StoreError>> + Send {
+        ready(self.touch_sync(token, expires))
+    }
+}

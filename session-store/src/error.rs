@@ -1,0 +1,53 @@
+//! [`StoreError`], the one error type of every [`SessionStore`](crate::SessionStore).
+
+use crate::codec;
+
+/// A boxed backend error, kept whole as the `source` (never stringified).
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// Why a store operation failed. Nothing was written when one of these is returned.
+#[non_exhaustive]
+#[derive(thiserror::Error, Debug)]
+pub enum StoreError {
+    /// `create` kept drawing ids that already exist; the RNG is broken or the store is under
+    /// attack. Retrying is pointless.
+    #[error("session id already exists (retry budget exhausted)")]
+    Conflict,
+    /// `compare_and_save` found another version stored: somebody else wrote since this record
+    /// was loaded (or the session expired or was deleted: `found: None`). Load again, re-apply
+    /// the change, and retry.
+    #[error("version mismatch: record was loaded at version {expected}, store has {found:?}")]
+    VersionMismatch {
+        /// The record's version, i.e. the version it was loaded at.
+        expected: u64,
+        /// The stored version, `None` if the session is gone.
+        found: Option<u64>,
+    },
+    /// The store holds its configured maximum of sessions. Sweep, raise the bound, or shed load.
+    #[error("session store is full ({max_sessions} sessions)")]
+    Full {
+        /// The configured bound.
+        max_sessions: usize,
+    },
+    /// The encoded session is larger than the backend allows (for `cookie`: the 4,096-byte
+    /// cookie). Store less in the session.
+    #[error("session is {size} bytes encoded, over the limit of {limit}")]
+    TooLarge {
+        /// Bytes needed.
+        size: usize,
+        /// Bytes allowed.
+        limit: usize,
+    },
+    /// The record could not be encoded.
+    #[error("session record encoding failed")]
+    Encode(#[source] codec::Error),
+    /// The OS CSPRNG failed while drawing a session id or a nonce; retry later.
+    #[error("the OS random number generator failed; retry later")]
+    Random(#[source] getrandom::Error),
+    /// The backend is unreachable; retry or fail over.
+    #[error("session backend unavailable; retry or fail over")]
+    Unavailable(#[source] BoxError),
+    /// Any other backend failure.
+    #[error("session backend error")]
+    Backend(#[source] BoxError),
+}

@@ -1,0 +1,133 @@
+#![doc = include_str!("../README.md")]
+#![forbid(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+use std::fmt;
+use std::future::Future;
+
+pub mod clock;
+pub mod codec;
+#[cfg(feature = "cookie")]
+pub mod cookie;
+mod error;
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
+mod id;
+#[cfg(feature = "memory")]
+pub mod memory;
+mod record;
+
+pub use clock::{Clock, ManualClock, SystemClock, UnixTime};
+#[cfg(feature = "cookie")]
+pub use cookie::{CookieStore, KeyRing, OpenError};
+pub use error::{BoxError, StoreError};
+pub use id::{ID_LEN, ID_TEXT_LEN, IdError, SessionId};
+#[cfg(feature = "memory")]
+pub use memory::MemoryStore;
+pub use record::Record;
+
+/// What the client carries (the cookie value): the session id for server-side stores, the
+/// whole sealed record for `CookieStore`.
+///
+/// A token from a client is untrusted text; stores parse it (strict base64url, exact length,
+/// AEAD) before using it. `Debug` shows only the length: tokens are bearer credentials.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Token(String);
+
+impl Token {
+    /// Wraps text received from a client (or produced by a store).
+    #[must_use]
+    pub fn new(text: impl Into<String>) -> Self {
+        Self(text.into())
+    }
+
+    /// The text to put into the cookie.
+    #[must_use]
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The text, owned.
+    #[must_use]
+    pub fn into_string(self) -> String {
+        self.0
+    }
+}
+
+impl fmt::Debug for Token {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Token({} bytes)", self.0.len())
+    }
+}
+
+impl From<SessionId> for Token {
+    fn from(id: SessionId) -> Self {
+        Self(id.to_string())
+    }
+}
+
+/// A session backend.
+///
+/// Every write takes `&mut Record` and, on success, sets the record's
+/// [`version`](Record::version) to the version now stored and returns the [`Token`] the client
+/// must carry from now on (it changes on every write only for the cookie store). On error
+/// nothing was written and the record is unchanged.
+///
+/// Methods are native `async fn`-in-trait with `Send` futures, so a store can be used from any
+/// multi-threaded runtime; stores that need no I/O return ready futures.
+///
+/// The trait is shaped for network backends too: `create` maps to `SET NX` / memcached `add` /
+/// `INSERT`, `compare_and_save` to a `WATCH`/Lua script / memcached `cas` / `UPDATE … WHERE
+/// version = ?`, and `touch` to `EXPIRE` / memcached `touch`.
+pub trait SessionStore: Send + Sync + 'static {
+    /// `true` if the session state lives on the server, so that `delete` revokes a session and
+    /// `compare_and_save` compares against one shared copy. `false` for the cookie store, whose
+    /// only copy is in the client's hands (see its docs for what that means).
+    const SERVER_SIDE: bool;
+
+    /// Inserts a new session; never overwrites. If `rec`'s id is already taken it draws fresh
+    /// ids (hence `&mut`) and returns [`StoreError::Conflict`] only when its retry budget runs
+    /// out. The stored version is 1.
+    fn create(&self, rec: &mut Record) -> impl Future<Output = Result<Token, StoreError>> + Send;
+
+    /// Unconditional write (last writer wins): inserts or replaces, storing
+    /// `max(stored, rec.version) + 1`. Prefer [`compare_and_save`](Self::compare_and_save)
+    /// whenever two requests can touch one session.
+    fn save(&self, rec: &mut Record) -> impl Future<Output = Result<Token, StoreError>> + Send;
+
+    /// Version-checked write: succeeds only if the stored version is still `rec.version()`,
+    /// then stores `rec.version() + 1`. Otherwise [`StoreError::VersionMismatch`]; load again,
+    /// re-apply the change and retry.
+    fn compare_and_save(
+        &self,
+        rec: &mut Record,
+    ) -> impl Future<Output = Result<Token, StoreError>> + Send;
+
+    /// The session for `token`, or `Ok(None)` if it is unknown, expired, deleted, or the
+    /// token is malformed, tampered or sealed with an unknown key (never an error: that is
+    /// client input). `Err` is for backend failures only.
+    fn load(
+        &self,
+        token: &Token,
+    ) -> impl Future<Output = Result<Option<Record>, StoreError>> + Send;
+
+    /// Removes the session. Deleting an unknown session is not an error.
+    fn delete(&self, token: &Token) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Moves the expiry of a live session to `expires` without changing its data or version
+    /// (rolling expiry never conflicts with writers). `Ok(None)` if the session is absent or
+    /// expired; otherwise the token to carry from now on.
+    fn touch(
+        &self,
+        token: &Token,
+        expires: UnixTime,
+    ) -> impl Future<Output = Result<Option<Token>, StoreError>> + Send;
+}
+
+#[cfg(feature = "memory")]
+/// Draws a fresh id from the OS CSPRNG.
+pub(crate) fn fresh_id() -> Result<SessionId, StoreError> {
+    let mut b = [0_u8; ID_LEN];
+    getrandom::fill(&mut b).map_err(StoreError::Random)?;
+    Ok(SessionId::from_bytes(b))
+}

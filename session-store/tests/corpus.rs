@@ -1,0 +1,38 @@
+//! Replays `../fuzz/seeds/cookie_open/` through the fuzz entry point on stable, so plain
+//! `cargo test --features fuzzing` covers every seed, and checks each seed opens (or not) as
+//! its name says.
+#![cfg(feature = "fuzzing")]
+#![allow(clippy::unwrap_used, clippy::panic)]
+
+use std::fs;
+use std::path::PathBuf;
+
+use session_store::OpenError;
+use session_store::fuzzing::{cookie_open, store};
+
+#[test]
+fn cookie_open_seeds() {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fuzz/seeds/cookie_open");
+    let mut names = Vec::new();
+    for entry in fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        let data = fs::read(&path).unwrap();
+        cookie_open(&data);
+        let opened = store().open(&data);
+        match name.as_str() {
+            "expired.txt" => assert!(matches!(opened, Err(OpenError::Expired { .. })), "{name}"),
+            "garbage.txt" => assert!(opened.is_err(), "{name}"),
+            "codec_record.bin" => {
+                assert!(opened.is_err(), "{name} is not a token");
+                assert!(
+                    session_store::codec::decode(&data).is_ok(),
+                    "{name} decodes"
+                );
+            }
+            _ => assert!(opened.is_ok(), "{name}: {opened:?}"),
+        }
+        names.push(name);
+    }
+    assert!(names.len() >= 7, "seeds missing: {names:?}");
+}
