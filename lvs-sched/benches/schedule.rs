@@ -80,9 +80,18 @@ fn per_decision(c: &mut Criterion) {
 
 fn maglev_build(c: &mut Criterion) {
     let dests: Vec<_> = (0..1000).map(|i| (addr(i, 80), 1u32, i)).collect();
-    c.bench_function("maglev_build/1000/65537", |b| {
+    let mut g = c.benchmark_group("maglev_build");
+    // The peer takes about half a second (and 500 MB) per build: keep the sample small.
+    g.sample_size(10);
+    g.bench_function("lvs-sched/1000/65537", |b| {
         b.iter(|| Table::build(black_box(&dests), 65_537))
     });
+    // The peer: the `maglev` crate's table for the same 1,000 nodes and table size.
+    let nodes: Vec<SocketAddr> = (0..1000).map(|i| addr(i, 80)).collect();
+    g.bench_function("maglev-crate/1000/65537", |b| {
+        b.iter(|| maglev::Maglev::with_capacity(black_box(nodes.clone()), 65_537))
+    });
+    g.finish();
 }
 
 criterion_group!(benches, per_decision, maglev_build);
