@@ -29,7 +29,7 @@
 //! assert_eq!(lan.masters(), vec![b]);
 //! ```
 
-use alloc::collections::BinaryHeap;
+use alloc::collections::{BTreeMap, BinaryHeap};
 use alloc::vec::Vec;
 use core::cmp::Reverse;
 use core::net::IpAddr;
@@ -47,7 +47,8 @@ pub struct Link {
     pub loss_ppm: u32,
     /// Fixed one-way delay.
     pub delay: Duration,
-    /// Extra delay, uniform in `0..=jitter`, drawn per delivery.
+    /// Extra delay, uniform in `0..=jitter`, drawn per delivery. Deliveries between one pair
+    /// of routers stay in order, as on a switched LAN: jitter never reorders them.
     pub jitter: Duration,
 }
 
@@ -72,9 +73,10 @@ impl Link {
         }
     }
 
-    /// The longest a delivery can take.
+    /// The longest a delivery can take, as the simulator's microsecond clock sees it (delay
+    /// and jitter each rounded up to whole microseconds).
     pub fn max_delay(&self) -> Duration {
-        self.delay + self.jitter
+        Duration::from_micros(duration_micros(self.delay) + duration_micros(self.jitter))
     }
 }
 
@@ -161,6 +163,8 @@ pub struct Lan {
     now: Instant,
     nodes: Vec<Node>,
     wire: BinaryHeap<Reverse<InFlight>>,
+    /// Latest scheduled arrival per (sender, receiver), to keep each pair in order.
+    last_arrival: BTreeMap<(usize, usize), Instant>,
     link: Link,
     rng: Rng,
     seq: u64,
@@ -176,6 +180,7 @@ impl Lan {
             now: Instant::ZERO,
             nodes: Vec::new(),
             wire: BinaryHeap::new(),
+            last_arrival: BTreeMap::new(),
             link,
             rng: Rng(seed),
             seq: 0,
@@ -484,7 +489,10 @@ impl Lan {
                     continue;
                 }
                 let jitter = self.rng.below(duration_micros(self.link.jitter) + 1);
-                let at = now + self.link.delay + Duration::from_micros(jitter);
+                let mut at = now + self.link.delay + Duration::from_micros(jitter);
+                let last = self.last_arrival.entry((i, j)).or_insert(at);
+                at = at.max(*last);
+                *last = at;
                 self.seq += 1;
                 self.wire.push(Reverse(InFlight {
                     at,
