@@ -675,6 +675,15 @@ impl VirtualRouter {
         let yields = priority > self.priority
             || (priority == self.priority && ip_greater(src, self.cfg.primary));
         if !yields {
+            // Another router believes it is master (it was cut off, frozen, or just started
+            // as owner of nothing). The RFC discards the advert; like keepalived we also
+            // advertise at once, so it yields now rather than at our next interval, and
+            // re-announce the addresses, because the hosts on the link may have learnt its
+            // MAC for them while it thought it was master.
+            self.stats.lower_priority_master_seen += 1;
+            self.queue_adverts(self.priority);
+            self.timers.set(Timer::Advert, now + self.advert_interval());
+            self.start_announce(now, self.cfg.announce.repeat);
             return;
         }
         if self.cfg.version == Version::V3 {

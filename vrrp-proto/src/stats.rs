@@ -49,6 +49,9 @@ pub struct Stats {
     pub unknown_source: u64,
     /// Adverts an address owner discarded (RFC 5798 §7.1).
     pub owner_discards: u64,
+    /// Adverts from a lower-priority router that thought it was master, received while
+    /// Master (answered at once with an advert and re-announcements).
+    pub lower_priority_master_seen: u64,
 }
 
 impl Stats {

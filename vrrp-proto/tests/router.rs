@@ -330,8 +330,17 @@ fn master_yields_to_higher_priority_and_to_the_higher_address_on_a_tie() {
             );
             assert_eq!(r.master(), Some(ip(src)));
         } else {
-            assert!(out.is_empty(), "{src} {prio}: {out:?}");
+            // It stays master, advertises at once and re-announces the VIP, so the
+            // other router yields and the hosts that followed it come back.
+            assert!(
+                matches!(out.first(), Some(Out::Advert { priority: 100, .. })),
+                "{src} {prio}: {out:?}"
+            );
+            let repeat = usize::from(r.config().announce().repeat);
+            assert_eq!(out.len(), 1 + repeat, "{src} {prio}: {out:?}");
+            assert!(out.iter().skip(1).all(|o| *o == Out::Garp), "{out:?}");
             assert_eq!(r.state(), State::Master);
+            assert_eq!(r.stats().lower_priority_master_seen, 1);
         }
     }
 }
