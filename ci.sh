@@ -28,10 +28,18 @@ rustup component list --installed | grep -q '^rustfmt' || rustup component add r
 rustup component list --installed | grep -q '^clippy' || rustup component add clippy
 # The IPVS tests boot Debian's kernel (which has ip_vs) under qemu: scripts/ipvs-vm.sh fetches
 # the kernel package itself; these are the tools it needs.
-if ! dpkg -s qemu-system-x86 busybox-static cpio kmod ipvsadm >/dev/null 2>&1 \
+# The vrrpd tests run Debian's keepalived 2.2.7 beside our daemon in network namespaces.
+APT_PKGS="qemu-system-x86 busybox-static cpio kmod ipvsadm keepalived iproute2"
+# shellcheck disable=SC2086
+if ! dpkg -s $APT_PKGS >/dev/null 2>&1 \
    || ! apt-cache show linux-image-cloud-amd64 >/dev/null 2>&1; then
     apt-get update
-    apt-get install -y --no-install-recommends qemu-system-x86 busybox-static cpio kmod ipvsadm
+    # shellcheck disable=SC2086
+    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $APT_PKGS
+fi
+# keepalived's package starts a system-wide daemon on install; the tests run their own.
+if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet keepalived 2>/dev/null; then
+    systemctl stop keepalived || true
 fi
 if [ "$FUZZ_SECONDS" != 0 ] && ! cargo fuzz --version >/dev/null 2>&1; then
     cargo install cargo-fuzz --locked

@@ -1,0 +1,652 @@
+//! The LVS part of keepalived.conf: `virtual_server` blocks, for `lvsd`.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::Path;
+use std::time::Duration;
+
+use super::render::{close, line, open, opt_line};
+use super::vrrp::{LVS_TOP, OTHER_TOP, VRRP_TOP};
+use super::{
+    ConfError, Ctx, Node, Options, Pos, SourcePos, Warning, arg, bad_value, block, command_arg,
+    fmt_secs, int_arg, ip_arg, narrow, parse_tree, parse_tree_str, secs_arg,
+};
+
+const SECS_DAY: Duration = Duration::from_secs(86_400);
+
+/// The LVS configuration: the `virtual_server` blocks, in file order.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct LvsConf {
+    /// The virtual servers.
+    pub virtual_servers: Vec<VirtualServer>,
+}
+
+/// What a virtual server listens on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum VsAddr {
+    /// `virtual_server IP PORT`.
+    Socket(SocketAddr),
+    /// `virtual_server fwmark N`.
+    Fwmark(u32),
+}
+
+impl fmt::Display for VsAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Socket(s) => write!(f, "{} {}", s.ip(), s.port()),
+            Self::Fwmark(m) => write!(f, "fwmark {m}"),
+        }
+    }
+}
+
+/// `lb_algo`: the IPVS scheduler.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum LbAlgo {
+    /// `rr`, round robin.
+    Rr,
+    /// `wrr`, weighted round robin (the default).
+    Wrr,
+    /// `lc`, least connections.
+    Lc,
+    /// `wlc`, weighted least connections.
+    Wlc,
+    /// `sed`, shortest expected delay.
+    Sed,
+    /// `nq`, never queue.
+    Nq,
+    /// `dh`, destination hashing.
+    Dh,
+    /// `sh`, source hashing.
+    Sh,
+    /// `lblc`, locality-based least connections.
+    Lblc,
+    /// `lblcr`, locality-based least connections with replication.
+    Lblcr,
+    /// `mh`, Maglev hashing.
+    Mh,
+    /// `fo`, weighted failover.
+    Fo,
+    /// `ovf`, weighted overflow.
+    Ovf,
+    /// `twos`, weighted random twos choice.
+    Twos,
+}
+
+impl LbAlgo {
+    const ALL: [(Self, &'static str); 14] = [
+        (Self::Rr, "rr"),
+        (Self::Wrr, "wrr"),
+        (Self::Lc, "lc"),
+        (Self::Wlc, "wlc"),
+        (Self::Sed, "sed"),
+        (Self::Nq, "nq"),
+        (Self::Dh, "dh"),
+        (Self::Sh, "sh"),
+        (Self::Lblc, "lblc"),
+        (Self::Lblcr, "lblcr"),
+        (Self::Mh, "mh"),
+        (Self::Fo, "fo"),
+        (Self::Ovf, "ovf"),
+        (Self::Twos, "twos"),
+    ];
+
+    /// The IPVS scheduler name (`wrr`, ...).
+    pub fn name(self) -> &'static str {
+        Self::ALL
+            .iter()
+            .find(|(a, _)| *a == self)
+            .map_or("wrr", |(_, n)| n)
+    }
+
+    /// The algorithm named `name`, if any.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.iter().find(|(_, n)| *n == name).map(|(a, _)| *a)
+    }
+}
+
+/// `lb_kind`: the forwarding method.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum LbKind {
+    /// `NAT`, masquerading (the default).
+    #[default]
+    Nat,
+    /// `DR`, direct routing.
+    Dr,
+    /// `TUN`, IP-in-IP tunnelling.
+    Tun,
+}
+
+/// `protocol`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Protocol {
+    /// `TCP` (the default).
+    #[default]
+    Tcp,
+    /// `UDP`.
+    Udp,
+    /// `SCTP`.
+    Sctp,
+}
+
+/// `persistence_granularity`: a netmask (IPv4) or a prefix length (IPv6).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Granularity {
+    /// `255.255.255.0`.
+    Mask(Ipv4Addr),
+    /// `64`.
+    Prefix(u8),
+}
+
+/// The connection settings shared by the checkers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Connect {
+    /// `connect_timeout` (5 s).
+    pub connect_timeout: Duration,
+    /// `connect_port` (the real server's port when unset).
+    pub connect_port: Option<u16>,
+    /// `connect_ip` (the real server's address when unset).
+    pub connect_ip: Option<IpAddr>,
+    /// `retry` or `nb_get_retry` (1).
+    pub retry: u32,
+    /// `delay_before_retry` (1 s).
+    pub delay_before_retry: Duration,
+}
+
+impl Default for Connect {
+    fn default() -> Self {
+        Self {
+            connect_timeout: Duration::from_secs(5),
+            connect_port: None,
+            connect_ip: None,
+            retry: 1,
+            delay_before_retry: Duration::from_secs(1),
+        }
+    }
+}
+
+/// `url { path P status_code N digest D }`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Url {
+    /// `path`.
+    pub path: String,
+    /// `status_code` (keepalived accepts any 2xx when unset).
+    pub status_code: Option<u16>,
+    /// `digest`: the MD5 of the body, in hex.
+    pub digest: Option<String>,
+}
+
+/// A health check of a real server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Check {
+    /// `TCP_CHECK`: a TCP connect.
+    Tcp(Connect),
+    /// `HTTP_GET`: HTTP requests of the URLs.
+    Http {
+        /// The connection settings.
+        connect: Connect,
+        /// The URLs to fetch.
+        urls: Vec<Url>,
+    },
+}
+
+/// `real_server IP PORT { ... }`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RealServer {
+    /// Where it was defined (not compared).
+    pub pos: SourcePos,
+    /// The address.
+    pub addr: SocketAddr,
+    /// `weight` (1).
+    pub weight: u32,
+    /// `inhibit_on_failure`: set the weight to 0 on failure instead of removing the server.
+    pub inhibit_on_failure: bool,
+    /// The checkers.
+    pub checks: Vec<Check>,
+    /// `notify_up`.
+    pub notify_up: Option<String>,
+    /// `notify_down`.
+    pub notify_down: Option<String>,
+}
+
+/// `virtual_server IP PORT { ... }` or `virtual_server fwmark N { ... }`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VirtualServer {
+    /// Where it was defined (not compared).
+    pub pos: SourcePos,
+    /// What it listens on.
+    pub addr: VsAddr,
+    /// `delay_loop` between checks (60 s).
+    pub delay_loop: Duration,
+    /// `lb_algo` (wrr).
+    pub lb_algo: LbAlgo,
+    /// `lb_kind` (NAT).
+    pub lb_kind: LbKind,
+    /// `persistence_timeout` in seconds (no persistence when unset).
+    pub persistence_timeout: Option<u32>,
+    /// `persistence_granularity`.
+    pub persistence_granularity: Option<Granularity>,
+    /// `protocol` (TCP).
+    pub protocol: Protocol,
+    /// `quorum` (1).
+    pub quorum: u32,
+    /// `hysteresis` (0).
+    pub hysteresis: u32,
+    /// `virtualhost` for HTTP checks.
+    pub virtualhost: Option<String>,
+    /// `sorry_server IP PORT`.
+    pub sorry_server: Option<SocketAddr>,
+    /// The real servers.
+    pub real_servers: Vec<RealServer>,
+}
+
+/// Reads the LVS configuration of `path` and its includes.
+pub fn parse_lvs(path: &Path) -> Result<(LvsConf, Vec<Warning>), ConfError> {
+    let (nodes, mut warnings) = parse_tree(path, &Options::default())?;
+    let (conf, w) = LvsConf::from_nodes(&nodes)?;
+    warnings.extend(w);
+    Ok((conf, warnings))
+}
+
+/// Parses LVS configuration text; `name` is used in positions and as the base of includes.
+pub fn parse_lvs_str(
+    text: &str,
+    name: impl AsRef<Path>,
+) -> Result<(LvsConf, Vec<Warning>), ConfError> {
+    let (nodes, mut warnings) = parse_tree_str(text, name, &Options::default())?;
+    let (conf, w) = LvsConf::from_nodes(&nodes)?;
+    warnings.extend(w);
+    Ok((conf, warnings))
+}
+
+fn u32_arg(n: &Node, i: usize, min: i64) -> Result<u32, ConfError> {
+    narrow(n, int_arg(n, i, min, i64::from(u32::MAX))?)
+}
+
+fn port_arg(n: &Node, i: usize) -> Result<u16, ConfError> {
+    narrow(n, int_arg(n, i, 0, 65_535)?)
+}
+
+fn socket_args(n: &Node, i: usize) -> Result<SocketAddr, ConfError> {
+    let ip = ip_arg(n, i)?;
+    let port = port_arg(n, i + 1)?;
+    Ok(SocketAddr::new(ip, port))
+}
+
+impl LvsConf {
+    /// Builds the LVS configuration from a parsed tree. VRRP blocks are skipped silently;
+    /// unknown top-level keywords are warnings.
+    pub fn from_nodes(nodes: &[Node]) -> Result<(Self, Vec<Warning>), ConfError> {
+        let mut ctx = Ctx::default();
+        let mut conf = Self::default();
+        let mut seen: HashMap<(VsAddr, Protocol), Pos> = HashMap::new();
+        for node in nodes {
+            match node.keyword.as_str() {
+                "virtual_server" => {
+                    if node.args.first().map(String::as_str) == Some("group") {
+                        ctx.warn(
+                            &node.pos,
+                            "`virtual_server group` is not supported; ignored",
+                        );
+                        continue;
+                    }
+                    let vs = virtual_server(node, &mut ctx)?;
+                    if let Some(first) = seen.insert((vs.addr, vs.protocol), node.pos.clone()) {
+                        return Err(ConfError::Duplicate {
+                            pos: node.pos.clone(),
+                            kind: "virtual_server".into(),
+                            name: vs.addr.to_string(),
+                            first,
+                        });
+                    }
+                    conf.virtual_servers.push(vs);
+                }
+                "virtual_server_group" => ctx.unsupported(node),
+                k if VRRP_TOP.contains(&k) || OTHER_TOP.contains(&k) => {}
+                k if LVS_TOP.contains(&k) => {}
+                _ => ctx.unknown(node, "the top level"),
+            }
+        }
+        Ok((conf, ctx.warnings))
+    }
+}
+
+fn virtual_server(node: &Node, ctx: &mut Ctx) -> Result<VirtualServer, ConfError> {
+    let addr = if node.args.first().map(String::as_str) == Some("fwmark") {
+        VsAddr::Fwmark(u32_arg(node, 1, 1)?)
+    } else {
+        VsAddr::Socket(socket_args(node, 0)?)
+    };
+    ctx.max_args(node, 2);
+    let mut vs = VirtualServer {
+        pos: SourcePos(node.pos.clone()),
+        addr,
+        delay_loop: Duration::from_secs(60),
+        lb_algo: LbAlgo::Wrr,
+        lb_kind: LbKind::Nat,
+        persistence_timeout: None,
+        persistence_granularity: None,
+        protocol: Protocol::Tcp,
+        quorum: 1,
+        hysteresis: 0,
+        virtualhost: None,
+        sorry_server: None,
+        real_servers: Vec::new(),
+    };
+    let mut seen: HashMap<SocketAddr, Pos> = HashMap::new();
+    for n in block(node)? {
+        if n.keyword != "real_server" {
+            ctx.no_block(n);
+        }
+        match n.keyword.as_str() {
+            "delay_loop" => vs.delay_loop = secs_arg(n, 0, Duration::from_millis(1), SECS_DAY)?,
+            "lb_algo" => {
+                ctx.max_args(n, 1);
+                let s = arg(n, 0, "a scheduler name")?;
+                vs.lb_algo = LbAlgo::from_name(s).ok_or_else(|| {
+                    bad_value(
+                        n,
+                        s,
+                        "a scheduler: rr wrr lc wlc sed nq dh sh lblc lblcr mh fo ovf twos",
+                    )
+                })?;
+            }
+            "lb_kind" => {
+                ctx.max_args(n, 1);
+                let s = arg(n, 0, "NAT, DR or TUN")?;
+                vs.lb_kind = match s.to_ascii_uppercase().as_str() {
+                    "NAT" => LbKind::Nat,
+                    "DR" => LbKind::Dr,
+                    "TUN" => LbKind::Tun,
+                    _ => return Err(bad_value(n, s, "NAT, DR or TUN")),
+                };
+            }
+            "persistence_timeout" => vs.persistence_timeout = Some(u32_arg(n, 0, 1)?),
+            "persistence_granularity" => {
+                let s = arg(n, 0, "a netmask or a prefix length")?;
+                vs.persistence_granularity = Some(if let Ok(m) = s.parse::<Ipv4Addr>() {
+                    Granularity::Mask(m)
+                } else {
+                    Granularity::Prefix(narrow(n, int_arg(n, 0, 1, 128)?)?)
+                });
+            }
+            "protocol" => {
+                ctx.max_args(n, 1);
+                let s = arg(n, 0, "TCP, UDP or SCTP")?;
+                vs.protocol = match s.to_ascii_uppercase().as_str() {
+                    "TCP" => Protocol::Tcp,
+                    "UDP" => Protocol::Udp,
+                    "SCTP" => Protocol::Sctp,
+                    _ => return Err(bad_value(n, s, "TCP, UDP or SCTP")),
+                };
+            }
+            "quorum" => vs.quorum = u32_arg(n, 0, 1)?,
+            "hysteresis" => vs.hysteresis = u32_arg(n, 0, 0)?,
+            "virtualhost" => vs.virtualhost = Some(arg(n, 0, "a host name")?.to_string()),
+            "sorry_server" => vs.sorry_server = Some(socket_args(n, 0)?),
+            "real_server" => {
+                let rs = real_server(n, ctx)?;
+                if let Some(first) = seen.insert(rs.addr, n.pos.clone()) {
+                    return Err(ConfError::Duplicate {
+                        pos: n.pos.clone(),
+                        kind: "real_server".into(),
+                        name: format!("{} {}", rs.addr.ip(), rs.addr.port()),
+                        first,
+                    });
+                }
+                vs.real_servers.push(rs);
+            }
+            "alpha"
+            | "omega"
+            | "quorum_up"
+            | "quorum_down"
+            | "ha_suspend"
+            | "ops"
+            | "one_packet_scheduling"
+            | "retry"
+            | "delay_before_retry"
+            | "warmup"
+            | "inhibit_on_failure"
+            | "smtp_alert"
+            | "virtualhost_name"
+            | "lvs_method"
+            | "lvs_sched"
+            | "sorry_server_inhibit"
+            | "sorry_server_lvs_method"
+            | "ip_family" => {
+                ctx.unsupported(n);
+            }
+            _ => ctx.unknown(n, "virtual_server"),
+        }
+    }
+    Ok(vs)
+}
+
+fn real_server(node: &Node, ctx: &mut Ctx) -> Result<RealServer, ConfError> {
+    ctx.max_args(node, 2);
+    let mut rs = RealServer {
+        pos: SourcePos(node.pos.clone()),
+        addr: socket_args(node, 0)?,
+        weight: 1,
+        inhibit_on_failure: false,
+        checks: Vec::new(),
+        notify_up: None,
+        notify_down: None,
+    };
+    for n in block(node)? {
+        if !n.keyword.ends_with("_CHECK") && !n.keyword.ends_with("_GET") {
+            ctx.no_block(n);
+        }
+        match n.keyword.as_str() {
+            "weight" => rs.weight = narrow(n, int_arg(n, 0, 0, 65_535)?)?,
+            "inhibit_on_failure" => rs.inhibit_on_failure = true,
+            "notify_up" => rs.notify_up = Some(command_arg(n)?),
+            "notify_down" => rs.notify_down = Some(command_arg(n)?),
+            "TCP_CHECK" => rs.checks.push(Check::Tcp(connect_block(n, ctx, false)?.0)),
+            "HTTP_GET" => {
+                let (connect, urls) = connect_block(n, ctx, true)?;
+                rs.checks.push(Check::Http { connect, urls });
+            }
+            "SSL_GET" | "MISC_CHECK" | "SMTP_CHECK" | "DNS_CHECK" | "BFD_CHECK" | "UDP_CHECK"
+            | "PING_CHECK" | "FILE_CHECK" => ctx.warn(
+                &n.pos,
+                format!("`{}` is not supported; this checker is ignored", n.keyword),
+            ),
+            "uthreshold" | "lthreshold" | "alpha" | "omega" | "delay_loop" | "smtp_alert"
+            | "virtualhost" | "retry" | "delay_before_retry" | "warmup" => ctx.unsupported(n),
+            _ => ctx.unknown(n, "real_server"),
+        }
+    }
+    Ok(rs)
+}
+
+fn connect_block(node: &Node, ctx: &mut Ctx, http: bool) -> Result<(Connect, Vec<Url>), ConfError> {
+    let mut c = Connect::default();
+    let mut urls = Vec::new();
+    for n in block(node)? {
+        if n.keyword != "url" {
+            ctx.no_block(n);
+        }
+        match n.keyword.as_str() {
+            "connect_timeout" => {
+                c.connect_timeout = secs_arg(n, 0, Duration::from_millis(1), SECS_DAY)?;
+            }
+            "connect_port" => c.connect_port = Some(narrow(n, int_arg(n, 0, 1, 65_535)?)?),
+            "connect_ip" => c.connect_ip = Some(ip_arg(n, 0)?),
+            "retry" | "nb_get_retry" => c.retry = u32_arg(n, 0, 0)?,
+            "delay_before_retry" => {
+                c.delay_before_retry = secs_arg(n, 0, Duration::ZERO, SECS_DAY)?;
+            }
+            "url" if http => urls.push(url(n, ctx)?),
+            "bindto" | "bind_port" | "bind_if" | "fwmark" | "warmup" | "delay_loop" | "alpha"
+            | "omega" | "virtualhost" | "http_protocol" | "connect_ipv6" => ctx.unsupported(n),
+            _ => ctx.unknown(n, &node.keyword),
+        }
+    }
+    if http && urls.is_empty() {
+        return Err(ConfError::MissingKeyword {
+            pos: node.pos.clone(),
+            kind: "HTTP_GET".into(),
+            name: "check".into(),
+            keyword: "url".into(),
+        });
+    }
+    Ok((c, urls))
+}
+
+fn url(node: &Node, ctx: &mut Ctx) -> Result<Url, ConfError> {
+    let mut path = None;
+    let mut u = Url {
+        path: String::new(),
+        status_code: None,
+        digest: None,
+    };
+    for n in block(node)? {
+        ctx.no_block(n);
+        match n.keyword.as_str() {
+            "path" => {
+                ctx.max_args(n, 1);
+                path = Some(arg(n, 0, "a URL path")?.to_string());
+            }
+            "status_code" => {
+                ctx.max_args(n, 1);
+                u.status_code = Some(narrow(n, int_arg(n, 0, 100, 599)?)?);
+            }
+            "digest" => {
+                ctx.max_args(n, 1);
+                let d = arg(n, 0, "an MD5 digest in hex")?;
+                if d.len() != 32 || !d.bytes().all(|b| b.is_ascii_hexdigit()) {
+                    return Err(bad_value(n, d, "an MD5 digest: 32 hex digits"));
+                }
+                u.digest = Some(d.to_ascii_lowercase());
+            }
+            _ => ctx.unknown(n, "url"),
+        }
+    }
+    u.path = path.ok_or_else(|| ConfError::MissingKeyword {
+        pos: node.pos.clone(),
+        kind: "url".into(),
+        name: "of HTTP_GET".into(),
+        keyword: "path".into(),
+    })?;
+    Ok(u)
+}
+
+fn connect_lines(f: &mut fmt::Formatter<'_>, c: &Connect) -> fmt::Result {
+    line(f, 3, "connect_timeout", &[&fmt_secs(c.connect_timeout)])?;
+    if let Some(p) = c.connect_port {
+        line(f, 3, "connect_port", &[&p.to_string()])?;
+    }
+    if let Some(ip) = c.connect_ip {
+        line(f, 3, "connect_ip", &[&ip.to_string()])?;
+    }
+    line(f, 3, "retry", &[&c.retry.to_string()])?;
+    line(
+        f,
+        3,
+        "delay_before_retry",
+        &[&fmt_secs(c.delay_before_retry)],
+    )
+}
+
+impl fmt::Display for RealServer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (ip, port) = (self.addr.ip().to_string(), self.addr.port().to_string());
+        open(f, 1, "real_server", &[&ip, &port])?;
+        line(f, 2, "weight", &[&self.weight.to_string()])?;
+        if self.inhibit_on_failure {
+            line(f, 2, "inhibit_on_failure", &[])?;
+        }
+        for c in &self.checks {
+            match c {
+                Check::Tcp(conn) => {
+                    open(f, 2, "TCP_CHECK", &[])?;
+                    connect_lines(f, conn)?;
+                }
+                Check::Http { connect, urls } => {
+                    open(f, 2, "HTTP_GET", &[])?;
+                    for u in urls {
+                        open(f, 3, "url", &[])?;
+                        line(f, 4, "path", &[&u.path])?;
+                        if let Some(s) = u.status_code {
+                            line(f, 4, "status_code", &[&s.to_string()])?;
+                        }
+                        opt_line(f, 4, "digest", u.digest.as_deref())?;
+                        close(f, 3)?;
+                    }
+                    connect_lines(f, connect)?;
+                }
+            }
+            close(f, 2)?;
+        }
+        opt_line(f, 2, "notify_up", self.notify_up.as_deref())?;
+        opt_line(f, 2, "notify_down", self.notify_down.as_deref())?;
+        close(f, 1)
+    }
+}
+
+impl fmt::Display for VirtualServer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.addr {
+            VsAddr::Socket(s) => open(
+                f,
+                0,
+                "virtual_server",
+                &[&s.ip().to_string(), &s.port().to_string()],
+            )?,
+            VsAddr::Fwmark(m) => open(f, 0, "virtual_server", &["fwmark", &m.to_string()])?,
+        }
+        line(f, 1, "delay_loop", &[&fmt_secs(self.delay_loop)])?;
+        line(f, 1, "lb_algo", &[self.lb_algo.name()])?;
+        let kind = match self.lb_kind {
+            LbKind::Nat => "NAT",
+            LbKind::Dr => "DR",
+            LbKind::Tun => "TUN",
+        };
+        line(f, 1, "lb_kind", &[kind])?;
+        if let Some(t) = self.persistence_timeout {
+            line(f, 1, "persistence_timeout", &[&t.to_string()])?;
+        }
+        match self.persistence_granularity {
+            Some(Granularity::Mask(m)) => line(f, 1, "persistence_granularity", &[&m.to_string()])?,
+            Some(Granularity::Prefix(p)) => {
+                line(f, 1, "persistence_granularity", &[&p.to_string()])?;
+            }
+            None => {}
+        }
+        let proto = match self.protocol {
+            Protocol::Tcp => "TCP",
+            Protocol::Udp => "UDP",
+            Protocol::Sctp => "SCTP",
+        };
+        line(f, 1, "protocol", &[proto])?;
+        line(f, 1, "quorum", &[&self.quorum.to_string()])?;
+        line(f, 1, "hysteresis", &[&self.hysteresis.to_string()])?;
+        opt_line(f, 1, "virtualhost", self.virtualhost.as_deref())?;
+        if let Some(s) = self.sorry_server {
+            line(
+                f,
+                1,
+                "sorry_server",
+                &[&s.ip().to_string(), &s.port().to_string()],
+            )?;
+        }
+        for rs in &self.real_servers {
+            rs.fmt(f)?;
+        }
+        close(f, 0)
+    }
+}
+
+/// The whole LVS configuration, one `virtual_server` block after another.
+impl fmt::Display for LvsConf {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, vs) in self.virtual_servers.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            vs.fmt(f)?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,320 @@
+//! Writes typed configurations back as keepalived.conf text (`vrrpd --check-config`).
+//!
+//! The output is normalized: every value is explicit, one keyword per line, four-space
+//! indentation. Parsing it back gives an equal configuration.
+
+use std::fmt::{self, Write as _};
+
+use super::fmt_secs;
+use super::vrrp::{
+    GlobalDefs, InitialState, ScriptUser, SyncGroup, TrackScript, Vip, VrrpConf, VrrpInstance,
+    VrrpScript,
+};
+
+/// A word as the lexer reads it back: bare when possible, else in double quotes.
+///
+/// Strings containing `"` or a line break cannot be written; the parser never produces them.
+pub(crate) fn word(s: &str) -> String {
+    let bare = !s.is_empty()
+        && !s.starts_with(['!', '#'])
+        && !s
+            .chars()
+            .any(|c| c.is_whitespace() || matches!(c, '{' | '}' | '"'));
+    if bare {
+        s.to_string()
+    } else {
+        format!("\"{s}\"")
+    }
+}
+
+/// Writes `indent` levels of indentation, `keyword`, then each argument.
+pub(crate) fn line(
+    f: &mut fmt::Formatter<'_>,
+    indent: usize,
+    keyword: &str,
+    args: &[&str],
+) -> fmt::Result {
+    for _ in 0..indent {
+        f.write_str("    ")?;
+    }
+    f.write_str(&word(keyword))?;
+    for a in args {
+        f.write_char(' ')?;
+        f.write_str(&word(a))?;
+    }
+    f.write_char('\n')
+}
+
+/// Closes a block.
+pub(crate) fn close(f: &mut fmt::Formatter<'_>, indent: usize) -> fmt::Result {
+    for _ in 0..indent {
+        f.write_str("    ")?;
+    }
+    f.write_str("}\n")
+}
+
+/// Opens a block: `keyword args {`.
+pub(crate) fn open(
+    f: &mut fmt::Formatter<'_>,
+    indent: usize,
+    keyword: &str,
+    args: &[&str],
+) -> fmt::Result {
+    for _ in 0..indent {
+        f.write_str("    ")?;
+    }
+    f.write_str(&word(keyword))?;
+    for a in args {
+        f.write_char(' ')?;
+        f.write_str(&word(a))?;
+    }
+    f.write_str(" {\n")
+}
+
+pub(crate) fn opt_line(
+    f: &mut fmt::Formatter<'_>,
+    indent: usize,
+    keyword: &str,
+    value: Option<&str>,
+) -> fmt::Result {
+    match value {
+        Some(v) => line(f, indent, keyword, &[v]),
+        None => Ok(()),
+    }
+}
+
+fn user_line(f: &mut fmt::Formatter<'_>, indent: usize, kw: &str, u: &ScriptUser) -> fmt::Result {
+    match &u.group {
+        Some(g) => line(f, indent, kw, &[&u.user, g]),
+        None => line(f, indent, kw, &[&u.user]),
+    }
+}
+
+impl fmt::Display for GlobalDefs {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        open(f, 0, "global_defs", &[])?;
+        opt_line(f, 1, "router_id", self.router_id.as_deref())?;
+        line(f, 1, "vrrp_version", &[&self.vrrp_version.to_string()])?;
+        line(
+            f,
+            1,
+            "vrrp_garp_master_delay",
+            &[&fmt_secs(self.garp_master_delay)],
+        )?;
+        line(
+            f,
+            1,
+            "vrrp_garp_master_repeat",
+            &[&self.garp_master_repeat.to_string()],
+        )?;
+        line(
+            f,
+            1,
+            "vrrp_garp_master_refresh",
+            &[&fmt_secs(self.garp_master_refresh)],
+        )?;
+        line(
+            f,
+            1,
+            "vrrp_garp_master_refresh_repeat",
+            &[&self.garp_master_refresh_repeat.to_string()],
+        )?;
+        line(f, 1, "vrrp_garp_interval", &[&fmt_secs(self.garp_interval)])?;
+        line(f, 1, "vrrp_gna_interval", &[&fmt_secs(self.gna_interval)])?;
+        if self.enable_script_security {
+            line(f, 1, "enable_script_security", &[])?;
+        }
+        if let Some(u) = &self.script_user {
+            user_line(f, 1, "script_user", u)?;
+        }
+        if self.vrrp_strict {
+            line(f, 1, "vrrp_strict", &[])?;
+        }
+        close(f, 0)
+    }
+}
+
+impl fmt::Display for VrrpScript {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        open(f, 0, "vrrp_script", &[&self.name])?;
+        line(f, 1, "script", &[&self.script])?;
+        line(f, 1, "interval", &[&fmt_secs(self.interval)])?;
+        if let Some(t) = self.timeout {
+            line(f, 1, "timeout", &[&fmt_secs(t)])?;
+        }
+        let w = self.weight.to_string();
+        if self.weight_reverse {
+            line(f, 1, "weight", &[&w, "reverse"])?;
+        } else {
+            line(f, 1, "weight", &[&w])?;
+        }
+        line(f, 1, "rise", &[&self.rise.to_string()])?;
+        line(f, 1, "fall", &[&self.fall.to_string()])?;
+        if let Some(u) = &self.user {
+            user_line(f, 1, "user", u)?;
+        }
+        close(f, 0)
+    }
+}
+
+fn vip_line(f: &mut fmt::Formatter<'_>, indent: usize, v: &Vip) -> fmt::Result {
+    let addr = format!("{}/{}", v.addr, v.prefix);
+    let brd = v.brd.map(|b| b.to_string());
+    let mut args: Vec<&str> = Vec::new();
+    if let Some(d) = &v.dev {
+        args.extend(["dev", d]);
+    }
+    if let Some(b) = &brd {
+        args.extend(["brd", b]);
+    }
+    if let Some(s) = &v.scope {
+        args.extend(["scope", s]);
+    }
+    if let Some(l) = &v.label {
+        args.extend(["label", l]);
+    }
+    line(f, indent, &addr, &args)
+}
+
+fn track_scripts(f: &mut fmt::Formatter<'_>, indent: usize, ts: &[TrackScript]) -> fmt::Result {
+    if ts.is_empty() {
+        return Ok(());
+    }
+    open(f, indent, "track_script", &[])?;
+    for t in ts {
+        match t.weight {
+            Some(w) => line(f, indent + 1, &t.name, &["weight", &w.to_string()])?,
+            None => line(f, indent + 1, &t.name, &[])?,
+        }
+    }
+    close(f, indent)
+}
+
+impl fmt::Display for VrrpInstance {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        open(f, 0, "vrrp_instance", &[&self.name])?;
+        let state = match self.state {
+            InitialState::Master => "MASTER",
+            InitialState::Backup => "BACKUP",
+        };
+        line(f, 1, "state", &[state])?;
+        line(f, 1, "interface", &[&self.interface])?;
+        line(f, 1, "virtual_router_id", &[&self.vrid.to_string()])?;
+        line(f, 1, "priority", &[&self.priority.to_string()])?;
+        line(f, 1, "advert_int", &[&fmt_secs(self.advert_int)])?;
+        line(f, 1, "version", &[&self.version.to_string()])?;
+        if !self.preempt {
+            line(f, 1, "nopreempt", &[])?;
+        }
+        line(f, 1, "preempt_delay", &[&fmt_secs(self.preempt_delay)])?;
+        if let Some(p) = &self.auth_pass {
+            open(f, 1, "authentication", &[])?;
+            line(f, 2, "auth_type", &["PASS"])?;
+            line(f, 2, "auth_pass", &[&String::from_utf8_lossy(p)])?;
+            close(f, 1)?;
+        }
+        for (kw, list) in [
+            ("virtual_ipaddress", &self.vips),
+            ("virtual_ipaddress_excluded", &self.excluded_vips),
+        ] {
+            if !list.is_empty() {
+                open(f, 1, kw, &[])?;
+                for v in list {
+                    vip_line(f, 2, v)?;
+                }
+                close(f, 1)?;
+            }
+        }
+        if let Some(a) = self.mcast_src_ip {
+            line(f, 1, "mcast_src_ip", &[&a.to_string()])?;
+        }
+        if let Some(a) = self.unicast_src_ip {
+            line(f, 1, "unicast_src_ip", &[&a.to_string()])?;
+        }
+        if !self.unicast_peers.is_empty() {
+            open(f, 1, "unicast_peer", &[])?;
+            for p in &self.unicast_peers {
+                line(f, 2, &p.to_string(), &[])?;
+            }
+            close(f, 1)?;
+        }
+        if !self.track_interfaces.is_empty() {
+            open(f, 1, "track_interface", &[])?;
+            for t in &self.track_interfaces {
+                line(f, 2, &t.name, &["weight", &t.weight.to_string()])?;
+            }
+            close(f, 1)?;
+        }
+        track_scripts(f, 1, &self.track_scripts)?;
+        opt_line(f, 1, "notify_master", self.notify_master.as_deref())?;
+        opt_line(f, 1, "notify_backup", self.notify_backup.as_deref())?;
+        opt_line(f, 1, "notify_fault", self.notify_fault.as_deref())?;
+        opt_line(f, 1, "notify_stop", self.notify_stop.as_deref())?;
+        opt_line(f, 1, "notify", self.notify.as_deref())?;
+        opt_line(f, 1, "use_vmac", self.use_vmac.as_deref())?;
+        if self.vmac_xmit_base {
+            line(f, 1, "vmac_xmit_base", &[])?;
+        }
+        line(f, 1, if self.accept { "accept" } else { "no_accept" }, &[])?;
+        let g = &self.garp;
+        let secs = |d: Option<std::time::Duration>| d.map(fmt_secs);
+        let num = |n: Option<u8>| n.map(|n| n.to_string());
+        opt_line(f, 1, "garp_master_delay", secs(g.master_delay).as_deref())?;
+        opt_line(f, 1, "garp_master_repeat", num(g.master_repeat).as_deref())?;
+        opt_line(
+            f,
+            1,
+            "garp_master_refresh",
+            secs(g.master_refresh).as_deref(),
+        )?;
+        opt_line(
+            f,
+            1,
+            "garp_master_refresh_repeat",
+            num(g.master_refresh_repeat).as_deref(),
+        )?;
+        opt_line(f, 1, "garp_interval", secs(g.interval).as_deref())?;
+        opt_line(f, 1, "gna_interval", secs(g.gna_interval).as_deref())?;
+        if self.dont_track_primary {
+            line(f, 1, "dont_track_primary", &[])?;
+        }
+        close(f, 0)
+    }
+}
+
+impl fmt::Display for SyncGroup {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        open(f, 0, "vrrp_sync_group", &[&self.name])?;
+        open(f, 1, "group", &[])?;
+        for i in &self.instances {
+            line(f, 2, i, &[])?;
+        }
+        close(f, 1)?;
+        opt_line(f, 1, "notify_master", self.notify_master.as_deref())?;
+        opt_line(f, 1, "notify_backup", self.notify_backup.as_deref())?;
+        opt_line(f, 1, "notify_fault", self.notify_fault.as_deref())?;
+        opt_line(f, 1, "notify", self.notify.as_deref())?;
+        track_scripts(f, 1, &self.track_scripts)?;
+        close(f, 0)
+    }
+}
+
+/// The whole configuration, in the order global_defs, scripts, instances, sync groups.
+impl fmt::Display for VrrpConf {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.global.fmt(f)?;
+        for s in &self.scripts {
+            writeln!(f)?;
+            s.fmt(f)?;
+        }
+        for i in &self.instances {
+            writeln!(f)?;
+            i.fmt(f)?;
+        }
+        for g in &self.sync_groups {
+            writeln!(f)?;
+            g.fmt(f)?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,1150 @@
+//! The VRRP part of keepalived.conf: `global_defs`, `vrrp_script`, `vrrp_instance`,
+//! `vrrp_sync_group`.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use vrrp_proto::Announce;
+use vrrp_proto::wire::AddrFamily;
+
+use super::{
+    ConfError, Ctx, Node, Options, Pos, SourcePos, Warning, arg, bad_value, block, command_arg,
+    int_arg, ip_arg, narrow, out_of_range, parse_tree, parse_tree_str, secs_arg,
+};
+
+/// Top-level keywords the LVS layer handles; the VRRP layer skips them silently.
+pub(crate) const LVS_TOP: &[&str] = &["virtual_server", "virtual_server_group"];
+/// Top-level keywords the VRRP layer handles; the LVS layer skips them silently.
+pub(crate) const VRRP_TOP: &[&str] = &[
+    "global_defs",
+    "vrrp_script",
+    "vrrp_instance",
+    "vrrp_sync_group",
+];
+/// keepalived top-level keywords neither layer supports: a warning from the VRRP layer only.
+pub(crate) const OTHER_TOP: &[&str] = &[
+    "static_ipaddress",
+    "static_routes",
+    "static_rules",
+    "linkbeat_interfaces",
+    "vrrp_track_process",
+    "vrrp_track_file",
+    "track_file",
+    "bfd_instance",
+    "garp_group",
+    "net_namespace",
+    "instance",
+];
+
+const SECS_1000: Duration = Duration::from_secs(1000);
+const SECS_DAY: Duration = Duration::from_secs(86_400);
+
+/// The whole VRRP configuration.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct VrrpConf {
+    /// `global_defs`.
+    pub global: GlobalDefs,
+    /// The `vrrp_script` blocks, in file order.
+    pub scripts: Vec<VrrpScript>,
+    /// The `vrrp_instance` blocks, in file order.
+    pub instances: Vec<VrrpInstance>,
+    /// The `vrrp_sync_group` blocks, in file order.
+    pub sync_groups: Vec<SyncGroup>,
+}
+
+/// `script_user USER [GROUP]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScriptUser {
+    /// The user scripts run as.
+    pub user: String,
+    /// The group, if not the user's primary group.
+    pub group: Option<String>,
+}
+
+/// `global_defs`, with keepalived's defaults.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GlobalDefs {
+    /// `router_id` (keepalived defaults to the host name).
+    pub router_id: Option<String>,
+    /// `vrrp_version`: the default version of IPv4 instances (2). IPv6 instances use 3.
+    pub vrrp_version: u8,
+    /// `vrrp_garp_master_delay` (5 s; 0 disables the second burst).
+    pub garp_master_delay: Duration,
+    /// `vrrp_garp_master_repeat` (5).
+    pub garp_master_repeat: u8,
+    /// `vrrp_garp_master_refresh` (0: no refresh).
+    pub garp_master_refresh: Duration,
+    /// `vrrp_garp_master_refresh_repeat` (1).
+    pub garp_master_refresh_repeat: u8,
+    /// `vrrp_garp_interval`: spacing of gratuitous ARPs (0).
+    pub garp_interval: Duration,
+    /// `vrrp_gna_interval`: spacing of unsolicited neighbour advertisements (0).
+    pub gna_interval: Duration,
+    /// `enable_script_security`.
+    pub enable_script_security: bool,
+    /// `script_user`.
+    pub script_user: Option<ScriptUser>,
+    /// `vrrp_strict`: strict RFC compliance; makes `no_accept` the default.
+    pub vrrp_strict: bool,
+}
+
+impl Default for GlobalDefs {
+    fn default() -> Self {
+        let a = Announce::default();
+        Self {
+            router_id: None,
+            vrrp_version: 2,
+            garp_master_delay: a.delay,
+            garp_master_repeat: a.repeat,
+            garp_master_refresh: a.refresh,
+            garp_master_refresh_repeat: a.refresh_repeat,
+            garp_interval: a.interval,
+            gna_interval: a.interval,
+            enable_script_security: false,
+            script_user: None,
+            vrrp_strict: false,
+        }
+    }
+}
+
+/// `vrrp_script NAME { ... }`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VrrpScript {
+    /// The name `track_script` refers to.
+    pub name: String,
+    /// Where it was defined.
+    pub pos: SourcePos,
+    /// `script`: the command line.
+    pub script: String,
+    /// `interval` between runs (1 s).
+    pub interval: Duration,
+    /// `timeout` of one run (keepalived: the interval when unset).
+    pub timeout: Option<Duration>,
+    /// `weight` (-254..=254, 0: the script failing faults the instance).
+    pub weight: i32,
+    /// `weight N reverse`: the priority moves the other way (keepalived's `reverse`).
+    pub weight_reverse: bool,
+    /// `rise`: successes before the script counts as up (1).
+    pub rise: u32,
+    /// `fall`: failures before it counts as down (1).
+    pub fall: u32,
+    /// `user USER [GROUP]`.
+    pub user: Option<ScriptUser>,
+}
+
+/// `state`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum InitialState {
+    /// `MASTER`.
+    Master,
+    /// `BACKUP` (the default).
+    #[default]
+    Backup,
+}
+
+/// One virtual address: `ADDR[/PREFIX] [dev IFACE] [brd X] [scope S] [label L]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Vip {
+    /// The address.
+    pub addr: IpAddr,
+    /// The prefix length (default /32 or /128).
+    pub prefix: u8,
+    /// `dev`: the interface, if not the instance's.
+    pub dev: Option<String>,
+    /// `brd`: the broadcast address.
+    pub brd: Option<IpAddr>,
+    /// `scope`.
+    pub scope: Option<String>,
+    /// `label`.
+    pub label: Option<String>,
+}
+
+/// `track_interface { IFACE [weight N] }` entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrackIf {
+    /// The interface.
+    pub name: String,
+    /// The weight (0: the interface going down faults the instance).
+    pub weight: i32,
+}
+
+/// `track_script { NAME [weight N] }` entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrackScript {
+    /// The `vrrp_script` name.
+    pub name: String,
+    /// A weight overriding the script's.
+    pub weight: Option<i32>,
+}
+
+/// Per-instance gratuitous ARP / NA settings; `None` takes the `global_defs` value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct GarpSettings {
+    /// `garp_master_delay`.
+    pub master_delay: Option<Duration>,
+    /// `garp_master_repeat`.
+    pub master_repeat: Option<u8>,
+    /// `garp_master_refresh`.
+    pub master_refresh: Option<Duration>,
+    /// `garp_master_refresh_repeat`.
+    pub master_refresh_repeat: Option<u8>,
+    /// `garp_interval` (IPv4 instances).
+    pub interval: Option<Duration>,
+    /// `gna_interval` (IPv6 instances).
+    pub gna_interval: Option<Duration>,
+}
+
+/// `vrrp_instance NAME { ... }`, defaults resolved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VrrpInstance {
+    /// The name.
+    pub name: String,
+    /// Where it was defined (not compared).
+    pub pos: SourcePos,
+    /// `state` (BACKUP).
+    pub state: InitialState,
+    /// `interface`.
+    pub interface: String,
+    /// `virtual_router_id`.
+    pub vrid: u8,
+    /// `priority` (100).
+    pub priority: u8,
+    /// `advert_int` (1 s): whole seconds for VRRPv2, centiseconds for VRRPv3.
+    pub advert_int: Duration,
+    /// `version`: the instance's, else 3 for IPv6, else `global_defs.vrrp_version`.
+    pub version: u8,
+    /// False with `nopreempt`.
+    pub preempt: bool,
+    /// `preempt_delay` (0).
+    pub preempt_delay: Duration,
+    /// `authentication { auth_type PASS auth_pass P }`: the password as sent, at most
+    /// 8 bytes (keepalived truncates longer ones). Dropped with a warning under VRRPv3.
+    pub auth_pass: Option<Vec<u8>>,
+    /// `virtual_ipaddress`: all of the instance's family.
+    pub vips: Vec<Vip>,
+    /// `virtual_ipaddress_excluded`, plus the `virtual_ipaddress` entries of the other family.
+    pub excluded_vips: Vec<Vip>,
+    /// `mcast_src_ip`.
+    pub mcast_src_ip: Option<IpAddr>,
+    /// `unicast_src_ip`.
+    pub unicast_src_ip: Option<IpAddr>,
+    /// `unicast_peer`.
+    pub unicast_peers: Vec<IpAddr>,
+    /// `track_interface`.
+    pub track_interfaces: Vec<TrackIf>,
+    /// `track_script`.
+    pub track_scripts: Vec<TrackScript>,
+    /// `notify_master`.
+    pub notify_master: Option<String>,
+    /// `notify_backup`.
+    pub notify_backup: Option<String>,
+    /// `notify_fault`.
+    pub notify_fault: Option<String>,
+    /// `notify_stop`.
+    pub notify_stop: Option<String>,
+    /// `notify`.
+    pub notify: Option<String>,
+    /// `use_vmac [NAME]`: the macvlan interface name (default `vrrp.<vrid>`).
+    pub use_vmac: Option<String>,
+    /// `vmac_xmit_base`.
+    pub vmac_xmit_base: bool,
+    /// `accept` / `no_accept` (accept, unless `vrrp_strict`).
+    pub accept: bool,
+    /// `garp_*` overrides.
+    pub garp: GarpSettings,
+    /// `dont_track_primary`.
+    pub dont_track_primary: bool,
+}
+
+impl VrrpInstance {
+    /// The address family: of the first virtual address, else of the source or first peer
+    /// address, else IPv4.
+    pub fn family(&self) -> AddrFamily {
+        let addr = self
+            .vips
+            .first()
+            .map(|v| v.addr)
+            .or(self.unicast_src_ip)
+            .or(self.mcast_src_ip)
+            .or(self.unicast_peers.first().copied());
+        match addr {
+            Some(IpAddr::V6(_)) => AddrFamily::Ipv6,
+            _ => AddrFamily::Ipv4,
+        }
+    }
+
+    /// The announcement settings: the instance's `garp_*` values over the global ones.
+    pub fn announce(&self, global: &GlobalDefs) -> Announce {
+        let interval = match self.family() {
+            AddrFamily::Ipv4 => self.garp.interval.unwrap_or(global.garp_interval),
+            AddrFamily::Ipv6 => self.garp.gna_interval.unwrap_or(global.gna_interval),
+        };
+        Announce {
+            repeat: self.garp.master_repeat.unwrap_or(global.garp_master_repeat),
+            interval,
+            delay: self.garp.master_delay.unwrap_or(global.garp_master_delay),
+            refresh: self
+                .garp
+                .master_refresh
+                .unwrap_or(global.garp_master_refresh),
+            refresh_repeat: self
+                .garp
+                .master_refresh_repeat
+                .unwrap_or(global.garp_master_refresh_repeat),
+        }
+    }
+}
+
+/// `vrrp_sync_group NAME { group { ... } ... }`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyncGroup {
+    /// The name.
+    pub name: String,
+    /// Where it was defined (not compared).
+    pub pos: SourcePos,
+    /// `group`: the instance names.
+    pub instances: Vec<String>,
+    /// `notify_master`.
+    pub notify_master: Option<String>,
+    /// `notify_backup`.
+    pub notify_backup: Option<String>,
+    /// `notify_fault`.
+    pub notify_fault: Option<String>,
+    /// `notify`.
+    pub notify: Option<String>,
+    /// `track_script`.
+    pub track_scripts: Vec<TrackScript>,
+}
+
+/// Reads the VRRP configuration of `path` and its includes.
+pub fn parse_vrrp(path: &Path) -> Result<(VrrpConf, Vec<Warning>), ConfError> {
+    let (nodes, mut warnings) = parse_tree(path, &Options::default())?;
+    let (conf, w) = VrrpConf::from_nodes(&nodes)?;
+    warnings.extend(w);
+    Ok((conf, warnings))
+}
+
+/// Parses VRRP configuration text; `name` is used in positions and as the base of includes.
+pub fn parse_vrrp_str(
+    text: &str,
+    name: impl AsRef<Path>,
+) -> Result<(VrrpConf, Vec<Warning>), ConfError> {
+    let (nodes, mut warnings) = parse_tree_str(text, name, &Options::default())?;
+    let (conf, w) = VrrpConf::from_nodes(&nodes)?;
+    warnings.extend(w);
+    Ok((conf, warnings))
+}
+
+/// Fields whose final value depends on other blocks, with the positions to blame.
+struct Pending {
+    version: Option<(u8, Pos)>,
+    accept: Option<bool>,
+    advert: Option<(Duration, Pos)>,
+    vmac_default: bool,
+    has_interface: bool,
+    has_vrid: bool,
+    auth_pos: Option<Pos>,
+    track_pos: Vec<Pos>,
+}
+
+/// The positions of a sync group's instance and script references.
+type SyncRefs = (Vec<Pos>, Vec<Pos>);
+
+fn weight_arg(node: &Node, i: usize) -> Result<i32, ConfError> {
+    narrow(node, int_arg(node, i, -254, 254)?)
+}
+
+fn u8_arg(node: &Node, i: usize, min: i64) -> Result<u8, ConfError> {
+    narrow(node, int_arg(node, i, min, 255)?)
+}
+
+fn script_user(node: &Node, ctx: &mut Ctx) -> Result<ScriptUser, ConfError> {
+    ctx.max_args(node, 2);
+    Ok(ScriptUser {
+        user: arg(node, 0, "a user name")?.to_string(),
+        group: node.args.get(1).cloned(),
+    })
+}
+
+impl VrrpConf {
+    /// Builds the VRRP configuration from a parsed tree; other keywords are warnings.
+    pub fn from_nodes(nodes: &[Node]) -> Result<(Self, Vec<Warning>), ConfError> {
+        let mut ctx = Ctx::default();
+        let mut conf = Self::default();
+        let mut pending = Vec::new();
+        let mut sync_refs = Vec::new();
+        for node in nodes {
+            match node.keyword.as_str() {
+                "global_defs" => global_defs(node, &mut conf.global, &mut ctx)?,
+                "vrrp_script" => conf.scripts.push(script(node, &mut ctx)?),
+                "vrrp_instance" => {
+                    let (inst, p) = instance(node, &mut ctx)?;
+                    conf.instances.push(inst);
+                    pending.push(p);
+                }
+                "vrrp_sync_group" => {
+                    let (g, refs) = sync_group(node, &mut ctx)?;
+                    conf.sync_groups.push(g);
+                    sync_refs.push(refs);
+                }
+                k if LVS_TOP.contains(&k) => {}
+                k if OTHER_TOP.contains(&k) => ctx.unsupported(node),
+                _ => ctx.unknown(node, "the top level"),
+            }
+        }
+        conf.resolve(pending, &sync_refs, &mut ctx)?;
+        Ok((conf, ctx.warnings))
+    }
+
+    fn resolve(
+        &mut self,
+        pending: Vec<Pending>,
+        sync_refs: &[SyncRefs],
+        ctx: &mut Ctx,
+    ) -> Result<(), ConfError> {
+        let mut scripts: HashMap<&str, &Pos> = HashMap::new();
+        for s in &self.scripts {
+            if let Some(first) = scripts.insert(&s.name, &s.pos.0) {
+                return Err(dup("vrrp_script", &s.name, &s.pos, first));
+            }
+        }
+        let mut names: HashMap<String, Pos> = HashMap::new();
+        let mut vrids: HashMap<(String, u8, bool), (String, Pos)> = HashMap::new();
+        for (inst, p) in self.instances.iter_mut().zip(pending) {
+            let pos = inst.pos.0.clone();
+            if let Some(first) = names.insert(inst.name.clone(), pos.clone()) {
+                return Err(dup("vrrp_instance", &inst.name, &pos, &first));
+            }
+            let missing = |keyword: &str| ConfError::MissingKeyword {
+                pos: pos.clone(),
+                kind: "vrrp_instance".into(),
+                name: inst.name.clone(),
+                keyword: keyword.into(),
+            };
+            if !p.has_interface {
+                return Err(missing("interface"));
+            }
+            if !p.has_vrid {
+                return Err(missing("virtual_router_id"));
+            }
+            // keepalived keeps one family in virtual_ipaddress and moves the others.
+            if let Some(first) = inst.vips.first().map(|v| v.addr.is_ipv6()) {
+                let (keep, moved): (Vec<Vip>, Vec<Vip>) = std::mem::take(&mut inst.vips)
+                    .into_iter()
+                    .partition(|v| v.addr.is_ipv6() == first);
+                inst.vips = keep;
+                for v in moved {
+                    ctx.warn(
+                        &pos,
+                        format!(
+                            "vrrp_instance `{}`: {} is not of the family of the first \
+                             virtual address; moved to virtual_ipaddress_excluded",
+                            inst.name, v.addr
+                        ),
+                    );
+                    inst.excluded_vips.push(v);
+                }
+            }
+            let v6 = inst.family() == AddrFamily::Ipv6;
+            inst.version = match (&p.version, v6) {
+                (Some((2, vpos)), true) => {
+                    return Err(ConfError::Invalid {
+                        pos: vpos.clone(),
+                        message: format!(
+                            "vrrp_instance `{}` has IPv6 addresses but VRRPv2 is IPv4 only: \
+                             use `version 3`",
+                            inst.name
+                        ),
+                    });
+                }
+                (Some((v, _)), _) => *v,
+                (None, true) => 3,
+                (None, false) => self.global.vrrp_version,
+            };
+            let (adv, apos) = p.advert.unwrap_or((Duration::from_secs(1), pos.clone()));
+            inst.advert_int = advert_int(adv, &apos, inst.version, ctx)?;
+            if inst.version == 3 && inst.auth_pass.is_some() {
+                let apos = p.auth_pos.as_ref().unwrap_or(&pos);
+                ctx.warn(
+                    apos,
+                    "authentication is not part of VRRPv3; ignored (as keepalived does)",
+                );
+                inst.auth_pass = None;
+            }
+            inst.accept = p.accept.unwrap_or(!self.global.vrrp_strict);
+            if p.vmac_default {
+                inst.use_vmac = Some(format!("vrrp.{}", inst.vrid));
+            }
+            for (t, tpos) in inst.track_scripts.iter().zip(&p.track_pos) {
+                if !scripts.contains_key(t.name.as_str()) {
+                    return Err(unknown_ref(tpos, "vrrp_script", &t.name));
+                }
+            }
+            let key = (inst.interface.clone(), inst.vrid, v6);
+            if let Some((other, _)) = vrids.get(&key) {
+                return Err(ConfError::Invalid {
+                    pos,
+                    message: format!(
+                        "vrrp_instance `{}` uses interface {}, virtual_router_id {} and IPv{} \
+                         like `{other}`: change one virtual_router_id",
+                        inst.name,
+                        inst.interface,
+                        inst.vrid,
+                        if v6 { 6 } else { 4 }
+                    ),
+                });
+            }
+            vrids.insert(key, (inst.name.clone(), pos));
+        }
+        for (g, (refs, _)) in self.sync_groups.iter().zip(sync_refs) {
+            for (name, rpos) in g.instances.iter().zip(refs.iter()) {
+                if !names.contains_key(name) {
+                    return Err(unknown_ref(rpos, "vrrp_instance", name));
+                }
+            }
+        }
+        for (g, (_, refs)) in self.sync_groups.iter().zip(sync_refs) {
+            for (t, tpos) in g.track_scripts.iter().zip(refs) {
+                if !scripts.contains_key(t.name.as_str()) {
+                    return Err(unknown_ref(tpos, "vrrp_script", &t.name));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn dup(kind: &str, name: &str, pos: &Pos, first: &Pos) -> ConfError {
+    ConfError::Duplicate {
+        pos: pos.clone(),
+        kind: kind.into(),
+        name: name.into(),
+        first: first.clone(),
+    }
+}
+
+fn unknown_ref(pos: &Pos, kind: &str, name: &str) -> ConfError {
+    ConfError::UnknownReference {
+        pos: pos.clone(),
+        kind: kind.into(),
+        name: name.into(),
+    }
+}
+
+/// Checks `advert_int` against the version. VRRPv2 carries whole seconds (1..=255): like
+/// keepalived, a fraction is rounded to the nearest second (at least 1) with a warning.
+/// VRRPv3 carries centiseconds (0.01..=40.95 s): finer values are rounded likewise.
+fn advert_int(d: Duration, pos: &Pos, version: u8, ctx: &mut Ctx) -> Result<Duration, ConfError> {
+    let (unit_ms, max_ms) = if version == 2 {
+        (1000u128, 255_000u128)
+    } else {
+        (10, 40_950)
+    };
+    let nanos = d.as_nanos();
+    let unit = unit_ms * 1_000_000;
+    let rounded_units = ((nanos + unit / 2) / unit).max(1);
+    let ms = rounded_units.saturating_mul(unit_ms);
+    if nanos == 0 || ms > max_ms {
+        return Err(ConfError::OutOfRange {
+            pos: pos.clone(),
+            keyword: "advert_int".into(),
+            range: if version == 2 {
+                "1..=255 seconds for VRRPv2".into()
+            } else {
+                "0.01..=40.95 seconds for VRRPv3".into()
+            },
+            value: super::fmt_secs(d),
+        });
+    }
+    let out = Duration::from_millis(u64::try_from(ms).unwrap_or(u64::MAX));
+    if out != d {
+        ctx.warn(
+            pos,
+            format!(
+                "advert_int {} is not a multiple of {} for VRRPv{version}; using {}",
+                super::fmt_secs(d),
+                if version == 2 { "1 s" } else { "0.01 s" },
+                super::fmt_secs(out)
+            ),
+        );
+    }
+    Ok(out)
+}
+
+fn global_defs(node: &Node, g: &mut GlobalDefs, ctx: &mut Ctx) -> Result<(), ConfError> {
+    for n in block(node)? {
+        ctx.no_block(n);
+        match n.keyword.as_str() {
+            "router_id" => {
+                ctx.max_args(n, 1);
+                g.router_id = Some(arg(n, 0, "a name")?.to_string());
+            }
+            "vrrp_version" => {
+                ctx.max_args(n, 1);
+                g.vrrp_version = narrow(n, int_arg(n, 0, 2, 3)?)?;
+            }
+            "vrrp_garp_master_delay" => {
+                g.garp_master_delay = secs_arg(n, 0, Duration::ZERO, SECS_1000)?
+            }
+            "vrrp_garp_master_repeat" => g.garp_master_repeat = u8_arg(n, 0, 1)?,
+            "vrrp_garp_master_refresh" => {
+                g.garp_master_refresh = secs_arg(n, 0, Duration::ZERO, SECS_DAY)?;
+            }
+            "vrrp_garp_master_refresh_repeat" => g.garp_master_refresh_repeat = u8_arg(n, 0, 1)?,
+            "vrrp_garp_interval" => g.garp_interval = secs_arg(n, 0, Duration::ZERO, SECS_1000)?,
+            "vrrp_gna_interval" => g.gna_interval = secs_arg(n, 0, Duration::ZERO, SECS_1000)?,
+            "enable_script_security" => g.enable_script_security = true,
+            "script_user" => g.script_user = Some(script_user(n, ctx)?),
+            "vrrp_strict" => g.vrrp_strict = true,
+            "notification_email"
+            | "notification_email_from"
+            | "smtp_server"
+            | "smtp_connect_timeout"
+            | "smtp_helo_name"
+            | "vrrp_iptables"
+            | "vrrp_ipsets"
+            | "vrrp_skip_check_adv_addr"
+            | "vrrp_check_unicast_src"
+            | "vrrp_mcast_group4"
+            | "vrrp_mcast_group6"
+            | "lvs_id"
+            | "lvs_sync_daemon"
+            | "max_auto_priority"
+            | "vrrp_priority"
+            | "checker_priority"
+            | "bfd_priority"
+            | "vrrp_no_swap"
+            | "checker_no_swap"
+            | "vrrp_lower_prio_no_advert"
+            | "vrrp_higher_prio_send_advert"
+            | "dynamic_interfaces"
+            | "vrrp_min_garp"
+            | "vrrp_garp_lower_prio_delay"
+            | "vrrp_garp_lower_prio_repeat"
+            | "lvs_timeouts"
+            | "lvs_flush"
+            | "enable_traps"
+            | "enable_snmp_vrrp"
+            | "enable_dbus"
+            | "script_security" => ctx.unsupported(n),
+            _ => ctx.unknown(n, "global_defs"),
+        }
+    }
+    Ok(())
+}
+
+fn script(node: &Node, ctx: &mut Ctx) -> Result<VrrpScript, ConfError> {
+    ctx.max_args(node, 1);
+    let name = arg(node, 0, "a script name")?.to_string();
+    let mut s = VrrpScript {
+        name,
+        pos: SourcePos(node.pos.clone()),
+        script: String::new(),
+        interval: Duration::from_secs(1),
+        timeout: None,
+        weight: 0,
+        weight_reverse: false,
+        rise: 1,
+        fall: 1,
+        user: None,
+    };
+    let mut has_script = false;
+    for n in block(node)? {
+        ctx.no_block(n);
+        match n.keyword.as_str() {
+            "script" => {
+                s.script = command_arg(n)?;
+                has_script = true;
+            }
+            "interval" => s.interval = secs_arg(n, 0, Duration::from_millis(1), SECS_DAY)?,
+            "timeout" => s.timeout = Some(secs_arg(n, 0, Duration::from_millis(1), SECS_DAY)?),
+            "weight" => {
+                s.weight = weight_arg(n, 0)?;
+                s.weight_reverse = false;
+                match n.args.get(1).map(String::as_str) {
+                    None => {}
+                    Some("reverse") => {
+                        s.weight_reverse = true;
+                        ctx.max_args(n, 2);
+                    }
+                    Some(other) => return Err(bad_value(n, other, "`reverse`")),
+                }
+            }
+            "rise" => s.rise = narrow(n, int_arg(n, 0, 1, i64::from(u32::MAX))?)?,
+            "fall" => s.fall = narrow(n, int_arg(n, 0, 1, i64::from(u32::MAX))?)?,
+            "user" => s.user = Some(script_user(n, ctx)?),
+            "init_fail" => ctx.unsupported(n),
+            _ => ctx.unknown(n, "vrrp_script"),
+        }
+    }
+    if !has_script {
+        return Err(ConfError::MissingKeyword {
+            pos: node.pos.clone(),
+            kind: "vrrp_script".into(),
+            name: s.name,
+            keyword: "script".into(),
+        });
+    }
+    Ok(s)
+}
+
+/// One `virtual_ipaddress` line.
+fn vip(n: &Node, ctx: &mut Ctx) -> Result<Vip, ConfError> {
+    ctx.no_block(n);
+    let word = n.keyword.as_str();
+    let (a, p) = match word.split_once('/') {
+        Some((a, p)) => (a, Some(p)),
+        None => (word, None),
+    };
+    let addr: IpAddr = a
+        .parse()
+        .map_err(|_| bad_value(n, word, "an IP address with an optional /prefix"))?;
+    let max: u8 = if addr.is_ipv4() { 32 } else { 128 };
+    let prefix = match p {
+        None => max,
+        Some(p) => {
+            if p.is_empty() || !p.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(bad_value(n, word, "an IP address with an optional /prefix"));
+            }
+            match p.parse::<u8>() {
+                Ok(v) if v <= max => v,
+                _ => return Err(out_of_range(n, p, &format!("a prefix length 0..={max}"))),
+            }
+        }
+    };
+    let mut v = Vip {
+        addr,
+        prefix,
+        dev: None,
+        brd: None,
+        scope: None,
+        label: None,
+    };
+    let mut i = 0;
+    while let Some(opt) = n.args.get(i) {
+        let value = || -> Result<String, ConfError> {
+            n.args
+                .get(i + 1)
+                .cloned()
+                .ok_or_else(|| ConfError::MissingArgument {
+                    pos: n.pos.clone(),
+                    keyword: opt.clone(),
+                    what: "a value".into(),
+                })
+        };
+        match opt.as_str() {
+            "dev" => v.dev = Some(value()?),
+            "brd" => {
+                let s = value()?;
+                v.brd = Some(
+                    s.parse()
+                        .map_err(|_| bad_value(n, &s, "a broadcast address after `brd`"))?,
+                );
+            }
+            "scope" => v.scope = Some(value()?),
+            "label" => v.label = Some(value()?),
+            "no_track" | "home" | "nodad" | "-nodad" | "noprefixroute" | "autojoin" => {
+                ctx.warn(
+                    &n.pos,
+                    format!("virtual address option `{opt}` is not supported; ignored"),
+                );
+                i += 1;
+                continue;
+            }
+            "preferred_lft" | "track_group" | "peer" => {
+                ctx.warn(
+                    &n.pos,
+                    format!("virtual address option `{opt}` is not supported; ignored"),
+                );
+                i += 2;
+                continue;
+            }
+            other => {
+                return Err(bad_value(
+                    n,
+                    other,
+                    "a virtual address option (dev, brd, scope, label)",
+                ));
+            }
+        }
+        i += 2;
+    }
+    Ok(v)
+}
+
+fn names_block(node: &Node, ctx: &mut Ctx) -> Result<Vec<(String, Pos)>, ConfError> {
+    let mut out = Vec::new();
+    for n in block(node)? {
+        ctx.no_block(n);
+        ctx.max_args(n, 0);
+        out.push((n.keyword.clone(), n.pos.clone()));
+    }
+    Ok(out)
+}
+
+/// Reads `NAME [weight N] [reverse]` lines.
+fn track_scripts(node: &Node, ctx: &mut Ctx) -> Result<Vec<(TrackScript, Pos)>, ConfError> {
+    let mut out = Vec::new();
+    for n in block(node)? {
+        ctx.no_block(n);
+        let mut weight = None;
+        match n.args.first().map(String::as_str) {
+            None => {}
+            Some("weight") => {
+                weight = Some(weight_arg(n, 1)?);
+                ctx.max_args(n, 2);
+            }
+            Some(other) => return Err(bad_value(n, other, "`weight N`")),
+        }
+        out.push((
+            TrackScript {
+                name: n.keyword.clone(),
+                weight,
+            },
+            n.pos.clone(),
+        ));
+    }
+    Ok(out)
+}
+
+fn opt_cmd(slot: &mut Option<String>, n: &Node) -> Result<(), ConfError> {
+    *slot = Some(command_arg(n)?);
+    Ok(())
+}
+
+fn instance(node: &Node, ctx: &mut Ctx) -> Result<(VrrpInstance, Pending), ConfError> {
+    ctx.max_args(node, 1);
+    let name = arg(node, 0, "an instance name")?.to_string();
+    let mut i = VrrpInstance {
+        name,
+        pos: SourcePos(node.pos.clone()),
+        state: InitialState::Backup,
+        interface: String::new(),
+        vrid: 0,
+        priority: 100,
+        advert_int: Duration::from_secs(1),
+        version: 2,
+        preempt: true,
+        preempt_delay: Duration::ZERO,
+        auth_pass: None,
+        vips: Vec::new(),
+        excluded_vips: Vec::new(),
+        mcast_src_ip: None,
+        unicast_src_ip: None,
+        unicast_peers: Vec::new(),
+        track_interfaces: Vec::new(),
+        track_scripts: Vec::new(),
+        notify_master: None,
+        notify_backup: None,
+        notify_fault: None,
+        notify_stop: None,
+        notify: None,
+        use_vmac: None,
+        vmac_xmit_base: false,
+        accept: true,
+        garp: GarpSettings::default(),
+        dont_track_primary: false,
+    };
+    let mut p = Pending {
+        version: None,
+        accept: None,
+        advert: None,
+        vmac_default: false,
+        has_interface: false,
+        has_vrid: false,
+        auth_pos: None,
+        track_pos: Vec::new(),
+    };
+    for n in block(node)? {
+        let blocky = matches!(
+            n.keyword.as_str(),
+            "authentication"
+                | "virtual_ipaddress"
+                | "virtual_ipaddress_excluded"
+                | "unicast_peer"
+                | "track_interface"
+                | "track_script"
+                | "virtual_routes"
+                | "virtual_rules"
+                | "track_file"
+                | "track_process"
+                | "track_bfd"
+        );
+        if !blocky {
+            ctx.no_block(n);
+        }
+        match n.keyword.as_str() {
+            "state" => {
+                ctx.max_args(n, 1);
+                let s = arg(n, 0, "MASTER or BACKUP")?;
+                i.state = if s.eq_ignore_ascii_case("MASTER") {
+                    InitialState::Master
+                } else if s.eq_ignore_ascii_case("BACKUP") {
+                    InitialState::Backup
+                } else {
+                    return Err(bad_value(n, s, "MASTER or BACKUP"));
+                };
+            }
+            "interface" => {
+                ctx.max_args(n, 1);
+                i.interface = arg(n, 0, "an interface name")?.to_string();
+                p.has_interface = true;
+            }
+            "virtual_router_id" => {
+                ctx.max_args(n, 1);
+                i.vrid = u8_arg(n, 0, 1)?;
+                p.has_vrid = true;
+            }
+            "priority" => {
+                ctx.max_args(n, 1);
+                i.priority = u8_arg(n, 0, 1)?;
+            }
+            "advert_int" => {
+                ctx.max_args(n, 1);
+                let d = secs_arg(n, 0, Duration::ZERO, SECS_1000)?;
+                p.advert = Some((d, n.pos.clone()));
+            }
+            "version" => {
+                ctx.max_args(n, 1);
+                let v = int_arg(n, 0, 2, 3)?;
+                p.version = Some((narrow(n, v)?, n.pos.clone()));
+            }
+            "nopreempt" => i.preempt = false,
+            "preempt" => i.preempt = true,
+            "preempt_delay" => {
+                i.preempt_delay = secs_arg(n, 0, Duration::ZERO, vrrp_proto::MAX_PREEMPT_DELAY)?;
+            }
+            "authentication" => {
+                i.auth_pass = authentication(n, ctx)?;
+                p.auth_pos = Some(n.pos.clone());
+            }
+            "virtual_ipaddress" => {
+                for v in block(n)? {
+                    i.vips.push(vip(v, ctx)?);
+                }
+            }
+            "virtual_ipaddress_excluded" => {
+                for v in block(n)? {
+                    i.excluded_vips.push(vip(v, ctx)?);
+                }
+            }
+            "mcast_src_ip" => {
+                ctx.max_args(n, 1);
+                i.mcast_src_ip = Some(ip_arg(n, 0)?);
+            }
+            "unicast_src_ip" => {
+                ctx.max_args(n, 1);
+                i.unicast_src_ip = Some(ip_arg(n, 0)?);
+            }
+            "unicast_peer" => {
+                for a in block(n)? {
+                    ctx.no_block(a);
+                    if !a.args.is_empty() {
+                        ctx.warn(&a.pos, "unicast_peer options are not supported; ignored");
+                    }
+                    let ip = a
+                        .keyword
+                        .parse()
+                        .map_err(|_| bad_value(a, &a.keyword, "an IPv4 or IPv6 address"))?;
+                    i.unicast_peers.push(ip);
+                }
+            }
+            "track_interface" => {
+                for a in block(n)? {
+                    ctx.no_block(a);
+                    let mut weight = 0;
+                    match a.args.first().map(String::as_str) {
+                        None => {}
+                        Some("weight") => {
+                            weight = weight_arg(a, 1)?;
+                            ctx.max_args(a, 2);
+                        }
+                        Some(other) => return Err(bad_value(a, other, "`weight N`")),
+                    }
+                    i.track_interfaces.push(TrackIf {
+                        name: a.keyword.clone(),
+                        weight,
+                    });
+                }
+            }
+            "track_script" => {
+                for (t, tpos) in track_scripts(n, ctx)? {
+                    i.track_scripts.push(t);
+                    p.track_pos.push(tpos);
+                }
+            }
+            "notify_master" => opt_cmd(&mut i.notify_master, n)?,
+            "notify_backup" => opt_cmd(&mut i.notify_backup, n)?,
+            "notify_fault" => opt_cmd(&mut i.notify_fault, n)?,
+            "notify_stop" => opt_cmd(&mut i.notify_stop, n)?,
+            "notify" => opt_cmd(&mut i.notify, n)?,
+            "use_vmac" => {
+                ctx.max_args(n, 1);
+                match n.args.first() {
+                    Some(name) => {
+                        i.use_vmac = Some(name.clone());
+                        p.vmac_default = false;
+                    }
+                    None => p.vmac_default = true,
+                }
+            }
+            "vmac_xmit_base" => i.vmac_xmit_base = true,
+            "accept" => p.accept = Some(true),
+            "no_accept" => p.accept = Some(false),
+            "garp_master_delay" => {
+                i.garp.master_delay = Some(secs_arg(n, 0, Duration::ZERO, SECS_1000)?);
+            }
+            "garp_master_repeat" => i.garp.master_repeat = Some(u8_arg(n, 0, 1)?),
+            "garp_master_refresh" => {
+                i.garp.master_refresh = Some(secs_arg(n, 0, Duration::ZERO, SECS_DAY)?);
+            }
+            "garp_master_refresh_repeat" => {
+                i.garp.master_refresh_repeat = Some(u8_arg(n, 0, 1)?);
+            }
+            "garp_interval" => {
+                i.garp.interval = Some(secs_arg(n, 0, Duration::ZERO, SECS_1000)?);
+            }
+            "gna_interval" => {
+                i.garp.gna_interval = Some(secs_arg(n, 0, Duration::ZERO, SECS_1000)?);
+            }
+            "dont_track_primary" => i.dont_track_primary = true,
+            "smtp_alert"
+            | "virtual_routes"
+            | "virtual_rules"
+            | "track_file"
+            | "track_process"
+            | "track_bfd"
+            | "debug"
+            | "lvs_sync_daemon_interface"
+            | "garp_lower_prio_delay"
+            | "garp_lower_prio_repeat"
+            | "lower_prio_no_advert"
+            | "higher_prio_send_advert"
+            | "strict_mode"
+            | "check_unicast_src"
+            | "native_ipv6"
+            | "kernel_rx_buf_size"
+            | "mcast_dst_ip" => ctx.unsupported(n),
+            _ => ctx.unknown(n, "vrrp_instance"),
+        }
+    }
+    Ok((i, p))
+}
+
+fn sync_group(node: &Node, ctx: &mut Ctx) -> Result<(SyncGroup, SyncRefs), ConfError> {
+    ctx.max_args(node, 1);
+    let mut g = SyncGroup {
+        name: arg(node, 0, "a group name")?.to_string(),
+        pos: SourcePos(node.pos.clone()),
+        instances: Vec::new(),
+        notify_master: None,
+        notify_backup: None,
+        notify_fault: None,
+        notify: None,
+        track_scripts: Vec::new(),
+    };
+    let mut refs = Vec::new();
+    let mut track_refs = Vec::new();
+    for n in block(node)? {
+        if !matches!(
+            n.keyword.as_str(),
+            "group" | "track_script" | "track_interface"
+        ) {
+            ctx.no_block(n);
+        }
+        match n.keyword.as_str() {
+            "group" => {
+                for (name, pos) in names_block(n, ctx)? {
+                    g.instances.push(name);
+                    refs.push(pos);
+                }
+            }
+            "notify_master" => opt_cmd(&mut g.notify_master, n)?,
+            "notify_backup" => opt_cmd(&mut g.notify_backup, n)?,
+            "notify_fault" => opt_cmd(&mut g.notify_fault, n)?,
+            "notify" => opt_cmd(&mut g.notify, n)?,
+            "track_script" => {
+                for (t, tpos) in track_scripts(n, ctx)? {
+                    g.track_scripts.push(t);
+                    track_refs.push(tpos);
+                }
+            }
+            "smtp_alert"
+            | "global_tracking"
+            | "sync_group_tracking_weight"
+            | "notify_stop"
+            | "track_interface" => ctx.unsupported(n),
+            _ => ctx.unknown(n, "vrrp_sync_group"),
+        }
+    }
+    if g.instances.is_empty() {
+        return Err(ConfError::MissingKeyword {
+            pos: node.pos.clone(),
+            kind: "vrrp_sync_group".into(),
+            name: g.name,
+            keyword: "group".into(),
+        });
+    }
+    Ok((g, (refs, track_refs)))
+}
+
+/// `authentication { auth_type PASS auth_pass P }`: the password bytes as sent.
+fn authentication(n: &Node, ctx: &mut Ctx) -> Result<Option<Vec<u8>>, ConfError> {
+    let mut kind_seen = false;
+    let mut pass = None;
+    for a in block(n)? {
+        ctx.no_block(a);
+        match a.keyword.as_str() {
+            "auth_type" => {
+                ctx.max_args(a, 1);
+                let t = arg(a, 0, "PASS")?;
+                if t.eq_ignore_ascii_case("AH") {
+                    return Err(ConfError::Invalid {
+                        pos: a.pos.clone(),
+                        message: "auth_type AH is not supported (keepalived deprecated it): \
+                                  use PASS or remove the authentication block"
+                            .into(),
+                    });
+                }
+                if !t.eq_ignore_ascii_case("PASS") {
+                    return Err(bad_value(a, t, "PASS"));
+                }
+                kind_seen = true;
+            }
+            "auth_pass" => {
+                ctx.max_args(a, 1);
+                let s = arg(a, 0, "a password")?;
+                let bytes = s.as_bytes();
+                if bytes.len() > 8 {
+                    if !s.is_char_boundary(8) {
+                        return Err(ConfError::Invalid {
+                            pos: a.pos.clone(),
+                            message: "auth_pass is cut to its first 8 bytes, which splits a \
+                                      character here: use a password of at most 8 bytes"
+                                .into(),
+                        });
+                    }
+                    ctx.warn(
+                        &a.pos,
+                        "auth_pass is longer than 8 bytes; only the first 8 are used, as \
+                         keepalived does",
+                    );
+                }
+                pass = Some(bytes.iter().take(8).copied().collect());
+            }
+            _ => ctx.unknown(a, "authentication"),
+        }
+    }
+    let missing = |k: &str| ConfError::MissingKeyword {
+        pos: n.pos.clone(),
+        kind: "vrrp_instance".into(),
+        name: "authentication block".into(),
+        keyword: k.into(),
+    };
+    if !kind_seen {
+        return Err(missing("auth_type"));
+    }
+    pass.map(Some).ok_or_else(|| missing("auth_pass"))
+}

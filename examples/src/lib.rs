@@ -1,0 +1,11 @@
+#![doc = include_str!("../README.md")]
+
+pub mod io;
+pub mod kaconf;
+pub mod netns;
+pub mod rtnl;
+pub mod testbed;
+pub mod vrrpd;
+
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;

@@ -1,0 +1,206 @@
+//! `vrrp_script` health checks (the seed's `nginx_check.sh`, run natively) and the effective
+//! priority / fault they and `track_interface` produce.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use tokio::process::Command;
+use tokio::sync::mpsc::UnboundedSender;
+use tokio::task::JoinHandle;
+
+use super::daemon::Event;
+
+/// How one run of a check script ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    /// Exit status 0.
+    Success,
+    /// Non-zero exit status (or killed by a signal: `None`).
+    Failed(Option<i32>),
+    /// Still running at its timeout: killed.
+    TimedOut,
+    /// Could not be started.
+    SpawnFailed,
+}
+
+/// A script's rise/fall state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ScriptState {
+    /// Current verdict: `true` = passing. Starts passing, as keepalived's default (no
+    /// `init_fail`).
+    pub(crate) ok: bool,
+    consecutive_ok: u32,
+    consecutive_fail: u32,
+    rise: u32,
+    fall: u32,
+}
+
+impl ScriptState {
+    pub(crate) fn new(rise: u32, fall: u32) -> Self {
+        Self {
+            ok: true,
+            consecutive_ok: 0,
+            consecutive_fail: 0,
+            rise: rise.max(1),
+            fall: fall.max(1),
+        }
+    }
+
+    /// Records one result; returns the new verdict when it changed.
+    pub(crate) fn record(&mut self, success: bool) -> Option<bool> {
+        if success {
+            self.consecutive_ok = self.consecutive_ok.saturating_add(1);
+            self.consecutive_fail = 0;
+            if !self.ok && self.consecutive_ok >= self.rise {
+                self.ok = true;
+                return Some(true);
+            }
+        } else {
+            self.consecutive_fail = self.consecutive_fail.saturating_add(1);
+            self.consecutive_ok = 0;
+            if self.ok && self.consecutive_fail >= self.fall {
+                self.ok = false;
+                return Some(false);
+            }
+        }
+        None
+    }
+}
+
+/// Starts the periodic runner of one script: runs `cmd` through `/bin/sh -c` every
+/// `interval`, kills it at `timeout`, and sends each outcome to the daemon loop.
+pub(crate) fn spawn_runner(
+    name: String,
+    cmd: String,
+    interval: Duration,
+    timeout: Duration,
+    tx: UnboundedSender<Event>,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let interval = interval.max(Duration::from_millis(10));
+        let mut tick = tokio::time::interval(interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let outcome = run_once(&cmd, timeout).await;
+            if tx
+                .send(Event::Script {
+                    name: name.clone(),
+                    outcome,
+                })
+                .is_err()
+            {
+                return;
+            }
+        }
+    })
+}
+
+async fn run_once(cmd: &str, timeout: Duration) -> Outcome {
+    let child = Command::new("/bin/sh")
+        .arg("-c")
+        .arg(cmd)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn();
+    let Ok(mut child) = child else {
+        return Outcome::SpawnFailed;
+    };
+    match tokio::time::timeout(timeout, child.wait()).await {
+        Ok(Ok(status)) if status.success() => Outcome::Success,
+        Ok(Ok(status)) => Outcome::Failed(status.code()),
+        Ok(Err(_)) => Outcome::SpawnFailed,
+        Err(_) => {
+            // Timed out: kill it and reap it so no zombie is left behind.
+            let _ = child.start_kill();
+            let _ = child.wait().await;
+            Outcome::TimedOut
+        }
+    }
+}
+
+/// Runs a notify script without waiting for it (keepalived does not wait either).
+pub(crate) fn notify(cmd: &str, extra: &[&str]) {
+    let mut c = Command::new("/bin/sh");
+    if extra.is_empty() {
+        c.arg("-c").arg(cmd);
+    } else {
+        // `notify` gets TYPE NAME STATE PRIORITY appended as separate arguments.
+        c.arg("-c").arg(format!("{cmd} \"$@\"")).arg("notify");
+        c.args(extra);
+    }
+    c.stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    if let Ok(mut child) = c.spawn() {
+        tokio::spawn(async move {
+            let _ = child.wait().await;
+        });
+    }
+}
+
+/// The effective priority from a base priority and the tracked weights: positive weights
+/// count while their check passes, negative ones while it fails; the result is kept in
+/// 1..=254 as keepalived does. An address owner (255) is never changed.
+pub(crate) fn effective_priority(base: u8, weights: impl IntoIterator<Item = (i32, bool)>) -> u8 {
+    if base == 255 {
+        return 255;
+    }
+    let mut p = i32::from(base);
+    for (w, ok) in weights {
+        if (w > 0 && ok) || (w < 0 && !ok) {
+            p += w;
+        }
+    }
+    u8::try_from(p.clamp(1, 254)).unwrap_or(1)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rise_and_fall() {
+        let mut s = ScriptState::new(2, 3);
+        assert!(s.ok);
+        assert_eq!(s.record(false), None);
+        assert_eq!(s.record(false), None);
+        assert_eq!(s.record(false), Some(false));
+        assert_eq!(s.record(false), None);
+        assert_eq!(s.record(true), None);
+        assert_eq!(s.record(false), None);
+        assert_eq!(s.record(true), None);
+        assert_eq!(s.record(true), Some(true));
+    }
+
+    #[test]
+    fn weights_move_priority_within_bounds() {
+        assert_eq!(effective_priority(100, [(-20, false)]), 80);
+        assert_eq!(effective_priority(100, [(-20, true)]), 100);
+        assert_eq!(effective_priority(100, [(20, true), (-5, false)]), 115);
+        assert_eq!(effective_priority(250, [(20, true)]), 254);
+        assert_eq!(effective_priority(10, [(-50, false)]), 1);
+        assert_eq!(effective_priority(255, [(-50, false)]), 255);
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn scripts_time_out_and_report_status() {
+        assert_eq!(
+            run_once("exit 0", Duration::from_secs(5)).await,
+            Outcome::Success
+        );
+        assert_eq!(
+            run_once("exit 3", Duration::from_secs(5)).await,
+            Outcome::Failed(Some(3))
+        );
+        let t = std::time::Instant::now();
+        assert_eq!(
+            run_once("sleep 30", Duration::from_millis(200)).await,
+            Outcome::TimedOut
+        );
+        assert!(t.elapsed() < Duration::from_secs(10));
+    }
+}
