@@ -706,14 +706,30 @@ fn track_script_and_track_interface_drive_failover() -> TestResult {
     s.top.push((
         "lb1".into(),
         format!(
-            "vrrp_script chk_nginx {{\n    script \"test -e {}\"\n    interval 0.1\n    weight -20\n    fall 2\n    rise 2\n}}\nvrrp_script chk_hang {{\n    script \"sh -c 'test -e {} && exec sleep 60; exit 0'\"\n    interval 0.2\n    timeout 0.3\n    weight 0\n}}",
+            "vrrp_script chk_nginx {{\n    script \"test -e {}\"\n    interval 0.1\n    weight -20\n    fall 2\n    rise 2\n}}\nvrrp_script chk_hang {{\n    script \"sh -c 'test -e {} && sleep 61.{}; exit 0'\"\n    interval 0.2\n    timeout 0.3\n    weight 0\n}}",
             flag.display(),
-            hang.display()
+            hang.display(),
+            std::process::id()
         ),
     ));
+    let notify_log = tb.run_dir().join("notify.log");
+    let notify_sh = tb.run_dir().join("notify.sh");
+    fs::write(
+        &notify_sh,
+        format!("#!/bin/sh\necho \"$@\" >> {}\n", notify_log.display()),
+    )?;
+    fs::set_permissions(
+        &notify_sh,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )?;
+    let master_flag = tb.run_dir().join("became-master");
     s.extra.push((
         "lb1".into(),
-        "    track_script {\n        chk_nginx\n        chk_hang\n    }\n    track_interface {\n        trk0\n    }".into(),
+        format!(
+            "    track_script {{\n        chk_nginx\n        chk_hang\n    }}\n    track_interface {{\n        trk0\n    }}\n    notify {}\n    notify_master \"touch {}\"",
+            notify_sh.display(),
+            master_flag.display()
+        ),
     ));
     // A veth pair inside lb1 stands for the uplink a balancer would track.
     tb.ns("lb1")?.ip([
@@ -766,7 +782,7 @@ fn track_script_and_track_interface_drive_failover() -> TestResult {
     );
     let sleepers = tb
         .ns("lb1")?
-        .output("pgrep", ["-f", "exec sleep 60"])
+        .output("pgrep", ["-f", &format!("sleep 61.{}", std::process::id())])
         .unwrap_or_default();
     assert!(
         sleepers.trim().is_empty(),
@@ -787,6 +803,17 @@ fn track_script_and_track_interface_drive_failover() -> TestResult {
         "{}",
         dump_logs(&[&d1, &d2])
     );
+
+    // The notify scripts ran: keepalived's argument order, every state seen.
+    assert!(master_flag.exists(), "notify_master did not run");
+    let notes = fs::read_to_string(&notify_log)?;
+    for want in [
+        "INSTANCE VI_1 BACKUP 100",
+        "INSTANCE VI_1 MASTER 100",
+        "INSTANCE VI_1 FAULT",
+    ] {
+        assert!(notes.contains(want), "{want:?} missing from:\n{notes}");
+    }
     Ok(())
 }
 

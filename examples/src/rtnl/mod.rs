@@ -622,6 +622,34 @@ fn addr_msg(index: u32, addr: IpAddr, prefix: u8) -> Result<AddressMessage, Rtnl
     Ok(m)
 }
 
+/// The reply path of [`Rtnl`] on arbitrary bytes, for the `rtnl_reply` fuzz target: split
+/// the datagram, classify each message, and turn link and address messages into [`Link`] /
+/// [`IfAddr`]. Returns how many items came out; it must never panic.
+#[cfg(feature = "fuzzing")]
+pub fn fuzz_reply(datagram: &[u8]) -> usize {
+    let Ok(frames) = wire::split("fuzz", datagram) else {
+        return 0;
+    };
+    let mut n = 0;
+    for f in frames {
+        let Ok(reply) = f.classify("fuzz") else {
+            continue;
+        };
+        if let Reply::Data { msg, .. } = reply {
+            match msg {
+                RouteNetlinkMessage::NewLink(m) | RouteNetlinkMessage::DelLink(m) => {
+                    n += usize::from(link_of(&m, "fuzz").is_ok());
+                }
+                RouteNetlinkMessage::NewAddress(m) | RouteNetlinkMessage::DelAddress(m) => {
+                    n += usize::from(ifaddr_of(&m).is_some());
+                }
+                _ => {}
+            }
+        }
+    }
+    n
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used, reason = "unit tests")]
 mod tests {

@@ -203,6 +203,8 @@ struct Inst {
     faults: BTreeSet<String>,
     /// The priority the weights were last applied to.
     last_priority: u8,
+    /// Adverts refused so far.
+    dropped: u64,
 }
 
 struct Daemon {
@@ -363,6 +365,7 @@ impl Daemon {
             vmac,
             faults: BTreeSet::new(),
             last_priority: priority,
+            dropped: 0,
         })
     }
 
@@ -570,7 +573,17 @@ impl Daemon {
             }
             matched = true;
             if let Err(e) = inst.router.handle_packet(now, meta, &rcv.payload) {
-                log!("({}) dropped advert from {}: {e}", inst.conf.name, rcv.src);
+                // Counted by the router; logged at 1, 2, 4, 8, ... so a flood cannot fill
+                // the log.
+                inst.dropped += 1;
+                if inst.dropped.is_power_of_two() {
+                    log!(
+                        "({}) dropped advert from {}: {e} ({} dropped so far)",
+                        inst.conf.name,
+                        rcv.src,
+                        inst.dropped
+                    );
+                }
             }
             self.drain(i);
         }

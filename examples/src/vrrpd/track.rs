@@ -104,16 +104,25 @@ async fn run_once(cmd: &str, timeout: Duration) -> Outcome {
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .kill_on_drop(true)
+        // Its own process group, so a timeout kills whatever the script started too.
+        .process_group(0)
         .spawn();
     let Ok(mut child) = child else {
         return Outcome::SpawnFailed;
     };
+    let pgid = child
+        .id()
+        .and_then(|p| i32::try_from(p).ok())
+        .map(nix::unistd::Pid::from_raw);
     match tokio::time::timeout(timeout, child.wait()).await {
         Ok(Ok(status)) if status.success() => Outcome::Success,
         Ok(Ok(status)) => Outcome::Failed(status.code()),
         Ok(Err(_)) => Outcome::SpawnFailed,
         Err(_) => {
-            // Timed out: kill it and reap it so no zombie is left behind.
+            // Timed out: kill its whole process group and reap it so nothing is left.
+            if let Some(g) = pgid {
+                let _ = nix::sys::signal::killpg(g, nix::sys::signal::Signal::SIGKILL);
+            }
             let _ = child.start_kill();
             let _ = child.wait().await;
             Outcome::TimedOut
@@ -202,5 +211,18 @@ mod tests {
             Outcome::TimedOut
         );
         assert!(t.elapsed() < Duration::from_secs(10));
+        // A grandchild in the background dies with the script.
+        let marker = format!("sleep 47.{}", std::process::id());
+        assert_eq!(
+            run_once(&format!("{marker} & wait"), Duration::from_millis(200)).await,
+            Outcome::TimedOut
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let left = std::process::Command::new("pgrep")
+            .args(["-f", &marker])
+            .output()
+            .map(|o| o.stdout)
+            .unwrap_or_default();
+        assert!(left.is_empty(), "{}", String::from_utf8_lossy(&left));
     }
 }

@@ -1,0 +1,6 @@
+//! Route-netlink reply bytes through the reply parser: never a panic.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    hapri_examples::fuzzing::rtnl_reply(data);
+});
