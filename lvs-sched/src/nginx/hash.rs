@@ -10,13 +10,30 @@
 //! among the usable peers whose name matches the point's, smooth WRR picks one; if none,
 //! move to the next point; after 20 tries fall back to round robin.
 
+use alloc::collections::BTreeMap;
 use alloc::string::String;
+use alloc::vec;
 use alloc::vec::Vec;
 use core::fmt::Write;
 
 use crate::hash::Crc32;
 use crate::hash::ketama::Ring;
 use crate::{DestId, DestSet, Flow, Instant, SchedulerKind};
+
+/// `n` in decimal, as nginx's `ngx_sprintf(buf, "%ui", n)` writes it, without allocating.
+fn decimal(mut n: u32, buf: &mut [u8; 10]) -> &[u8] {
+    let mut start = buf.len();
+    for slot in buf.iter_mut().rev() {
+        // `n % 10 < 10`, so the narrowing is exact.
+        *slot = b'0' + (n % 10) as u8;
+        start -= 1;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    buf.get(start..).unwrap_or(&[])
+}
 
 /// nginx `hash $key` (not consistent).
 #[derive(Clone, Copy, Debug, Default)]
@@ -28,28 +45,25 @@ impl crate::Scheduler for Hash {
     }
     fn rebuild(&mut self, _dests: &DestSet) {}
     fn schedule(&mut self, dests: &mut DestSet, flow: &Flow<'_>, now: Instant) -> Option<DestId> {
-        let (primary, _) = super::split(dests);
         let key = flow.key.unwrap_or(&[]);
         let s = dests.as_mut_slice();
-        let total = super::total_weight(s, &primary);
-        if primary.len() < 2 || key.is_empty() || total == 0 {
+        let (peers, total) = super::primary_totals(s);
+        if peers < 2 || key.is_empty() || total == 0 {
             return super::round_robin(dests, now);
         }
         let mut acc: u64 = 0;
         let mut rehash: u32 = 0;
         let mut tries = 0u32;
-        let mut num = String::new();
+        let mut num = [0u8; 10];
         loop {
             let mut c = Crc32::new();
             if rehash > 0 {
-                num.clear();
-                let _ = write!(num, "{rehash}");
-                c = c.update(num.as_bytes());
+                c = c.update(decimal(rehash, &mut num));
             }
             let h = (c.update(key).finish() >> 16) & 0x7fff;
             acc += u64::from(h);
             rehash += 1;
-            if let Some(i) = super::peer_at_weight(s, &primary, acc % total)
+            if let Some(i) = super::primary_at_weight(s, acc % total)
                 && let Some(d) = s.get_mut(i)
                 && d.nginx_usable(now)
             {
@@ -64,11 +78,19 @@ impl crate::Scheduler for Hash {
     }
 }
 
+/// End of a same-name chain in [`Chash`].
+const NONE: usize = usize::MAX;
+
 /// nginx `hash $key consistent` (ketama).
 #[derive(Clone, Debug, Default)]
 pub struct Chash {
     ring: Ring,
     names: Vec<String>,
+    /// For each index of `names`, the first index with the same name.
+    first_same: Vec<usize>,
+    /// For each index of `names`, the next index with the same name ([`NONE`] at the end):
+    /// with `first_same`, the peers named like a ring point, in list order, without a scan.
+    next_same: Vec<usize>,
     built_from: Vec<(core::net::SocketAddr, u32, bool)>,
 }
 
@@ -106,31 +128,65 @@ impl crate::Scheduler for Chash {
                 n
             })
             .collect();
-        let (primary, _) = super::split(dests);
+        let mut first_same = vec![NONE; self.names.len()];
+        let mut next_same = vec![NONE; self.names.len()];
+        // name -> (first, last) index seen so far
+        let mut chains: BTreeMap<&str, (usize, usize)> = BTreeMap::new();
+        for (i, name) in self.names.iter().enumerate() {
+            let first = match chains.get_mut(name.as_str()) {
+                Some((first, last)) => {
+                    if let Some(n) = next_same.get_mut(*last) {
+                        *n = i;
+                    }
+                    *last = i;
+                    *first
+                }
+                None => {
+                    chains.insert(name, (i, i));
+                    i
+                }
+            };
+            if let Some(f) = first_same.get_mut(i) {
+                *f = first;
+            }
+        }
+        self.first_same = first_same;
+        self.next_same = next_same;
         let names = &self.names;
-        self.ring = Ring::build(primary.iter().filter_map(|&i| {
-            let d = dests.get(DestId(i))?;
-            Some((names.get(i)?.as_bytes(), d.weight, i))
+        self.ring = Ring::build(dests.iter().filter_map(|(id, d)| {
+            if d.nginx.backup {
+                return None;
+            }
+            Some((names.get(id.0)?.as_bytes(), d.weight, id.0))
         }));
     }
     fn schedule(&mut self, dests: &mut DestSet, flow: &Flow<'_>, now: Instant) -> Option<DestId> {
-        let (primary, _) = super::split(dests);
         let key = flow.key.unwrap_or(&[]);
-        if primary.len() < 2 || key.is_empty() || self.ring.is_empty() {
+        if key.is_empty() || self.ring.is_empty() || !super::has_two_primaries(dests.as_slice()) {
             return super::round_robin(dests, now);
         }
         let mut point = self.ring.find_point(crate::hash::crc32(key));
         let mut tries = 0u32;
         let s = dests.as_mut_slice();
         loop {
-            let server = self.ring.server_at(point).and_then(|i| self.names.get(i));
-            if let Some(server) = server {
-                let same: Vec<usize> = primary
-                    .iter()
-                    .copied()
-                    .filter(|&i| self.names.get(i).is_some_and(|n| n == server))
-                    .collect();
-                if let Some(b) = super::smooth_pick(s, &same, |d| d.nginx_usable(now)) {
+            // The primary peers named like the point's server, in list order.
+            let first = self
+                .ring
+                .server_at(point)
+                .and_then(|i| self.first_same.get(i));
+            if let Some(&first) = first {
+                let mut acc = super::Smooth::default();
+                let mut j = first;
+                while j != NONE {
+                    if let Some(d) = s.get_mut(j)
+                        && !d.nginx.backup
+                        && d.nginx_usable(now)
+                    {
+                        acc.step(j, d);
+                    }
+                    j = self.next_same.get(j).copied().unwrap_or(NONE);
+                }
+                if let Some(b) = acc.finish(s) {
                     if let Some(d) = s.get_mut(b) {
                         super::mark_picked(d, now);
                     }
@@ -142,6 +198,21 @@ impl crate::Scheduler for Chash {
             if tries > 20 {
                 return super::round_robin(dests, now);
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use alloc::format;
+
+    use super::decimal;
+
+    #[test]
+    fn decimal_matches_format() {
+        let mut buf = [0u8; 10];
+        for n in (0..=10_000u32).chain([99_999, 1_000_000_000, u32::MAX - 1, u32::MAX]) {
+            assert_eq!(decimal(n, &mut buf), format!("{n}").as_bytes());
         }
     }
 }

@@ -31,10 +31,9 @@ impl crate::Scheduler for IpHash {
     }
     fn rebuild(&mut self, _dests: &DestSet) {}
     fn schedule(&mut self, dests: &mut DestSet, flow: &Flow<'_>, now: Instant) -> Option<DestId> {
-        let (primary, _) = super::split(dests);
         let s = dests.as_mut_slice();
-        let total = super::total_weight(s, &primary);
-        if primary.len() < 2 || total == 0 {
+        let (peers, total) = super::primary_totals(s);
+        if peers < 2 || total == 0 {
             return super::round_robin(dests, now);
         }
         let mut buf = [0u8; 16];
@@ -45,7 +44,7 @@ impl crate::Scheduler for IpHash {
             for &b in bytes {
                 hash = (hash * 113 + u64::from(b)) % 6271;
             }
-            let pick = super::peer_at_weight(s, &primary, hash % total);
+            let pick = super::primary_at_weight(s, hash % total);
             if let Some(i) = pick
                 && let Some(d) = s.get_mut(i)
                 && d.nginx_usable(now)

@@ -15,49 +15,45 @@ impl crate::Scheduler for LeastConn {
     }
     fn rebuild(&mut self, _dests: &DestSet) {}
     fn schedule(&mut self, dests: &mut DestSet, _flow: &Flow<'_>, now: Instant) -> Option<DestId> {
-        let (primary, backup) = super::split(dests);
         let s = dests.as_mut_slice();
-        for peers in [&primary, &backup] {
-            let mut best: Option<(usize, u64, u64)> = None; // (pos in peers, conns, weight)
+        // Primary peers first, then backup peers; each list filtered in place, in list order.
+        for backup in [false, true] {
+            // (index, conns, weight) of the first peer with the least conns / weight. The
+            // cross-multiplied products are of two `u32`s, exact in `u64`.
+            let mut best: Option<(usize, u64, u64)> = None;
             let mut many = false;
-            for (pos, &i) in peers.iter().enumerate() {
-                let Some(d) = s.get(i) else { continue };
-                if !d.nginx_usable(now) {
+            for (i, d) in s.iter().enumerate() {
+                if d.nginx.backup != backup || !d.nginx_usable(now) {
                     continue;
                 }
                 let (c, w) = (u64::from(d.active), u64::from(d.weight));
                 match best {
-                    Some((_, bc, bw))
-                        if u128::from(c) * u128::from(bw) >= u128::from(bc) * u128::from(w) =>
-                    {
-                        if u128::from(c) * u128::from(bw) == u128::from(bc) * u128::from(w) {
+                    Some((_, bc, bw)) if c * bw >= bc * w => {
+                        if c * bw == bc * w {
                             many = true;
                         }
                     }
                     _ => {
-                        best = Some((pos, c, w));
+                        best = Some((i, c, w));
                         many = false;
                     }
                 }
             }
-            let Some((bpos, bc, bw)) = best else { continue };
+            let Some((bi, bc, bw)) = best else { continue };
             let pick = if many {
-                let tied: alloc::vec::Vec<usize> = peers
-                    .get(bpos..)
-                    .unwrap_or(&[])
-                    .iter()
-                    .copied()
-                    .filter(|&i| {
-                        s.get(i).is_some_and(|d| {
-                            d.nginx_usable(now)
-                                && u128::from(d.active) * u128::from(bw)
-                                    == u128::from(bc) * u128::from(d.weight)
-                        })
-                    })
-                    .collect();
-                super::smooth_pick(s, &tied, |_| true)
+                // Smooth WRR among the tied peers, from the first one on.
+                let mut acc = super::Smooth::default();
+                for (i, d) in s.iter_mut().enumerate().skip(bi) {
+                    if d.nginx.backup == backup
+                        && d.nginx_usable(now)
+                        && u64::from(d.active) * bw == bc * u64::from(d.weight)
+                    {
+                        acc.step(i, d);
+                    }
+                }
+                acc.finish(s)
             } else {
-                peers.get(bpos).copied()
+                Some(bi)
             };
             if let Some(i) = pick {
                 if let Some(d) = s.get_mut(i) {

@@ -14,23 +14,25 @@ pub mod least_conn;
 pub mod random;
 pub mod round_robin;
 
-use alloc::vec::Vec;
-
 use crate::dest::Dest;
 use crate::{DestId, DestSet, Instant};
 
-/// Indices of primary (`backup == false`) and backup peers, in list order.
-pub(crate) fn split(dests: &DestSet) -> (Vec<usize>, Vec<usize>) {
-    let mut p = Vec::new();
-    let mut b = Vec::new();
-    for (i, d) in dests.iter() {
-        if d.nginx.backup {
-            b.push(i.0);
-        } else {
-            p.push(i.0);
-        }
-    }
-    (p, b)
+// Every balancer filters the destination slice in place (primary peers are
+// `!d.nginx.backup`, in list order) instead of collecting index lists: nothing here
+// allocates per decision. The `backup` flag is read live on every call, so a flag changed
+// through `DestSet::get_mut` without a `rebuild` still takes effect at once.
+
+/// Number of primary peers and the sum of their configured weights (nginx's
+/// `total_weight`, down peers included), in one pass.
+pub(crate) fn primary_totals(s: &[Dest]) -> (usize, u64) {
+    s.iter()
+        .filter(|d| !d.nginx.backup)
+        .fold((0, 0), |(n, w), d| (n + 1, w + u64::from(d.weight)))
+}
+
+/// Whether there are at least two primary peers (stops at the second).
+pub(crate) fn has_two_primaries(s: &[Dest]) -> bool {
+    s.iter().filter(|d| !d.nginx.backup).nth(1).is_some()
 }
 
 /// nginx's `if (now - peer->checked > peer->fail_timeout) peer->checked = now;` after a pick.
@@ -41,83 +43,96 @@ pub(crate) fn mark_picked(d: &mut Dest, now: Instant) {
     }
 }
 
-/// One smooth-WRR step (`ngx_http_upstream_get_peer`) over `peers` that pass `usable`.
-pub(crate) fn smooth_pick(
-    s: &mut [Dest],
-    peers: &[usize],
-    usable: impl Fn(&Dest) -> bool,
-) -> Option<usize> {
-    let mut best: Option<usize> = None;
-    let mut total: i64 = 0;
-    for &i in peers {
-        let Some(d) = s.get_mut(i) else { continue };
-        if !usable(d) {
-            continue;
-        }
+/// One smooth-WRR step (`ngx_http_upstream_get_peer`), fed the usable peers in list order
+/// through [`Smooth::step`] and closed with [`Smooth::finish`].
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Smooth {
+    /// The leader so far and its `current_weight` (first wins on ties).
+    best: Option<(usize, i64)>,
+    /// Sum of the visited peers' `effective_weight`.
+    total: i64,
+}
+
+impl Smooth {
+    /// Visit the usable peer `i`: raise its `current_weight` by its `effective_weight`, let
+    /// the effective weight recover by one, and keep it if it now leads strictly.
+    pub(crate) fn step(&mut self, i: usize, d: &mut Dest) {
         let p = &mut d.nginx;
         p.current_weight += p.effective_weight;
-        total += p.effective_weight;
+        self.total += p.effective_weight;
         if p.effective_weight < i64::from(d.weight) {
             p.effective_weight += 1;
         }
         let cw = p.current_weight;
-        if best.is_none_or(|b| s.get(b).is_some_and(|bd| cw > bd.nginx.current_weight)) {
-            best = Some(i);
+        if self.best.is_none_or(|(_, bcw)| cw > bcw) {
+            self.best = Some((i, cw));
         }
     }
-    let b = best?;
-    if let Some(d) = s.get_mut(b) {
-        d.nginx.current_weight -= total;
+
+    /// Subtract the total from the winner's `current_weight` and return it (`None` if no
+    /// peer was visited).
+    pub(crate) fn finish(self, s: &mut [Dest]) -> Option<usize> {
+        let (b, _) = self.best?;
+        if let Some(d) = s.get_mut(b) {
+            d.nginx.current_weight -= self.total;
+        }
+        Some(b)
     }
-    Some(b)
+}
+
+/// Smooth WRR over the usable peers of one list (`backup == false`: primary, `true`: backup).
+fn smooth_list(s: &mut [Dest], backup: bool, now: Instant) -> Option<usize> {
+    let mut acc = Smooth::default();
+    for (i, d) in s.iter_mut().enumerate() {
+        if d.nginx.backup == backup && d.nginx_usable(now) {
+            acc.step(i, d);
+        }
+    }
+    acc.finish(s)
 }
 
 /// `ngx_http_upstream_get_round_robin_peer`: primary peers (the single-peer shortcut
 /// ignores failures), then backup peers.
 pub(crate) fn round_robin(dests: &mut DestSet, now: Instant) -> Option<DestId> {
-    let (primary, backup) = split(dests);
     let s = dests.as_mut_slice();
-    for (peers, single_ok) in [(&primary, true), (&backup, false)] {
-        if peers.is_empty() {
-            continue;
-        }
-        let pick = if single_ok && peers.len() == 1 {
-            peers.first().copied().filter(|&i| {
-                s.get(i).is_some_and(|d| {
-                    let full = d.nginx.max_conns != 0 && d.active >= d.nginx.max_conns;
-                    !(d.nginx.down || d.weight == 0 || !d.available || full)
-                })
+    let mut primaries = s
+        .iter()
+        .enumerate()
+        .filter(|(_, d)| !d.nginx.backup)
+        .map(|(i, _)| i);
+    let (first, second) = (primaries.next(), primaries.next());
+    let primary = match (first, second) {
+        (None, _) => None,
+        (Some(i), None) => Some(i).filter(|&i| {
+            s.get(i).is_some_and(|d| {
+                let full = d.nginx.max_conns != 0 && d.active >= d.nginx.max_conns;
+                !(d.nginx.down || d.weight == 0 || !d.available || full)
             })
-        } else {
-            smooth_pick(s, peers, |d| d.nginx_usable(now))
-        };
-        if let Some(i) = pick {
-            if let Some(d) = s.get_mut(i) {
-                mark_picked(d, now);
-            }
-            return Some(DestId(i));
-        }
+        }),
+        (Some(_), Some(_)) => smooth_list(s, false, now),
+    };
+    let i = match primary {
+        Some(i) => i,
+        None => smooth_list(s, true, now)?,
+    };
+    if let Some(d) = s.get_mut(i) {
+        mark_picked(d, now);
     }
-    None
+    Some(DestId(i))
 }
 
-/// Walk `peers` by weight: the peer in which `w` (already `< total_weight`) falls.
-pub(crate) fn peer_at_weight(s: &[Dest], peers: &[usize], mut w: u64) -> Option<usize> {
-    for &i in peers {
-        let pw = s.get(i).map_or(0, |d| u64::from(d.weight));
+/// Walk the primary peers by weight: the peer in which `w` (already `< total_weight`)
+/// falls.
+pub(crate) fn primary_at_weight(s: &[Dest], mut w: u64) -> Option<usize> {
+    for (i, d) in s.iter().enumerate() {
+        if d.nginx.backup {
+            continue;
+        }
+        let pw = u64::from(d.weight);
         if w < pw {
             return Some(i);
         }
         w -= pw;
     }
     None
-}
-
-/// Sum of configured weights of `peers` (nginx's `total_weight`, down peers included).
-pub(crate) fn total_weight(s: &[Dest], peers: &[usize]) -> u64 {
-    peers
-        .iter()
-        .filter_map(|&i| s.get(i))
-        .map(|d| u64::from(d.weight))
-        .sum()
 }

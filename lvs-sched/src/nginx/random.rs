@@ -36,17 +36,16 @@ impl crate::Scheduler for Random {
     }
     fn rebuild(&mut self, _dests: &DestSet) {}
     fn schedule(&mut self, dests: &mut DestSet, _flow: &Flow<'_>, now: Instant) -> Option<DestId> {
-        let (primary, _) = super::split(dests);
         let s = dests.as_mut_slice();
-        let total = super::total_weight(s, &primary);
-        if primary.len() < 2 || total == 0 {
+        let (peers, total) = super::primary_totals(s);
+        if peers < 2 || total == 0 {
             return super::round_robin(dests, now);
         }
         let mut tries = 0u32;
         let mut prev: Option<usize> = None;
         loop {
             let x = u64::from(self.rng.next_u32() >> 1) % total;
-            if let Some(i) = super::peer_at_weight(s, &primary, x) {
+            if let Some(i) = super::primary_at_weight(s, x) {
                 let usable = prev != Some(i) && s.get(i).is_some_and(|d| d.nginx_usable(now));
                 if usable {
                     let pick = match (self.two, prev) {
@@ -58,9 +57,10 @@ impl crate::Scheduler for Random {
                         (true, Some(p)) => {
                             let (pd, d) = (s.get(p), s.get(i));
                             let worse = match (pd, d) {
+                                // Products of two `u32`s: exact in `u64`.
                                 (Some(pd), Some(d)) => {
-                                    u128::from(d.active) * u128::from(pd.weight)
-                                        > u128::from(pd.active) * u128::from(d.weight)
+                                    u64::from(d.active) * u64::from(pd.weight)
+                                        > u64::from(pd.active) * u64::from(d.weight)
                                 }
                                 _ => false,
                             };
