@@ -188,8 +188,14 @@ impl Bed {
         if !probe.wait_for_answer("lb1", cfg.mdi() * 4 + Duration::from_secs(5)) {
             return Err(format!("{}: lb1 does not answer", self.which.name()).into());
         }
-        // Steady state for a few adverts.
+        // Steady state for a few adverts, then a random phase within one advert interval: a
+        // silent master's outage depends on when it fell silent relative to its last advert,
+        // and a fixed phase would bias one daemon against the other.
         thread::sleep(cfg.advert() * 3 + Duration::from_millis(100));
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        thread::sleep(cfg.advert().mul_f64(f64::from(nanos % 1000) / 1000.0));
         let at = Instant::now();
         match fault {
             "link" => self.tb.set_port("lb1", false)?,
@@ -294,12 +300,18 @@ fn failover(opts: &Opts) -> Res<()> {
     Ok(())
 }
 
-/// utime + stime of `pid` and its threads, in clock ticks, and its VmRSS in KiB.
+/// Nanoseconds on CPU of `pid` (all its threads, from `/proc/PID/task/*/schedstat`) and its
+/// VmRSS in KiB.
 fn cpu_rss(pid: u32) -> Option<(u64, u64)> {
-    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let rest = stat.rsplit_once(')')?.1;
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
+    let mut ns = 0u64;
+    for t in fs::read_dir(format!("/proc/{pid}/task")).ok()?.flatten() {
+        let s = fs::read_to_string(t.path().join("schedstat")).unwrap_or_default();
+        ns += s
+            .split_whitespace()
+            .next()
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0);
+    }
     let status = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let rss = status
         .lines()
@@ -308,7 +320,7 @@ fn cpu_rss(pid: u32) -> Option<(u64, u64)> {
         .nth(1)?
         .parse()
         .ok()?;
-    Some((ticks, rss))
+    Some((ns, rss))
 }
 
 fn pids(d: &Daemon) -> Vec<u32> {
@@ -329,9 +341,8 @@ fn pids(d: &Daemon) -> Vec<u32> {
 
 fn resources(opts: &Opts, secs: u64) -> Res<()> {
     let base = std::env::temp_dir().join("vrrp-bench");
-    let hz = 100.0; // USER_HZ on Linux
     println!(
-        "| daemon | instances | config | MASTER CPU ms/s | BACKUP CPU ms/s | MASTER RSS KiB | BACKUP RSS KiB |"
+        "| daemon | instances | config | MASTER on-CPU ms/s | BACKUP on-CPU ms/s | MASTER RSS KiB | BACKUP RSS KiB |"
     );
     println!("|---|---|---|---|---|---|---|");
     for cfg in &opts.configs {
@@ -352,8 +363,8 @@ fn resources(opts: &Opts, secs: u64) -> Res<()> {
                 let (m0, s0) = (sample(&pm), sample(&ps));
                 thread::sleep(Duration::from_secs(secs));
                 let (m1, s1) = (sample(&pm), sample(&ps));
-                #[allow(clippy::cast_precision_loss, reason = "tick counts are small")]
-                let per_s = |a: u64, b: u64| (b - a) as f64 / hz * 1e3 / secs as f64;
+                #[allow(clippy::cast_precision_loss, reason = "ns counts fit f64 well enough")]
+                let per_s = |a: u64, b: u64| (b - a) as f64 / 1e6 / secs as f64;
                 println!(
                     "| {} | {n} | {} | {:.2} | {:.2} | {} | {} |",
                     which.name(),

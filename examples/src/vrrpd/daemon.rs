@@ -516,7 +516,11 @@ impl Daemon {
                 }
                 () = sleep => {}
             }
-            self.on_timers();
+            // Timers only need a look once the earliest of them is due; an input that moved
+            // a timer earlier is caught by the next deadline computed above.
+            if deadline.is_some_and(|d| d <= tokio::time::Instant::now()) {
+                self.on_timers();
+            }
         }
         self.shutdown_all();
         Ok(())
