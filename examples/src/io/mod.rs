@@ -7,6 +7,7 @@
 
 pub mod packet;
 pub mod raw_ip;
+pub mod timer;
 
 use std::os::fd::AsRawFd;
 
@@ -15,6 +16,7 @@ use tokio::io::unix::AsyncFd;
 
 pub use packet::PacketSocket;
 pub use raw_ip::{Received, VrrpRecvSocket, VrrpSendSocket};
+pub use timer::Timer;
 
 /// IP protocol number of VRRP.
 pub const IPPROTO_VRRP: i32 = 112;
@@ -52,6 +54,8 @@ pub trait OwnsFd: AsRawFd + sealed::Sealed {}
 
 impl OwnsFd for VrrpRecvSocket {}
 impl sealed::Sealed for VrrpRecvSocket {}
+impl OwnsFd for Timer {}
+impl sealed::Sealed for Timer {}
 
 mod sealed {
     pub trait Sealed {}

@@ -484,14 +484,15 @@ impl Daemon {
         let mut hup = signal(SignalKind::hangup()).map_err(DaemonError::Runtime)?;
         let mut usr1 = signal(SignalKind::user_defined1()).map_err(DaemonError::Runtime)?;
         let mut usr2 = signal(SignalKind::user_defined2()).map_err(DaemonError::Runtime)?;
+        let mut timer =
+            crate::io::register(crate::io::Timer::new(self.epoch).map_err(DaemonError::Runtime)?)
+                .map_err(DaemonError::Runtime)?;
         loop {
             let deadline = self.next_deadline();
-            let sleep = async move {
-                match deadline {
-                    Some(d) => tokio::time::sleep_until(d).await,
-                    None => std::future::pending::<()>().await,
-                }
-            };
+            timer
+                .get_mut()
+                .arm(deadline.map(vrrp_proto::Instant::since_epoch))
+                .map_err(DaemonError::Runtime)?;
             tokio::select! {
                 biased;
                 _ = term.recv() => {
@@ -514,11 +515,16 @@ impl Daemon {
                         }
                     }
                 }
-                () = sleep => {}
+                ready = timer.readable_mut() => {
+                    if let Ok(mut guard) = ready {
+                        guard.get_inner_mut().clear();
+                        guard.clear_ready();
+                    }
+                }
             }
             // Timers only need a look once the earliest of them is due; an input that moved
             // a timer earlier is caught by the next deadline computed above.
-            if deadline.is_some_and(|d| d <= tokio::time::Instant::now()) {
+            if deadline.is_some_and(|d| d <= self.now()) {
                 self.on_timers();
             }
         }
@@ -526,13 +532,11 @@ impl Daemon {
         Ok(())
     }
 
-    fn next_deadline(&self) -> Option<tokio::time::Instant> {
-        let t = self
-            .instances
+    fn next_deadline(&self) -> Option<vrrp_proto::Instant> {
+        self.instances
             .iter()
             .filter_map(|i| i.router.poll_timeout())
-            .min()?;
-        Some(tokio::time::Instant::from_std(self.epoch + t.since_epoch()))
+            .min()
     }
 
     fn on_timers(&mut self) {
