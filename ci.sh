@@ -68,6 +68,8 @@ step "ipvs-netlink kernel tests (qemu VM with ip_vs; fails if the VM cannot boot
 scripts/ipvs-vm.sh --check
 CI=true CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUNNER="$PWD/scripts/ipvs-vm.sh" \
     cargo test -p ipvs-netlink --all-features --test vm -- --ignored
+CI=true CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUNNER="$PWD/scripts/ipvs-vm.sh" \
+    cargo test -p hapri-examples --all-features --test lvsd_vm -- --ignored
 
 # ---- fuzz smoke run ----
 if [ "$FUZZ_SECONDS" != 0 ]; then

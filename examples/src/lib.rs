@@ -2,7 +2,9 @@
 
 pub mod io;
 pub mod kaconf;
+pub mod lvsd;
 pub mod netns;
+pub mod realserver;
 pub mod rtnl;
 pub mod testbed;
 pub mod vrrpd;
