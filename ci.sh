@@ -28,8 +28,9 @@ rustup component list --installed | grep -q '^rustfmt' || rustup component add r
 rustup component list --installed | grep -q '^clippy' || rustup component add clippy
 # The IPVS tests boot Debian's kernel (which has ip_vs) under qemu: scripts/ipvs-vm.sh fetches
 # the kernel package itself; these are the tools it needs.
-# The vrrpd tests run Debian's keepalived 2.2.7 beside our daemon in network namespaces.
-APT_PKGS="qemu-system-x86 busybox-static cpio kmod ipvsadm keepalived iproute2"
+# The vrrpd tests run Debian's keepalived 2.2.7 beside our daemon in network namespaces; the
+# session-store tests start their own PostgreSQL and MariaDB servers on loopback ports.
+APT_PKGS="qemu-system-x86 busybox-static cpio kmod ipvsadm keepalived iproute2 postgresql mariadb-server"
 # shellcheck disable=SC2086
 if ! dpkg -s $APT_PKGS >/dev/null 2>&1 \
    || ! apt-cache show linux-image-cloud-amd64 >/dev/null 2>&1; then
@@ -37,10 +38,12 @@ if ! dpkg -s $APT_PKGS >/dev/null 2>&1 \
     # shellcheck disable=SC2086
     DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $APT_PKGS
 fi
-# keepalived's package starts a system-wide daemon on install; the tests run their own.
-if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet keepalived 2>/dev/null; then
-    systemctl stop keepalived || true
-fi
+# These packages start system-wide services on install; the tests run their own instances.
+for svc in keepalived postgresql mariadb; do
+    if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet "$svc" 2>/dev/null; then
+        systemctl stop "$svc" || true
+    fi
+done
 if [ "$FUZZ_SECONDS" != 0 ] && ! cargo fuzz --version >/dev/null 2>&1; then
     cargo install cargo-fuzz --locked
 fi

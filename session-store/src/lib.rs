@@ -16,6 +16,8 @@ mod id;
 #[cfg(feature = "memory")]
 pub mod memory;
 mod record;
+#[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
+pub mod sql;
 
 pub use clock::{Clock, ManualClock, SystemClock, UnixTime};
 #[cfg(feature = "cookie")]
@@ -25,6 +27,14 @@ pub use id::{ID_LEN, ID_TEXT_LEN, IdError, SessionId};
 #[cfg(feature = "memory")]
 pub use memory::MemoryStore;
 pub use record::Record;
+#[cfg(feature = "mysql")]
+pub use sql::MysqlStore;
+#[cfg(feature = "postgres")]
+pub use sql::PostgresStore;
+#[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
+pub use sql::SqlError;
+#[cfg(feature = "sqlite")]
+pub use sql::SqliteStore;
 
 /// What the client carries (the cookie value): the session id for server-side stores, the
 /// whole sealed record for `CookieStore`.
@@ -124,7 +134,12 @@ pub trait SessionStore: Send + Sync + 'static {
     ) -> impl Future<Output = Result<Option<Token>, StoreError>> + Send;
 }
 
-#[cfg(feature = "memory")]
+#[cfg(any(
+    feature = "memory",
+    feature = "sqlite",
+    feature = "postgres",
+    feature = "mysql"
+))]
 /// Draws a fresh id from the OS CSPRNG.
 pub(crate) fn fresh_id() -> Result<SessionId, StoreError> {
     let mut b = [0_u8; ID_LEN];

@@ -122,12 +122,23 @@ impl Record {
         self.data.remove(key)
     }
 
-    #[cfg(feature = "memory")]
+    #[cfg(any(
+        feature = "memory",
+        feature = "sqlite",
+        feature = "postgres",
+        feature = "mysql"
+    ))]
     pub(crate) fn set_id(&mut self, id: SessionId) {
         self.id = id;
     }
 
-    #[cfg(any(feature = "memory", feature = "cookie"))]
+    #[cfg(any(
+        feature = "memory",
+        feature = "cookie",
+        feature = "sqlite",
+        feature = "postgres",
+        feature = "mysql"
+    ))]
     pub(crate) fn set_version(&mut self, v: u64) {
         self.version = v;
     }

@@ -383,7 +383,42 @@ pub(crate) async fn bogus_tokens_are_none<S: SessionStore>(s: &S, _c: &ManualClo
 }
 
 /// Runs every check as a `#[tokio::test]`. `$make` is `Fn(ManualClock) -> S`.
+///
+/// For stores built asynchronously (a database connection, a migration), write
+/// `store_conformance!(async |clock| body)`: `body` runs inside each test with `clock` bound
+/// to the test's `ManualClock`, may `.await`, and evaluates to the store (or `return`s to skip
+/// the test, e.g. when the server binary is missing outside CI).
 macro_rules! store_conformance {
+    (async |$clock:ident| $body:expr) => {
+        conformance::store_conformance!(@each_async |$clock| $body;
+            create_then_load, save_persists, compare_and_save_rejects_stale,
+            expiry_follows_clock, touch_extends, delete_revokes, create_never_overwrites,
+            bogus_tokens_are_none);
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+        async fn concurrent_increments_lose_nothing() {
+            let clock = ::session_store::ManualClock::new(conformance::T0);
+            let store = {
+                let $clock = clock.clone();
+                $body
+            };
+            let store = ::std::sync::Arc::new(store);
+            conformance::concurrent_increments_lose_nothing(store, &clock).await.unwrap();
+        }
+    };
+    (@each_async |$clock:ident| $body:expr; $($check:ident),*) => {
+        $(
+            #[tokio::test]
+            async fn $check() {
+                let clock = ::session_store::ManualClock::new(conformance::T0);
+                let store = {
+                    let $clock = clock.clone();
+                    $body
+                };
+                conformance::$check(&store, &clock).await.unwrap();
+            }
+        )*
+    };
     ($make:expr) => {
         conformance::store_conformance!(@each $make;
             create_then_load, save_persists, compare_and_save_rejects_stale,
