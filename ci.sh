@@ -29,8 +29,9 @@ rustup component list --installed | grep -q '^clippy' || rustup component add cl
 # The IPVS tests boot Debian's kernel (which has ip_vs) under qemu: scripts/ipvs-vm.sh fetches
 # the kernel package itself; these are the tools it needs.
 # The vrrpd tests run Debian's keepalived 2.2.7 beside our daemon in network namespaces; the
-# session-store tests start their own PostgreSQL and MariaDB servers on loopback ports.
-APT_PKGS="qemu-system-x86 busybox-static cpio kmod ipvsadm keepalived iproute2 postgresql mariadb-server"
+# session-store tests start their own PostgreSQL, MariaDB, memcached and Redis (+ Sentinel)
+# servers on loopback ports, and check key placement against libmemcached (python3-pylibmc).
+APT_PKGS="qemu-system-x86 busybox-static cpio kmod ipvsadm keepalived iproute2 postgresql mariadb-server memcached redis-server python3-pylibmc"
 # shellcheck disable=SC2086
 if ! dpkg -s $APT_PKGS >/dev/null 2>&1 \
    || ! apt-cache show linux-image-cloud-amd64 >/dev/null 2>&1; then
@@ -39,7 +40,7 @@ if ! dpkg -s $APT_PKGS >/dev/null 2>&1 \
     DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $APT_PKGS
 fi
 # These packages start system-wide services on install; the tests run their own instances.
-for svc in keepalived postgresql mariadb; do
+for svc in keepalived postgresql mariadb memcached redis-server; do
     if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet "$svc" 2>/dev/null; then
         systemctl stop "$svc" || true
     fi

@@ -52,3 +52,17 @@ pub fn cookie_open(data: &[u8]) {
         other => panic!("opened record does not re-seal and re-open equal: {other:?}"),
     }
 }
+
+/// Feeds `data` to the memcached reply parser (limit: 4 KiB values). Must not panic; a reply
+/// it parses must parse again from exactly the bytes it consumed, no shorter prefix may parse,
+/// an error on a prefix must stay an error, and a parsed reply must re-encode and parse equal.
+/// A violation panics, which is what the fuzzer looks for.
+pub fn memcached_reply(data: &[u8]) {
+    #[expect(
+        clippy::panic,
+        reason = "the fuzz oracle reports violations by panicking"
+    )]
+    if let Err(violation) = crate::memcached::check_parser(data, 4096) {
+        panic!("memcached reply parser: {violation}");
+    }
+}

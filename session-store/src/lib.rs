@@ -13,17 +13,25 @@ mod error;
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
 mod id;
+#[cfg(feature = "memcached")]
+pub mod memcached;
 #[cfg(feature = "memory")]
 pub mod memory;
 mod record;
+#[cfg(feature = "redis")]
+pub mod redis;
 #[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
 pub mod sql;
 
+#[cfg(feature = "redis")]
+pub use crate::redis::{RedisError, RedisOptions, RedisStore};
 pub use clock::{Clock, ManualClock, SystemClock, UnixTime};
 #[cfg(feature = "cookie")]
 pub use cookie::{CookieStore, KeyRing, OpenError};
 pub use error::{BoxError, StoreError};
 pub use id::{ID_LEN, ID_TEXT_LEN, IdError, SessionId};
+#[cfg(feature = "memcached")]
+pub use memcached::{MemcachedError, MemcachedOptions, MemcachedStore};
 #[cfg(feature = "memory")]
 pub use memory::MemoryStore;
 pub use record::Record;

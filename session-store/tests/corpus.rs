@@ -36,3 +36,15 @@ fn cookie_open_seeds() {
     }
     assert!(names.len() >= 7, "seeds missing: {names:?}");
 }
+
+#[test]
+fn memcached_reply_seeds() {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fuzz/seeds/memcached_reply");
+    let mut n = 0;
+    for entry in fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
+        let data = fs::read(entry.unwrap().path()).unwrap();
+        session_store::fuzzing::memcached_reply(&data);
+        n += 1;
+    }
+    assert!(n >= 5, "seeds missing");
+}

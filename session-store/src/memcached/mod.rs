@@ -1,0 +1,985 @@
+//! [`MemcachedStore`] (feature `memcached`): sessions on several memcached servers, placed on a
+//! libmemcached-compatible ketama ring, with CAS-checked writes, optional replicas and ejection
+//! of dead servers.
+//!
+//! * **Placement.** The key `prefix + session id` goes to the server that libmemcached's ketama
+//!   (`MEMCACHED_BEHAVIOR_KETAMA_WEIGHTED`, equal weights) picks, so other clients of the same
+//!   servers (libmemcached, pylibmc, PHP's memcached extension with ketama) find it. With
+//!   `replicas(r)` it is also written to the next `r - 1` distinct servers clockwise.
+//! * **Versions.** The value is the record in the crate's [`codec`] encoding,
+//!   version and expiry included. `compare_and_save` reads it with `gets`, checks the version
+//!   and writes with `cas`, so a write in between (memcached's CAS unique changed) makes it
+//!   re-read: no lost update across any number of application servers. `create` is `add`.
+//! * **Expiry** follows the store's [`Clock`]: the expiry inside the value decides. The
+//!   memcached `exptime` (remaining lifetime plus a grace period) only makes memcached drop the
+//!   item eventually, so application servers' clocks may differ a little from memcached's.
+//! * **Failures.** A server that fails `failure_limit` requests in a row (connection refused or
+//!   reset, timeout) is ejected: it leaves the ring, so its keys move to the next server (where
+//!   the replicas are), as libmemcached's auto-eject does. After `retry_after` it is tried
+//!   again; one more failure ejects it again, one success takes it back.
+//! * **Replicas.** Writes go to the primary first (its `cas` decides), then to each replica
+//!   with a version check of their own (a replica only ever moves to a newer version, so
+//!   concurrent writers cannot leave it older than the primary). Reads ask every replica and
+//!   take the newest live copy; writes repair a primary that lost the session (a restarted
+//!   server comes back empty). A write is acknowledged once the primary stored it; a replica
+//!   that is down at that moment misses it.
+
+mod proto;
+mod ring;
+
+use std::future::Future;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::net::TcpStream;
+
+pub use proto::ProtocolError;
+use proto::Reply;
+use ring::Ring;
+
+use crate::clock::{Clock, SystemClock, UnixTime};
+use crate::{Record, SessionId, StoreError, Token, codec};
+
+#[cfg(feature = "fuzzing")]
+pub(crate) use proto::check_parser;
+
+/// memcached's longest key.
+pub const MAX_KEY_LEN: usize = 250;
+/// memcached treats relative expiry times above 30 days as absolute Unix times.
+const MAX_RELATIVE_EXPTIME: u64 = 30 * 24 * 3600;
+/// How many ids `create` tries before giving up with [`StoreError::Conflict`].
+const CREATE_RETRIES: usize = 4;
+/// How many rounds a write makes when its `cas` keeps losing to other writers.
+const WRITE_RETRIES: u32 = 64;
+/// Idle connections kept per server.
+const MAX_IDLE: usize = 16;
+
+/// Why a memcached operation failed, naming the server.
+///
+/// Session operations return [`StoreError`]; it wraps one of these as
+/// [`StoreError::Unavailable`] (`Io`, `Timeout`, `AllEjected`: retry or fail over) or
+/// [`StoreError::Backend`] (anything else).
+#[non_exhaustive]
+#[derive(thiserror::Error, Debug)]
+pub enum MemcachedError {
+    /// The server list is empty.
+    #[error("no memcached servers configured: give at least one \"host:port\"")]
+    NoServers,
+    /// A server is not written `host:port`.
+    #[error("memcached server {addr:?} is not \"host:port\" with a port number 1-65535")]
+    BadAddress {
+        /// The text given.
+        addr: String,
+    },
+    /// A server is listed twice.
+    #[error("memcached server {addr} is listed twice")]
+    DuplicateServer {
+        /// The repeated address.
+        addr: String,
+    },
+    /// The key prefix would make keys memcached refuses.
+    #[error(
+        "key prefix {prefix:?} is not allowed: printable ASCII without spaces, at most {max} bytes"
+    )]
+    BadPrefix {
+        /// The prefix given.
+        prefix: String,
+        /// The longest prefix allowed (memcached's 250-byte key limit minus the id).
+        max: usize,
+    },
+    /// `replicas` is 0 or more than the number of servers.
+    #[error("replicas must be between 1 and the number of servers ({servers}), got {replicas}")]
+    Replicas {
+        /// The value given.
+        replicas: usize,
+        /// The number of servers.
+        servers: usize,
+    },
+    /// Connecting, sending or receiving failed: the server is down or unreachable. Repeated
+    /// failures eject it; retry (the next attempt may go to another server).
+    #[error("memcached {server}: {op} failed on the connection")]
+    Io {
+        /// `host:port`.
+        server: String,
+        /// The store operation.
+        op: &'static str,
+        /// The socket error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// No complete reply within the I/O timeout: the server hangs or the network drops packets.
+    #[error("memcached {server}: {op} got no reply within {timeout:?}")]
+    Timeout {
+        /// `host:port`.
+        server: String,
+        /// The store operation.
+        op: &'static str,
+        /// The configured I/O timeout.
+        timeout: Duration,
+    },
+    /// The reply is not the memcached text protocol: check the address points at memcached.
+    #[error("memcached {server}: {op}: malformed reply")]
+    Protocol {
+        /// `host:port`.
+        server: String,
+        /// The store operation.
+        op: &'static str,
+        /// What is wrong with it.
+        #[source]
+        source: ProtocolError,
+    },
+    /// The server refused the command (`ERROR`, `CLIENT_ERROR`, `SERVER_ERROR`, e.g. out of
+    /// memory or an item larger than its `-I` limit).
+    #[error("memcached {server}: {op} refused: {reply} {message}")]
+    Refused {
+        /// `host:port`.
+        server: String,
+        /// The store operation.
+        op: &'static str,
+        /// `ERROR`, `CLIENT_ERROR` or `SERVER_ERROR`.
+        reply: &'static str,
+        /// The server's message.
+        message: String,
+    },
+    /// Every server is ejected after failures. Check the servers; they are retried after the
+    /// retry delay.
+    #[error("every memcached server is ejected after failures; retry after the retry delay")]
+    AllEjected,
+    /// A stored value is not a record this crate can decode: another program wrote the key, or
+    /// a newer incompatible version of the crate did. Delete the key or change the prefix.
+    #[error("memcached {server}: stored session cannot be decoded")]
+    Corrupt {
+        /// `host:port`.
+        server: String,
+        /// The decoder's error.
+        #[source]
+        source: codec::Error,
+    },
+    /// A write lost its `cas` to other writers of the same session this many times in a row.
+    /// Retry later, or write the session less often.
+    #[error("{op} gave up after {attempts} rounds of concurrent writes to the same session")]
+    Contention {
+        /// The store operation.
+        op: &'static str,
+        /// Rounds attempted.
+        attempts: u32,
+    },
+}
+
+impl MemcachedError {
+    fn into_store(self) -> StoreError {
+        if matches!(
+            self,
+            Self::Io { .. } | Self::Timeout { .. } | Self::AllEjected
+        ) {
+            StoreError::Unavailable(Box::new(self))
+        } else {
+            StoreError::Backend(Box::new(self))
+        }
+    }
+}
+
+impl From<MemcachedError> for StoreError {
+    fn from(e: MemcachedError) -> Self {
+        e.into_store()
+    }
+}
+
+/// Settings of a [`MemcachedStore`]; start from [`MemcachedOptions::new`].
+#[derive(Clone, Debug)]
+pub struct MemcachedOptions {
+    servers: Vec<String>,
+    replicas: usize,
+    failure_limit: u32,
+    retry_after: Duration,
+    io_timeout: Duration,
+    key_prefix: String,
+    max_value_size: usize,
+    expiry_grace: Duration,
+}
+
+impl MemcachedOptions {
+    /// The servers, as `"host:port"` (IPv6: `"[::1]:11211"`), and defaults: 1 copy of each
+    /// session, eject after 2 consecutive failures, retry after 2 s, 1 s I/O timeout, key
+    /// prefix `"session:"`, values up to 1 MiB − 1 KiB (memcached's default item size limit
+    /// less room for the item header), 60 s expiry grace.
+    ///
+    /// The host text is part of the ring (as in libmemcached): give every client the same
+    /// spelling of the same servers.
+    #[must_use]
+    pub fn new<S: Into<String>>(servers: impl IntoIterator<Item = S>) -> Self {
+        Self {
+            servers: servers.into_iter().map(Into::into).collect(),
+            replicas: 1,
+            failure_limit: 2,
+            retry_after: Duration::from_secs(2),
+            io_timeout: Duration::from_secs(1),
+            key_prefix: "session:".to_owned(),
+            max_value_size: 1024 * 1024 - 1024,
+            expiry_grace: Duration::from_secs(60),
+        }
+    }
+
+    /// Write every session to `n` distinct servers (the primary and the next `n - 1` on the
+    /// ring), so up to `n - 1` servers can die without losing sessions.
+    #[must_use]
+    pub fn replicas(mut self, n: usize) -> Self {
+        self.replicas = n;
+        self
+    }
+
+    /// Eject a server after this many consecutive failures (at least 1).
+    #[must_use]
+    pub fn failure_limit(mut self, n: u32) -> Self {
+        self.failure_limit = n.max(1);
+        self
+    }
+
+    /// How long an ejected server stays out of the ring before it is tried again.
+    #[must_use]
+    pub fn retry_after(mut self, d: Duration) -> Self {
+        self.retry_after = d;
+        self
+    }
+
+    /// The time one request (connect, send, whole reply) may take.
+    #[must_use]
+    pub fn io_timeout(mut self, d: Duration) -> Self {
+        self.io_timeout = d;
+        self
+    }
+
+    /// The prefix of every key (printable ASCII, no spaces), to share servers with other data.
+    #[must_use]
+    pub fn key_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.key_prefix = prefix.into();
+        self
+    }
+
+    /// The largest encoded session written; larger ones are [`StoreError::TooLarge`]. Match the
+    /// servers' `-I` item size limit.
+    #[must_use]
+    pub fn max_value_size(mut self, bytes: usize) -> Self {
+        self.max_value_size = bytes;
+        self
+    }
+
+    /// How long past a session's expiry memcached keeps the item (the store's clock decides
+    /// expiry; this only has to cover clock differences between hosts).
+    #[must_use]
+    pub fn expiry_grace(mut self, d: Duration) -> Self {
+        self.expiry_grace = d;
+        self
+    }
+}
+
+/// One connection with the bytes received but not yet parsed.
+struct Conn {
+    stream: TcpStream,
+    buf: Vec<u8>,
+}
+
+#[derive(Debug, Default)]
+struct Health {
+    failures: u32,
+    ejected_until: Option<Instant>,
+}
+
+struct Node {
+    addr: String,
+    host: String,
+    port: u16,
+    idle: Mutex<Vec<Conn>>,
+    health: Mutex<Health>,
+}
+
+impl Node {
+    fn health(&self) -> std::sync::MutexGuard<'_, Health> {
+        self.health.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn idle(&self) -> std::sync::MutexGuard<'_, Vec<Conn>> {
+        self.idle.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn usable(&self, now: Instant) -> bool {
+        self.health().ejected_until.is_none_or(|t| now >= t)
+    }
+}
+
+/// What went wrong inside one request, before it is attributed to a server.
+enum Fail {
+    Io(std::io::Error),
+    Protocol(ProtocolError),
+}
+
+/// Sessions on memcached servers; see the [module docs](self) for placement, versions,
+/// expiry, replicas and ejection.
+///
+/// Connections are opened on first use and pooled per server, so [`new`](Self::new) does no
+/// I/O and the store can be built before the servers are up.
+pub struct MemcachedStore<C: Clock = SystemClock> {
+    nodes: Vec<Node>,
+    ring: Ring,
+    opts: MemcachedOptions,
+    clock: C,
+}
+
+/// Splits `host:port` (or `[v6]:port`).
+fn parse_addr(addr: &str) -> Option<(String, u16)> {
+    let (host, port) = addr.rsplit_once(':')?;
+    let port: u16 = port.parse().ok().filter(|&p| p != 0)?;
+    let host = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
+    (!host.is_empty() && !host.contains(char::is_whitespace)).then(|| (host.to_owned(), port))
+}
+
+impl<C: Clock> MemcachedStore<C> {
+    /// A store on `opts`' servers, reading time from `clock`. No I/O happens here.
+    ///
+    /// # Errors
+    /// [`MemcachedError::NoServers`], [`BadAddress`](MemcachedError::BadAddress),
+    /// [`DuplicateServer`](MemcachedError::DuplicateServer),
+    /// [`BadPrefix`](MemcachedError::BadPrefix) or [`Replicas`](MemcachedError::Replicas).
+    pub fn new(opts: MemcachedOptions, clock: C) -> Result<Self, MemcachedError> {
+        if opts.servers.is_empty() {
+            return Err(MemcachedError::NoServers);
+        }
+        let mut parsed = Vec::with_capacity(opts.servers.len());
+        for addr in &opts.servers {
+            let hp = parse_addr(addr)
+                .ok_or_else(|| MemcachedError::BadAddress { addr: addr.clone() })?;
+            if parsed.contains(&hp) {
+                return Err(MemcachedError::DuplicateServer { addr: addr.clone() });
+            }
+            parsed.push(hp);
+        }
+        let max = MAX_KEY_LEN - crate::ID_TEXT_LEN;
+        let p = &opts.key_prefix;
+        if p.len() > max || !p.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(MemcachedError::BadPrefix {
+                prefix: p.clone(),
+                max,
+            });
+        }
+        if opts.replicas == 0 || opts.replicas > parsed.len() {
+            return Err(MemcachedError::Replicas {
+                replicas: opts.replicas,
+                servers: parsed.len(),
+            });
+        }
+        let ring = Ring::new(&parsed);
+        let nodes = opts
+            .servers
+            .iter()
+            .zip(parsed)
+            .map(|(addr, (host, port))| Node {
+                addr: addr.clone(),
+                host,
+                port,
+                idle: Mutex::new(Vec::new()),
+                health: Mutex::new(Health::default()),
+            })
+            .collect();
+        Ok(Self {
+            nodes,
+            ring,
+            opts,
+            clock,
+        })
+    }
+
+    /// The store's clock.
+    #[must_use]
+    pub fn clock(&self) -> &C {
+        &self.clock
+    }
+
+    /// The memcached key of session `id`: the prefix, then the id's 22 characters.
+    #[must_use]
+    pub fn key_for(&self, id: SessionId) -> String {
+        format!("{}{id}", self.opts.key_prefix)
+    }
+
+    /// Every server in ring order for the raw memcached `key`, ignoring ejections: the first
+    /// is where libmemcached's ketama puts the key.
+    #[must_use]
+    pub fn ring_order(&self, key: &[u8]) -> Vec<&str> {
+        self.ring
+            .walk(ring::key_hash(key), self.nodes.len(), |_| true)
+            .into_iter()
+            .filter_map(|i| self.nodes.get(i).map(|n| n.addr.as_str()))
+            .collect()
+    }
+
+    /// The servers that hold the session `token` names right now (primary first, ejected
+    /// servers skipped); empty for a malformed token or when every server is ejected.
+    #[must_use]
+    pub fn servers_for(&self, token: &Token) -> Vec<&str> {
+        let Ok(id) = SessionId::parse(token.as_str().as_bytes()) else {
+            return Vec::new();
+        };
+        self.targets(&self.key_for(id))
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|i| self.nodes.get(i).map(|n| n.addr.as_str()))
+            .collect()
+    }
+
+    /// The servers currently ejected (out of the ring until their retry time).
+    #[must_use]
+    pub fn ejected(&self) -> Vec<&str> {
+        let now = Instant::now();
+        self.nodes
+            .iter()
+            .filter(|n| !n.usable(now))
+            .map(|n| n.addr.as_str())
+            .collect()
+    }
+
+    fn targets(&self, key: &str) -> Result<Vec<usize>, MemcachedError> {
+        let now = Instant::now();
+        let t = self
+            .ring
+            .walk(ring::key_hash(key.as_bytes()), self.opts.replicas, |i| {
+                self.nodes.get(i).is_some_and(|n| n.usable(now))
+            });
+        if t.is_empty() {
+            Err(MemcachedError::AllEjected)
+        } else {
+            Ok(t)
+        }
+    }
+
+    fn node(&self, i: usize) -> Result<&Node, MemcachedError> {
+        // Indices come from the ring, which was built from `nodes`.
+        self.nodes.get(i).ok_or(MemcachedError::AllEjected)
+    }
+
+    /// The `exptime` for an item expiring at `expires` by the store's clock: the remaining
+    /// lifetime plus the grace period, relative (absolute past memcached's 30-day limit,
+    /// 0 = never if even that does not fit).
+    fn exptime(&self, expires: UnixTime) -> u32 {
+        let remaining = expires.as_secs().saturating_sub(self.clock.now().as_secs());
+        let secs = remaining
+            .saturating_add(self.opts.expiry_grace.as_secs())
+            .max(1);
+        if secs <= MAX_RELATIVE_EXPTIME {
+            return u32::try_from(secs).unwrap_or(0);
+        }
+        let abs = SystemClock.now().as_secs().saturating_add(secs);
+        // memcached reads exptime as a signed 32-bit number.
+        i32::try_from(abs)
+            .ok()
+            .and_then(|a| u32::try_from(a).ok())
+            .unwrap_or(0)
+    }
+
+    /// Sends `cmd` to server `i` and reads one reply, keeping the server's health.
+    async fn request(
+        &self,
+        i: usize,
+        op: &'static str,
+        cmd: &[u8],
+    ) -> Result<Reply, MemcachedError> {
+        let node = self.node(i)?;
+        let max_value = self.opts.max_value_size.max(1024 * 1024);
+        let pooled = node.idle().pop();
+        let exchange = async {
+            let mut conn = match pooled {
+                Some(c) => c,
+                None => {
+                    let stream = TcpStream::connect((node.host.as_str(), node.port))
+                        .await
+                        .map_err(Fail::Io)?;
+                    stream.set_nodelay(true).map_err(Fail::Io)?;
+                    Conn {
+                        stream,
+                        buf: Vec::new(),
+                    }
+                }
+            };
+            conn.stream.write_all(cmd).await.map_err(Fail::Io)?;
+            let mut chunk = [0_u8; 8192];
+            loop {
+                if let Some((reply, n)) =
+                    proto::parse_reply(&conn.buf, max_value).map_err(Fail::Protocol)?
+                {
+                    conn.buf.drain(..n);
+                    return Ok((reply, conn));
+                }
+                let n = conn.stream.read(&mut chunk).await.map_err(Fail::Io)?;
+                if n == 0 {
+                    return Err(Fail::Io(std::io::ErrorKind::UnexpectedEof.into()));
+                }
+                conn.buf
+                    .extend_from_slice(chunk.get(..n).unwrap_or_default());
+            }
+        };
+        let server = || node.addr.clone();
+        match tokio::time::timeout(self.opts.io_timeout, exchange).await {
+            Ok(Ok((reply, conn))) => {
+                *node.health() = Health::default();
+                let mut idle = node.idle();
+                if conn.buf.is_empty() && idle.len() < MAX_IDLE {
+                    idle.push(conn);
+                }
+                match reply {
+                    Reply::Error => Err(MemcachedError::Refused {
+                        server: server(),
+                        op,
+                        reply: "ERROR",
+                        message: String::new(),
+                    }),
+                    Reply::ClientError(message) | Reply::ServerError(message) => {
+                        Err(MemcachedError::Refused {
+                            server: server(),
+                            op,
+                            reply: "SERVER_ERROR or CLIENT_ERROR",
+                            message,
+                        })
+                    }
+                    other => Ok(other),
+                }
+            }
+            Ok(Err(Fail::Protocol(source))) => Err(MemcachedError::Protocol {
+                server: server(),
+                op,
+                source,
+            }),
+            Ok(Err(Fail::Io(source))) => {
+                self.failed(node);
+                Err(MemcachedError::Io {
+                    server: server(),
+                    op,
+                    source,
+                })
+            }
+            Err(_elapsed) => {
+                self.failed(node);
+                Err(MemcachedError::Timeout {
+                    server: server(),
+                    op,
+                    timeout: self.opts.io_timeout,
+                })
+            }
+        }
+    }
+
+    /// Counts a failure; ejects the server at the limit. Pooled connections to it are dropped
+    /// (after a crash they are all dead, and a revived server must not meet them).
+    fn failed(&self, node: &Node) {
+        node.idle().clear();
+        let mut h = node.health();
+        h.failures = h.failures.saturating_add(1);
+        if h.failures >= self.opts.failure_limit {
+            h.ejected_until = Some(Instant::now() + self.opts.retry_after);
+        }
+    }
+
+    /// `gets key` on server `i`: the decoded record and its CAS unique.
+    async fn gets(
+        &self,
+        i: usize,
+        op: &'static str,
+        key: &str,
+    ) -> Result<Option<(Record, u64)>, MemcachedError> {
+        let mut cmd = Vec::with_capacity(key.len() + 8);
+        proto::keyed(&mut cmd, "gets", key);
+        let reply = self.request(i, op, &cmd).await?;
+        let node = self.node(i)?;
+        let unexpected = |reply: &'static str| MemcachedError::Protocol {
+            server: node.addr.clone(),
+            op,
+            source: ProtocolError::Unexpected { op: "gets", reply },
+        };
+        let Reply::Values(mut items) = reply else {
+            return Err(unexpected(reply.name()));
+        };
+        let Some(item) = items.pop() else {
+            return Ok(None);
+        };
+        match (items.is_empty(), item.cas) {
+            (true, Some(cas)) if item.key == key.as_bytes() => {
+                let rec = codec::decode(&item.data).map_err(|source| MemcachedError::Corrupt {
+                    server: node.addr.clone(),
+                    source,
+                })?;
+                Ok(Some((rec, cas)))
+            }
+            _ => Err(unexpected("VALUE for another key or without CAS")),
+        }
+    }
+
+    /// A storage command (`add`, `cas`) on server `i`; returns the storage reply.
+    async fn put(
+        &self,
+        i: usize,
+        op: &'static str,
+        key: &str,
+        value: &[u8],
+        expires: UnixTime,
+        cas: Option<u64>,
+    ) -> Result<Reply, MemcachedError> {
+        let verb = if cas.is_some() { "cas" } else { "add" };
+        let mut cmd = Vec::with_capacity(key.len() + value.len() + 64);
+        proto::storage(&mut cmd, verb, key, self.exptime(expires), value, cas);
+        let reply = self.request(i, op, &cmd).await?;
+        match reply {
+            Reply::Stored | Reply::NotStored | Reply::Exists | Reply::NotFound => Ok(reply),
+            other => Err(MemcachedError::Protocol {
+                server: self.node(i)?.addr.clone(),
+                op,
+                source: ProtocolError::Unexpected {
+                    op: verb,
+                    reply: other.name(),
+                },
+            }),
+        }
+    }
+
+    /// `rec` as stored under `id` at `version`, checked against the size limit.
+    fn encode(
+        &self,
+        rec: &Record,
+        id: SessionId,
+        version: u64,
+    ) -> Result<(Record, Vec<u8>), StoreError> {
+        let mut stored = rec.clone();
+        stored.set_id(id);
+        stored.set_version(version);
+        let value = codec::encode(&stored).map_err(StoreError::Encode)?;
+        if value.len() > self.opts.max_value_size {
+            return Err(StoreError::TooLarge {
+                size: value.len(),
+                limit: self.opts.max_value_size,
+            });
+        }
+        Ok((stored, value))
+    }
+
+    /// The primary's copy of `key` (record and CAS unique). With replicas, also reads them and
+    /// first copies a newer live replica copy to the primary (which lost it, or missed writes
+    /// while it was ejected).
+    async fn primary_state(
+        &self,
+        op: &'static str,
+        key: &str,
+        targets: &[usize],
+    ) -> Result<Option<(Record, u64)>, StoreError> {
+        let (&primary, replicas) = targets.split_first().ok_or(MemcachedError::AllEjected)?;
+        for _ in 0..WRITE_RETRIES {
+            let current = self.gets(primary, op, key).await?;
+            let now = self.clock.now();
+            let mut newest: Option<Record> = None;
+            for &r in replicas {
+                if let Ok(Some((rec, _))) = self.gets(r, op, key).await
+                    && !rec.is_expired(now)
+                    && newest.as_ref().is_none_or(|n| rec.version() > n.version())
+                {
+                    newest = Some(rec);
+                }
+            }
+            let stale = match (&current, &newest) {
+                (_, None) => false,
+                (None, Some(_)) => true,
+                (Some((p, _)), Some(n)) => p.is_expired(now) || n.version() > p.version(),
+            };
+            let Some(newer) = newest.filter(|_| stale) else {
+                return Ok(current);
+            };
+            let value = codec::encode(&newer).map_err(StoreError::Encode)?;
+            // Whatever the outcome, read the primary again.
+            self.put(
+                primary,
+                op,
+                key,
+                &value,
+                newer.expires(),
+                current.map(|(_, cas)| cas),
+            )
+            .await?;
+        }
+        Err(MemcachedError::Contention {
+            op,
+            attempts: WRITE_RETRIES,
+        }
+        .into())
+    }
+
+    /// Brings each replica to `stored` unless it already holds a newer version. Failures only
+    /// count against the replica's health: the primary has the write.
+    async fn replicate(
+        &self,
+        op: &'static str,
+        key: &str,
+        replicas: &[usize],
+        stored: &Record,
+        value: &[u8],
+    ) {
+        let now = self.clock.now();
+        for &r in replicas {
+            for _ in 0..8 {
+                let Ok(current) = self.gets(r, op, key).await else {
+                    break;
+                };
+                let cas = match &current {
+                    None => None,
+                    Some((rec, cas)) => {
+                        let behind = rec.is_expired(now)
+                            || rec.version() < stored.version()
+                            || (rec.version() == stored.version()
+                                && rec.expires() != stored.expires());
+                        if !behind {
+                            break;
+                        }
+                        Some(*cas)
+                    }
+                };
+                match self.put(r, op, key, value, stored.expires(), cas).await {
+                    Ok(Reply::Stored) | Err(_) => break,
+                    Ok(_) => {}
+                }
+            }
+        }
+    }
+
+    async fn create_impl(&self, rec: &mut Record) -> Result<Token, StoreError> {
+        let mut id = rec.id();
+        for _ in 0..CREATE_RETRIES {
+            let key = self.key_for(id);
+            let targets = self.targets(&key)?;
+            let (&primary, replicas) = targets.split_first().ok_or(MemcachedError::AllEjected)?;
+            let (stored, value) = self.encode(rec, id, 1)?;
+            let mut done = matches!(
+                self.put(primary, "create", &key, &value, stored.expires(), None)
+                    .await?,
+                Reply::Stored
+            );
+            if !done {
+                // Taken. An expired session (by our clock) is garbage: replace it atomically.
+                match self.gets(primary, "create", &key).await? {
+                    None => {}
+                    Some((old, cas)) if old.is_expired(self.clock.now()) => {
+                        done = matches!(
+                            self.put(primary, "create", &key, &value, stored.expires(), Some(cas))
+                                .await?,
+                            Reply::Stored
+                        );
+                    }
+                    Some(_) => id = crate::fresh_id()?,
+                }
+            }
+            if done {
+                self.replicate("create", &key, replicas, &stored, &value)
+                    .await;
+                *rec = stored;
+                return Ok(Token::from(id));
+            }
+        }
+        Err(StoreError::Conflict)
+    }
+
+    /// The common loop of `save`, `compare_and_save` and `touch`: read the primary, let
+    /// `decide` turn its copy into the record to store (or an early answer), write it with
+    /// `cas`/`add`, retry if another writer got in between, then replicate.
+    async fn write_loop<T>(
+        &self,
+        op: &'static str,
+        id: SessionId,
+        mut decide: impl FnMut(Option<&Record>) -> Result<Result<Record, T>, StoreError>,
+    ) -> Result<Result<Record, T>, StoreError> {
+        let key = self.key_for(id);
+        for _ in 0..WRITE_RETRIES {
+            let targets = self.targets(&key)?;
+            let (&primary, replicas) = targets.split_first().ok_or(MemcachedError::AllEjected)?;
+            let current = self.primary_state(op, &key, &targets).await?;
+            let next = match decide(current.as_ref().map(|(r, _)| r))? {
+                Ok(next) => next,
+                Err(answer) => return Ok(Err(answer)),
+            };
+            let (stored, value) = self.encode(&next, id, next.version())?;
+            let cas = current.map(|(_, cas)| cas);
+            if let Reply::Stored = self
+                .put(primary, op, &key, &value, stored.expires(), cas)
+                .await?
+            {
+                self.replicate(op, &key, replicas, &stored, &value).await;
+                return Ok(Ok(stored));
+            }
+        }
+        Err(MemcachedError::Contention {
+            op,
+            attempts: WRITE_RETRIES,
+        }
+        .into())
+    }
+
+    async fn save_impl(&self, rec: &mut Record) -> Result<Token, StoreError> {
+        let id = rec.id();
+        let result = self
+            .write_loop::<std::convert::Infallible>("save", id, |current| {
+                let mut next = rec.clone();
+                let base = current.map_or(0, Record::version).max(rec.version());
+                next.set_version(base.saturating_add(1));
+                Ok(Ok(next))
+            })
+            .await?;
+        let Ok(stored) = result;
+        *rec = stored;
+        Ok(Token::from(id))
+    }
+
+    async fn compare_and_save_impl(&self, rec: &mut Record) -> Result<Token, StoreError> {
+        let id = rec.id();
+        let expected = rec.version();
+        let now = self.clock.now();
+        let result = self
+            .write_loop("compare_and_save", id, |current| {
+                let found = current.filter(|c| !c.is_expired(now)).map(Record::version);
+                if found != Some(expected) {
+                    return Ok(Err(StoreError::VersionMismatch { expected, found }));
+                }
+                let mut next = rec.clone();
+                next.set_version(expected.saturating_add(1));
+                Ok(Ok(next))
+            })
+            .await?;
+        *rec = result?;
+        Ok(Token::from(id))
+    }
+
+    async fn load_impl(&self, token: &Token) -> Result<Option<Record>, StoreError> {
+        let Ok(id) = SessionId::parse(token.as_str().as_bytes()) else {
+            return Ok(None);
+        };
+        let key = self.key_for(id);
+        let now = self.clock.now();
+        let mut newest: Option<Record> = None;
+        let mut answered = false;
+        let mut last_err = None;
+        for t in self.targets(&key)? {
+            match self.gets(t, "load", &key).await {
+                Ok(found) => {
+                    answered = true;
+                    if let Some((rec, _)) = found
+                        && !rec.is_expired(now)
+                        && newest.as_ref().is_none_or(|n| rec.version() > n.version())
+                    {
+                        newest = Some(rec);
+                    }
+                }
+                Err(e @ (MemcachedError::Io { .. } | MemcachedError::Timeout { .. })) => {
+                    last_err = Some(e);
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        match (answered, last_err) {
+            (false, Some(e)) => Err(e.into()),
+            _ => Ok(newest),
+        }
+    }
+
+    async fn delete_impl(&self, token: &Token) -> Result<(), StoreError> {
+        let Ok(id) = SessionId::parse(token.as_str().as_bytes()) else {
+            return Ok(());
+        };
+        let key = self.key_for(id);
+        let mut cmd = Vec::with_capacity(key.len() + 8);
+        proto::keyed(&mut cmd, "delete", &key);
+        let mut first_err = None;
+        for t in self.targets(&key)? {
+            match self.request(t, "delete", &cmd).await {
+                Ok(Reply::Deleted | Reply::NotFound) => {}
+                Ok(other) => {
+                    first_err.get_or_insert(MemcachedError::Protocol {
+                        server: self.node(t)?.addr.clone(),
+                        op: "delete",
+                        source: ProtocolError::Unexpected {
+                            op: "delete",
+                            reply: other.name(),
+                        },
+                    });
+                }
+                Err(e) => {
+                    first_err.get_or_insert(e);
+                }
+            }
+        }
+        first_err.map_or(Ok(()), |e| Err(e.into()))
+    }
+
+    async fn touch_impl(
+        &self,
+        token: &Token,
+        expires: UnixTime,
+    ) -> Result<Option<Token>, StoreError> {
+        let Ok(id) = SessionId::parse(token.as_str().as_bytes()) else {
+            return Ok(None);
+        };
+        let now = self.clock.now();
+        let result = self
+            .write_loop("touch", id, |current| {
+                let Some(cur) = current.filter(|c| !c.is_expired(now)) else {
+                    return Ok(Err(()));
+                };
+                let mut next = cur.clone();
+                next.set_expires(expires);
+                Ok(Ok(next))
+            })
+            .await?;
+        Ok(result.ok().map(|_| Token::from(id)))
+    }
+}
+
+impl<C: Clock> crate::SessionStore for MemcachedStore<C> {
+    const SERVER_SIDE: bool = true;
+
+    fn create(&self, rec: &mut Record) -> impl Future<Output = Result<Token, StoreError>> + Send {
+        self.create_impl(rec)
+    }
+
+    fn save(&self, rec: &mut Record) -> impl Future<Output = Result<Token, StoreError>> + Send {
+        self.save_impl(rec)
+    }
+
+    fn compare_and_save(
+        &self,
+        rec: &mut Record,
+    ) -> impl Future<Output = Result<Token, StoreError>> + Send {
+        self.compare_and_save_impl(rec)
+    }
+
+    fn load(
+        &self,
+        token: &Token,
+    ) -> impl Future<Output = Result<Option<Record>, StoreError>> + Send {
+        self.load_impl(token)
+    }
+
+    fn delete(&self, token: &Token) -> impl Future<Output = Result<(), StoreError>> + Send {
+        self.delete_impl(token)
+    }
+
+    fn touch(
+        &self,
+        token: &Token,
+        expires: UnixTime,
+    ) -> impl Future<Output = Result<Option<Token>, StoreError>> + Send {
+        self.touch_impl(token, expires)
+    }
+}
+
+impl<C: Clock> std::fmt::Debug for MemcachedStore<C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemcachedStore")
+            .field("servers", &self.opts.servers)
+            .field("replicas", &self.opts.replicas)
+            .field("ejected", &self.ejected())
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,672 @@
+//! [`RedisStore`] (feature `redis`): sessions in Redis, standalone or behind Sentinel, on
+//! [redis-rs](::redis) with tokio.
+//!
+//! Each session is one hash under `prefix + id`: `v` (version), `e` (expiry, Unix seconds by
+//! the store's [`Clock`]) and `d` (the record in the crate's [`codec`] encoding). Every write
+//! is one Lua script (sent as `EVALSHA`, loaded on `NOSCRIPT`), so the check and the write are
+//! atomic on the server:
+//!
+//! * `create`: refuses a live session (`e > now`), else replaces the key; version 1.
+//! * `compare_and_save`: writes only if `v` is still the record's version and the session is
+//!   live; otherwise reports the stored version, which becomes
+//!   [`StoreError::VersionMismatch`].
+//! * `save`: stores `max(v, record) + 1`. `touch`: moves `e` of a live session only.
+//! * Every write also sets `PEXPIRE`: the remaining lifetime plus a grace period, so Redis
+//!   drops dead sessions by itself; the `e` field (the store's clock) decides what is live.
+//!
+//! **Sentinel**: [`RedisStore::sentinel`] asks the sentinels for the master of a named
+//! service (redis-rs checks with `ROLE` that it really is the master). The connection is
+//! multiplexed and cached; any connection error, timeout or `READONLY` reply drops it, and the
+//! next operation asks the sentinels again, so after a failover the store follows the promoted
+//! replica as soon as the sentinels report it. Operations are not retried inside the store (a
+//! write whose reply was lost may have happened): they fail with
+//! [`StoreError::Unavailable`] and the caller retries.
+//!
+//! **Durable writes**: with [`RedisOptions::wait_for_replicas`], every write is followed by
+//! `WAIT numreplicas timeout` on the same connection; fewer acknowledgements than asked for
+//! fail the operation with [`RedisError::NotDurable`] (as `Unavailable`). That error is the
+//! one exception to "on error nothing was written": the master has the write, it is just not
+//! known to survive the master's death.
+
+use std::future::Future;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use ::redis::aio::MultiplexedConnection;
+use ::redis::sentinel::{SentinelClient, SentinelServerType};
+use ::redis::{AsyncConnectionConfig, Client, ErrorKind, Script, ServerErrorKind};
+
+use crate::clock::{Clock, SystemClock, UnixTime};
+use crate::{Record, SessionId, StoreError, Token, codec};
+
+/// How many ids `create` tries before giving up with [`StoreError::Conflict`].
+const CREATE_RETRIES: usize = 4;
+/// The longest `PEXPIRE` set (100 years), whatever the session's expiry.
+const MAX_TTL_MS: u64 = 100 * 365 * 24 * 3600 * 1000;
+
+/// `KEYS[1]`; `ARGV`: now, data, expires, ttl ms. 1 if created, 0 if a live session holds the key.
+const CREATE: &str = r"
+local e = redis.call('HGET', KEYS[1], 'e')
+if e and tonumber(e) > tonumber(ARGV[1]) then return 0 end
+redis.call('DEL', KEYS[1])
+redis.call('HSET', KEYS[1], 'v', '1', 'e', ARGV[3], 'd', ARGV[2])
+redis.call('PEXPIRE', KEYS[1], ARGV[4])
+return 1
+";
+
+/// `KEYS[1]`; `ARGV`: now, expected version, new version, data, expires, ttl ms.
+/// `'ok'`, `'none'` (absent or expired) or the stored version.
+const COMPARE_AND_SAVE: &str = r"
+local cur = redis.call('HMGET', KEYS[1], 'v', 'e')
+if not cur[1] or not cur[2] or tonumber(cur[2]) <= tonumber(ARGV[1]) then return 'none' end
+if cur[1] ~= ARGV[2] then return cur[1] end
+redis.call('HSET', KEYS[1], 'v', ARGV[3], 'e', ARGV[5], 'd', ARGV[4])
+redis.call('PEXPIRE', KEYS[1], ARGV[6])
+return 'ok'
+";
+
+/// `KEYS[1]`; `ARGV`: record version, data, expires, ttl ms. Returns the version stored.
+const SAVE: &str = r"
+local cur = tonumber(redis.call('HGET', KEYS[1], 'v') or '0')
+local v = string.format('%.0f', math.max(cur, tonumber(ARGV[1])) + 1)
+redis.call('HSET', KEYS[1], 'v', v, 'e', ARGV[3], 'd', ARGV[2])
+redis.call('PEXPIRE', KEYS[1], ARGV[4])
+return v
+";
+
+/// `KEYS[1]`; `ARGV`: now, new expiry, ttl ms. 1 if a live session was touched, else 0.
+const TOUCH: &str = r"
+local e = redis.call('HGET', KEYS[1], 'e')
+if not e or tonumber(e) <= tonumber(ARGV[1]) then return 0 end
+redis.call('HSET', KEYS[1], 'e', ARGV[2])
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+return 1
+";
+
+/// Why a Redis operation failed; the driver's error is kept as the source.
+///
+/// Session operations return [`StoreError`]; it wraps one of these as
+/// [`StoreError::Unavailable`] (unreachable, timed out, no master known, read-only replica,
+/// not durable: retry or fail over) or [`StoreError::Backend`] (anything else).
+#[non_exhaustive]
+#[derive(thiserror::Error, Debug)]
+pub enum RedisError {
+    /// The URL or sentinel list is not usable. Check it (`redis://host:port/db`).
+    #[error("invalid Redis connection settings")]
+    Config(#[source] ::redis::RedisError),
+    /// Connecting failed: the server is down, or no sentinel could name a reachable master
+    /// for the service. Retry; after a failover the sentinels name the new master.
+    #[error("cannot connect to Redis ({target})")]
+    Connect {
+        /// `host:port`, or `sentinel service NAME`.
+        target: String,
+        /// The driver's error.
+        #[source]
+        source: ::redis::RedisError,
+    },
+    /// A command failed. A connection error or `READONLY` means the master went away or was
+    /// demoted: the connection is dropped and the next operation reconnects.
+    #[error("Redis {op} failed")]
+    Command {
+        /// The store operation.
+        op: &'static str,
+        /// The driver's error.
+        #[source]
+        source: ::redis::RedisError,
+    },
+    /// A script answered something it never returns: the key holds data of another program.
+    #[error("Redis {op}: unexpected script reply {reply:?}; the key holds foreign data")]
+    UnexpectedReply {
+        /// The store operation.
+        op: &'static str,
+        /// What came back.
+        reply: String,
+    },
+    /// A stored session is not a record this crate can decode (a field is missing or not a
+    /// number, or `d` does not decode). Delete the key.
+    #[error("stored Redis session cannot be decoded")]
+    Corrupt(#[source] Option<codec::Error>),
+    /// The write reached the master, but fewer replicas than required acknowledged it within
+    /// the timeout: it may be lost if the master dies now. Check replication (`INFO
+    /// replication`), or lower the requirement.
+    #[error(
+        "Redis write acknowledged by {acked} of {wanted} replicas within {timeout:?}; it is on the master but not known to be durable"
+    )]
+    NotDurable {
+        /// Replicas that acknowledged.
+        acked: i64,
+        /// Replicas required.
+        wanted: u32,
+        /// The `WAIT` timeout.
+        timeout: Duration,
+    },
+}
+
+fn unavailable(e: &::redis::RedisError) -> bool {
+    e.is_io_error()
+        || e.is_connection_dropped()
+        || e.is_connection_refusal()
+        || e.is_timeout()
+        || e.is_unrecoverable_error()
+        || matches!(
+            e.kind(),
+            ErrorKind::Server(
+                ServerErrorKind::ReadOnly
+                    | ServerErrorKind::MasterDown
+                    | ServerErrorKind::BusyLoading
+                    | ServerErrorKind::TryAgain
+            ) | ErrorKind::MasterNameNotFoundBySentinel
+                | ErrorKind::EmptySentinelList
+        )
+}
+
+impl RedisError {
+    fn into_store(self) -> StoreError {
+        let retry = match &self {
+            Self::Connect { .. } | Self::NotDurable { .. } => true,
+            Self::Command { source, .. } => unavailable(source),
+            _ => false,
+        };
+        if retry {
+            StoreError::Unavailable(Box::new(self))
+        } else {
+            StoreError::Backend(Box::new(self))
+        }
+    }
+}
+
+impl From<RedisError> for StoreError {
+    fn from(e: RedisError) -> Self {
+        e.into_store()
+    }
+}
+
+/// Settings of a [`RedisStore`]; start from [`RedisOptions::default`].
+#[derive(Clone, Debug)]
+pub struct RedisOptions {
+    key_prefix: String,
+    durable: Option<(u32, Duration)>,
+    connect_timeout: Duration,
+    response_timeout: Duration,
+    expiry_grace: Duration,
+}
+
+impl Default for RedisOptions {
+    /// Key prefix `"session:"`, no `WAIT`, 1 s connect and response timeouts, 60 s expiry
+    /// grace.
+    fn default() -> Self {
+        Self {
+            key_prefix: "session:".to_owned(),
+            durable: None,
+            connect_timeout: Duration::from_secs(1),
+            response_timeout: Duration::from_secs(1),
+            expiry_grace: Duration::from_secs(60),
+        }
+    }
+}
+
+impl RedisOptions {
+    /// The prefix of every key.
+    #[must_use]
+    pub fn key_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.key_prefix = prefix.into();
+        self
+    }
+
+    /// After every write, `WAIT replicas timeout`: the write succeeds only once `replicas`
+    /// replicas acknowledged it (else [`RedisError::NotDurable`]). Raise the response timeout
+    /// above `timeout`.
+    #[must_use]
+    pub fn wait_for_replicas(mut self, replicas: u32, timeout: Duration) -> Self {
+        self.durable = Some((replicas, timeout));
+        self
+    }
+
+    /// The time a connection attempt may take.
+    #[must_use]
+    pub fn connect_timeout(mut self, d: Duration) -> Self {
+        self.connect_timeout = d;
+        self
+    }
+
+    /// The time one command may take to answer.
+    #[must_use]
+    pub fn response_timeout(mut self, d: Duration) -> Self {
+        self.response_timeout = d;
+        self
+    }
+
+    /// How long past a session's expiry Redis keeps the key (the store's clock decides expiry;
+    /// this only has to cover clock differences between hosts).
+    #[must_use]
+    pub fn expiry_grace(mut self, d: Duration) -> Self {
+        self.expiry_grace = d;
+        self
+    }
+}
+
+/// Where the master is.
+enum Target {
+    Standalone(Client),
+    Sentinel {
+        service: String,
+        client: tokio::sync::Mutex<SentinelClient>,
+    },
+}
+
+/// The cached connection and the address it goes to.
+#[derive(Clone)]
+struct Cached {
+    conn: MultiplexedConnection,
+    addr: String,
+}
+
+/// Sessions in Redis; see the [module docs](self) for the layout, scripts, Sentinel and
+/// durable writes. Connects on first use.
+pub struct RedisStore<C: Clock = SystemClock> {
+    target: Target,
+    cached: Mutex<Option<Cached>>,
+    opts: RedisOptions,
+    clock: C,
+    create: Script,
+    compare_and_save: Script,
+    save: Script,
+    touch: Script,
+}
+
+impl<C: Clock> RedisStore<C> {
+    fn with_target(target: Target, opts: RedisOptions, clock: C) -> Self {
+        Self {
+            target,
+            cached: Mutex::new(None),
+            opts,
+            clock,
+            create: Script::new(CREATE),
+            compare_and_save: Script::new(COMPARE_AND_SAVE),
+            save: Script::new(SAVE),
+            touch: Script::new(TOUCH),
+        }
+    }
+
+    /// A store on the standalone server at `url` (`redis://[user:password@]host:port[/db]`).
+    /// No I/O happens here.
+    ///
+    /// # Errors
+    /// [`RedisError::Config`] if the URL does not parse.
+    pub fn standalone(url: &str, opts: RedisOptions, clock: C) -> Result<Self, RedisError> {
+        let client = Client::open(url).map_err(RedisError::Config)?;
+        Ok(Self::with_target(Target::Standalone(client), opts, clock))
+    }
+
+    /// A store on the master of `service` as the sentinels at `sentinels` (`redis://host:port`
+    /// each) report it, following failovers. No I/O happens here.
+    ///
+    /// # Errors
+    /// [`RedisError::Config`] if the list is empty or a URL does not parse.
+    pub fn sentinel(
+        sentinels: &[&str],
+        service: &str,
+        opts: RedisOptions,
+        clock: C,
+    ) -> Result<Self, RedisError> {
+        let client = SentinelClient::build(
+            sentinels.to_vec(),
+            service.to_owned(),
+            None,
+            SentinelServerType::Master,
+        )
+        .map_err(RedisError::Config)?;
+        Ok(Self::with_target(
+            Target::Sentinel {
+                service: service.to_owned(),
+                client: tokio::sync::Mutex::new(client),
+            },
+            opts,
+            clock,
+        ))
+    }
+
+    /// The store's clock.
+    #[must_use]
+    pub fn clock(&self) -> &C {
+        &self.clock
+    }
+
+    /// The Redis key of session `id`: the prefix, then the id's 22 characters.
+    #[must_use]
+    pub fn key_for(&self, id: SessionId) -> String {
+        format!("{}{id}", self.opts.key_prefix)
+    }
+
+    /// `host:port` of the server the store is connected to now (`None` before the first
+    /// operation and after a connection error).
+    #[must_use]
+    pub fn connected_to(&self) -> Option<String> {
+        self.cache().as_ref().map(|c| c.addr.clone())
+    }
+
+    /// Connects if needed and sends `PING`: a health check, and after a failover a way to
+    /// make the store find the new master before the next request does.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] if no master can be reached.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        let mut conn = self.conn().await?;
+        let r: Result<String, _> = ::redis::cmd("PING").query_async(&mut conn).await;
+        self.check("ping", r).map(drop)
+    }
+
+    fn cache(&self) -> std::sync::MutexGuard<'_, Option<Cached>> {
+        self.cached.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn config(&self) -> AsyncConnectionConfig {
+        let response = match self.opts.durable {
+            Some((_, wait)) => self
+                .opts
+                .response_timeout
+                .max(wait + Duration::from_secs(1)),
+            None => self.opts.response_timeout,
+        };
+        AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(self.opts.connect_timeout))
+            .set_response_timeout(Some(response))
+    }
+
+    /// The cached connection, or a new one (asking the sentinels where the master is).
+    async fn conn(&self) -> Result<MultiplexedConnection, StoreError> {
+        if let Some(c) = self.cache().as_ref() {
+            return Ok(c.conn.clone());
+        }
+        let (client, target) = match &self.target {
+            Target::Standalone(client) => {
+                let addr = client.get_connection_info().addr().to_string();
+                (client.clone(), addr)
+            }
+            Target::Sentinel { service, client } => {
+                let found = client.lock().await.async_get_client().await;
+                let client = found.map_err(|source| RedisError::Connect {
+                    target: format!("sentinel service {service}"),
+                    source,
+                })?;
+                let addr = client.get_connection_info().addr().to_string();
+                (client, addr)
+            }
+        };
+        let conn = client
+            .get_multiplexed_async_connection_with_config(&self.config())
+            .await
+            .map_err(|source| RedisError::Connect {
+                target: target.clone(),
+                source,
+            })?;
+        *self.cache() = Some(Cached {
+            conn: conn.clone(),
+            addr: target,
+        });
+        Ok(conn)
+    }
+
+    /// Maps a command result; connection-class errors drop the cached connection.
+    fn check<T>(
+        &self,
+        op: &'static str,
+        r: Result<T, ::redis::RedisError>,
+    ) -> Result<T, StoreError> {
+        r.map_err(|source| {
+            if unavailable(&source) {
+                *self.cache() = None;
+            }
+            RedisError::Command { op, source }.into_store()
+        })
+    }
+
+    /// `WAIT` after a write, if configured.
+    async fn durable(
+        &self,
+        conn: &mut MultiplexedConnection,
+        op: &'static str,
+    ) -> Result<(), StoreError> {
+        let Some((wanted, timeout)) = self.opts.durable else {
+            return Ok(());
+        };
+        let ms = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX);
+        let r = ::redis::cmd("WAIT")
+            .arg(wanted)
+            .arg(ms)
+            .query_async::<i64>(conn)
+            .await;
+        let acked = self.check(op, r)?;
+        if acked < i64::from(wanted) {
+            return Err(RedisError::NotDurable {
+                acked,
+                wanted,
+                timeout,
+            }
+            .into());
+        }
+        Ok(())
+    }
+
+    /// `PEXPIRE` for a session expiring at `expires`: remaining lifetime plus grace.
+    fn ttl_ms(&self, expires: UnixTime) -> u64 {
+        let remaining = expires
+            .as_secs()
+            .saturating_sub(self.clock.now().as_secs())
+            .saturating_add(self.opts.expiry_grace.as_secs());
+        remaining.saturating_mul(1000).clamp(1, MAX_TTL_MS)
+    }
+
+    fn encode(rec: &Record, id: SessionId, version: u64) -> Result<(Record, Vec<u8>), StoreError> {
+        let mut stored = rec.clone();
+        stored.set_id(id);
+        stored.set_version(version);
+        let data = codec::encode(&stored).map_err(StoreError::Encode)?;
+        Ok((stored, data))
+    }
+
+    async fn create_impl(&self, rec: &mut Record) -> Result<Token, StoreError> {
+        let mut id = rec.id();
+        let mut conn = self.conn().await?;
+        for _ in 0..CREATE_RETRIES {
+            let (stored, data) = Self::encode(rec, id, 1)?;
+            let r = self
+                .create
+                .key(self.key_for(id))
+                .arg(self.clock.now().as_secs())
+                .arg(data)
+                .arg(stored.expires().as_secs())
+                .arg(self.ttl_ms(stored.expires()))
+                .invoke_async::<i64>(&mut conn)
+                .await;
+            if self.check("create", r)? == 1 {
+                self.durable(&mut conn, "create").await?;
+                *rec = stored;
+                return Ok(Token::from(id));
+            }
+            id = crate::fresh_id()?;
+        }
+        Err(StoreError::Conflict)
+    }
+
+    async fn save_impl(&self, rec: &mut Record) -> Result<Token, StoreError> {
+        let id = rec.id();
+        let mut conn = self.conn().await?;
+        let (_, data) = Self::encode(rec, id, rec.version())?;
+        let r = self
+            .save
+            .key(self.key_for(id))
+            .arg(rec.version())
+            .arg(data)
+            .arg(rec.expires().as_secs())
+            .arg(self.ttl_ms(rec.expires()))
+            .invoke_async::<String>(&mut conn)
+            .await;
+        let v = self.check("save", r)?;
+        let version: u64 = v.parse().map_err(|_| RedisError::UnexpectedReply {
+            op: "save",
+            reply: v.clone(),
+        })?;
+        self.durable(&mut conn, "save").await?;
+        rec.set_version(version);
+        Ok(Token::from(id))
+    }
+
+    async fn compare_and_save_impl(&self, rec: &mut Record) -> Result<Token, StoreError> {
+        let id = rec.id();
+        let expected = rec.version();
+        let new = expected.saturating_add(1);
+        let mut conn = self.conn().await?;
+        let (stored, data) = Self::encode(rec, id, new)?;
+        let r = self
+            .compare_and_save
+            .key(self.key_for(id))
+            .arg(self.clock.now().as_secs())
+            .arg(expected)
+            .arg(new)
+            .arg(data)
+            .arg(stored.expires().as_secs())
+            .arg(self.ttl_ms(stored.expires()))
+            .invoke_async::<String>(&mut conn)
+            .await;
+        match self.check("compare_and_save", r)?.as_str() {
+            "ok" => {
+                self.durable(&mut conn, "compare_and_save").await?;
+                *rec = stored;
+                Ok(Token::from(id))
+            }
+            "none" => Err(StoreError::VersionMismatch {
+                expected,
+                found: None,
+            }),
+            other => {
+                let found = other.parse().map_err(|_| RedisError::UnexpectedReply {
+                    op: "compare_and_save",
+                    reply: other.to_owned(),
+                })?;
+                Err(StoreError::VersionMismatch {
+                    expected,
+                    found: Some(found),
+                })
+            }
+        }
+    }
+
+    async fn load_impl(&self, token: &Token) -> Result<Option<Record>, StoreError> {
+        let Ok(id) = SessionId::parse(token.as_str().as_bytes()) else {
+            return Ok(None);
+        };
+        let mut conn = self.conn().await?;
+        let r = ::redis::cmd("HMGET")
+            .arg(self.key_for(id))
+            .arg("v")
+            .arg("e")
+            .arg("d")
+            .query_async::<(Option<String>, Option<String>, Option<Vec<u8>>)>(&mut conn)
+            .await;
+        let (v, e, d) = match self.check("load", r)? {
+            (None, None, None) => return Ok(None),
+            (Some(v), Some(e), Some(d)) => (v, e, d),
+            _ => return Err(RedisError::Corrupt(None).into()),
+        };
+        let (Ok(version), Ok(expires)) = (v.parse::<u64>(), e.parse::<u64>()) else {
+            return Err(RedisError::Corrupt(None).into());
+        };
+        let expires = UnixTime::from_secs(expires);
+        if self.clock.now() >= expires {
+            return Ok(None);
+        }
+        let mut rec = codec::decode(&d).map_err(|e| RedisError::Corrupt(Some(e)))?;
+        rec.set_version(version);
+        rec.set_expires(expires);
+        Ok(Some(rec))
+    }
+
+    async fn delete_impl(&self, token: &Token) -> Result<(), StoreError> {
+        let Ok(id) = SessionId::parse(token.as_str().as_bytes()) else {
+            return Ok(());
+        };
+        let mut conn = self.conn().await?;
+        let r = ::redis::cmd("DEL")
+            .arg(self.key_for(id))
+            .query_async::<i64>(&mut conn)
+            .await;
+        self.check("delete", r)?;
+        self.durable(&mut conn, "delete").await
+    }
+
+    async fn touch_impl(
+        &self,
+        token: &Token,
+        expires: UnixTime,
+    ) -> Result<Option<Token>, StoreError> {
+        let Ok(id) = SessionId::parse(token.as_str().as_bytes()) else {
+            return Ok(None);
+        };
+        let mut conn = self.conn().await?;
+        let r = self
+            .touch
+            .key(self.key_for(id))
+            .arg(self.clock.now().as_secs())
+            .arg(expires.as_secs())
+            .arg(self.ttl_ms(expires))
+            .invoke_async::<i64>(&mut conn)
+            .await;
+        if self.check("touch", r)? == 0 {
+            return Ok(None);
+        }
+        self.durable(&mut conn, "touch").await?;
+        Ok(Some(Token::from(id)))
+    }
+}
+
+impl<C: Clock> crate::SessionStore for RedisStore<C> {
+    const SERVER_SIDE: bool = true;
+
+    fn create(&self, rec: &mut Record) -> impl Future<Output = Result<Token, StoreError>> + Send {
+        self.create_impl(rec)
+    }
+
+    fn save(&self, rec: &mut Record) -> impl Future<Output = Result<Token, StoreError>> + Send {
+        self.save_impl(rec)
+    }
+
+    fn compare_and_save(
+        &self,
+        rec: &mut Record,
+    ) -> impl Future<Output = Result<Token, StoreError>> + Send {
+        self.compare_and_save_impl(rec)
+    }
+
+    fn load(
+        &self,
+        token: &Token,
+    ) -> impl Future<Output = Result<Option<Record>, StoreError>> + Send {
+        self.load_impl(token)
+    }
+
+    fn delete(&self, token: &Token) -> impl Future<Output = Result<(), StoreError>> + Send {
+        self.delete_impl(token)
+    }
+
+    fn touch(
+        &self,
+        token: &Token,
+        expires: UnixTime,
+    ) -> impl Future<Output = Result<Option<Token>, StoreError>> + Send {
+        self.touch_impl(token, expires)
+    }
+}
+
+impl<C: Clock> std::fmt::Debug for RedisStore<C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let target = match &self.target {
+            Target::Standalone(c) => c.get_connection_info().addr().to_string(),
+            Target::Sentinel { service, .. } => format!("sentinel service {service}"),
+        };
+        f.debug_struct("RedisStore")
+            .field("target", &target)
+            .field("connected_to", &self.connected_to())
+            .finish_non_exhaustive()
+    }
+}
