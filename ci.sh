@@ -74,6 +74,8 @@ CI=true CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUNNER="$PWD/scripts/ipvs-vm.sh" \
     cargo test -p ipvs-netlink --all-features --test vm -- --ignored
 CI=true CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUNNER="$PWD/scripts/ipvs-vm.sh" \
     cargo test -p hapri-examples --all-features --test lvsd_vm -- --ignored
+CI=true CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUNNER="$PWD/scripts/ipvs-vm.sh" \
+    cargo test -p hapri-examples --all-features --test ipvsctl_vm -- --ignored
 
 # ---- fuzz smoke run ----
 if [ "$FUZZ_SECONDS" != 0 ]; then

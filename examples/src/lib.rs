@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 
 pub mod io;
+pub mod ipvsctl;
 pub mod kaconf;
 pub mod lvsd;
 pub mod netns;
