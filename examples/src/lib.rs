@@ -3,6 +3,7 @@
 pub mod io;
 pub mod ipvsctl;
 pub mod kaconf;
+pub mod lbd;
 pub mod lvsd;
 pub mod netns;
 pub mod realserver;

@@ -1,0 +1,134 @@
+//! Active health checks: every `interval`, each server of an upstream with `health_check` is
+//! probed (TCP connect, or `GET uri` expecting `status`); `fall` consecutive failures take it
+//! out of the balancer, `rise` consecutive passes bring it back.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::{Request, header};
+use http_body_util::Empty;
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
+use tokio::sync::watch;
+
+use super::config::{HealthConf, HealthKind};
+use super::upstream::Upstream;
+
+/// Why a probe failed (logged on state changes).
+#[derive(Debug, thiserror::Error)]
+pub enum ProbeError {
+    /// No answer within `timeout`.
+    #[error("no answer within {0:?}")]
+    Timeout(std::time::Duration),
+    /// The TCP connection failed.
+    #[error("connect: {0}")]
+    Connect(std::io::Error),
+    /// The HTTP exchange failed.
+    #[error("http: {0}")]
+    Http(hyper::Error),
+    /// The request could not be built (the `uri` is invalid).
+    #[error("invalid health_check uri: {0}")]
+    Request(http::Error),
+    /// The status was not the expected one.
+    #[error("status {got}, expected {want}")]
+    Status {
+        /// The status received.
+        got: u16,
+        /// The status configured.
+        want: u16,
+    },
+}
+
+/// Probe `addr` once.
+///
+/// # Errors
+/// [`ProbeError`] saying why the server is not healthy.
+pub async fn probe(addr: SocketAddr, conf: &HealthConf) -> Result<(), ProbeError> {
+    let work = async {
+        let stream = TcpStream::connect(addr)
+            .await
+            .map_err(ProbeError::Connect)?;
+        let HealthKind::Http { uri, status } = &conf.kind else {
+            return Ok(());
+        };
+        let (mut tx, conn) =
+            hyper::client::conn::http1::handshake::<_, Empty<Bytes>>(TokioIo::new(stream))
+                .await
+                .map_err(ProbeError::Http)?;
+        let driver = tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        let req = Request::get(uri.as_str())
+            .header(header::HOST, addr.to_string())
+            .header(header::CONNECTION, "close")
+            .header(header::USER_AGENT, "lbd-health-check")
+            .body(Empty::new())
+            .map_err(ProbeError::Request)?;
+        let resp = tx.send_request(req).await.map_err(ProbeError::Http);
+        driver.abort();
+        let got = resp?.status().as_u16();
+        if got == *status {
+            Ok(())
+        } else {
+            Err(ProbeError::Status { got, want: *status })
+        }
+    };
+    match tokio::time::timeout(conf.timeout, work).await {
+        Ok(r) => r,
+        Err(_) => Err(ProbeError::Timeout(conf.timeout)),
+    }
+}
+
+/// Start the checker tasks of `up` (one per server); they end when `stop` changes.
+pub fn spawn(up: &Arc<Upstream>, stop: &watch::Receiver<bool>) {
+    let Some(conf) = up.conf.health.clone() else {
+        return;
+    };
+    for i in 0..up.peers.len() {
+        let up = Arc::clone(up);
+        let conf = conf.clone();
+        let mut stop = stop.clone();
+        tokio::spawn(async move {
+            let Some(addr) = up.peers.get(i).map(|p| p.addr) else {
+                return;
+            };
+            let (mut ok_run, mut fail_run) = (0u32, 0u32);
+            let mut healthy = true;
+            let mut tick = tokio::time::interval(conf.interval);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => {}
+                    _ = stop.changed() => return,
+                }
+                match probe(addr, &conf).await {
+                    Ok(()) => {
+                        fail_run = 0;
+                        ok_run = ok_run.saturating_add(1);
+                        if !healthy && ok_run >= conf.rise {
+                            healthy = true;
+                            up.set_healthy(i, true);
+                            eprintln!(
+                                "lbd: [notice] upstream {} server {addr} is up (health check passed {ok_run} times)",
+                                up.name
+                            );
+                        }
+                    }
+                    Err(e) => {
+                        ok_run = 0;
+                        fail_run = fail_run.saturating_add(1);
+                        if healthy && fail_run >= conf.fall {
+                            healthy = false;
+                            up.set_healthy(i, false);
+                            eprintln!(
+                                "lbd: [warn] upstream {} server {addr} is down: health check failed {fail_run} times, last: {e}",
+                                up.name
+                            );
+                        }
+                    }
+                }
+            }
+        });
+    }
+}

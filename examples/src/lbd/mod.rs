@@ -1,0 +1,617 @@
+//! `lbd`: the nginx half of the failover pair, an HTTP/1.1 reverse proxy balancing with
+//! [`lvs_sched`] (every nginx balancer and every IPVS scheduler).
+//!
+//! ```text
+//! lbd -c /etc/lbd.conf [-t] [--pid FILE]
+//! ```
+//!
+//! `-t` checks the configuration and exits. `SIGHUP` reloads it (a broken file is reported with
+//! its file:line:column and the old configuration stays); `SIGTERM`, `SIGQUIT` and `SIGINT`
+//! stop gracefully: the listeners close, requests in flight finish (at most
+//! `shutdown_timeout`, default 30 s), and `lbd` exits with status 0.
+//!
+//! # Configuration (nginx syntax)
+//!
+//! ```text
+//! workers 4;                      # or worker_processes / worker_threads; auto = one per CPU
+//! node_name lb1;                  # what `lbd_status` answers (default: the host name)
+//! pid /run/lbd.pid;
+//! access_log /var/log/lbd.log;    # or stdout (default), stderr, off
+//! shutdown_timeout 30s;
+//! upstream backend {
+//!     # balancer: round robin by default, or one of
+//!     #   ip_hash; least_conn; hash $remote_addr [consistent]; random [two [least_conn]];
+//!     #   scheduler wlc;   (any lvs-sched name: rr wrr lc wlc sed nq dh sh lblc lblcr mh fo ovf twos ...)
+//!     server 10.0.0.1:8080 weight=4 max_fails=2 fail_timeout=30s max_conns=100;
+//!     server 10.0.0.2:8080 backup;
+//!     server 10.0.0.3:8080 down;
+//!     keepalive 32;                 # idle upstream connections kept (0: none)
+//!     sticky cookie srv;            # optional: pin clients to the server named by the cookie
+//!     health_check interval=2s timeout=1s rise=2 fall=3 uri=/health status=200;  # or type=tcp
+//! }
+//! server {
+//!     listen 0.0.0.0:80;
+//!     location / {
+//!         proxy_pass http://backend;
+//!         proxy_next_upstream error timeout http_502 http_503;   # also invalid_header,
+//!                       # http_500 http_504 http_403 http_404 http_429 non_idempotent, off
+//!         proxy_next_upstream_tries 3;
+//!         proxy_next_upstream_timeout 10s;
+//!         proxy_connect_timeout 2s;
+//!         proxy_read_timeout 30s;
+//!         proxy_send_timeout 30s;
+//!         client_max_body_size 1m;
+//!         proxy_set_header Host $host;
+//!         proxy_set_header X-Real-IP $remote_addr;
+//!         proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+//!         proxy_set_header X-Forwarded-Proto $scheme;
+//!     }
+//!     location = /lbd-status { lbd_status; }
+//!     location = /ping { return 200 "pong\n"; }
+//! }
+//! ```
+//!
+//! `http { }` and `events { }` wrappers are accepted. `proxy_*` settings at server level are
+//! inherited by the locations. As in nginx, without `proxy_set_header Host` the upstream name
+//! is sent as `Host`, `backup` is only allowed with round robin and `least_conn`,
+//! `error`, `timeout` and `invalid_header` always count as failures, `http_500`...`http_429`
+//! only when listed, and `http_403`/`http_404` never do. A request already sent is not retried
+//! when it is non-idempotent (POST, LOCK, PATCH) unless `non_idempotent` is listed.
+//! Unlike nginx, upstream connections always use HTTP/1.1 with keep-alive. `proxy_pass http://IP:PORT`
+//! without an upstream of that name proxies to that one server (nginx's implicit upstream).
+//! Passive and active health state starts afresh on reload (nginx without a `zone`).
+//!
+//! With an IPVS scheduler, `max_fails`/`fail_timeout` are applied by asking the scheduler
+//! again (round-robin-like schedulers move on; hashing ones such as `sh`, `dh`, `mh` answer
+//! the same server, so a request for a failed server gets 502 until `fail_timeout` passes).
+//!
+//! # Configuration (TOML, files named `*.toml`)
+//!
+//! ```toml
+//! workers = 4
+//! node_name = "lb1"
+//! access_log = "off"
+//! [upstream.backend]
+//! balance = "least_conn"          # any name above; or `hash = "$remote_addr"`, `consistent = true`
+//! sticky_cookie = "srv"
+//! [[upstream.backend.server]]
+//! addr = "10.0.0.1:8080"
+//! weight = 4
+//! max_fails = 2
+//! fail_timeout = "30s"
+//! [upstream.backend.health_check]
+//! type = "http"
+//! uri = "/health"
+//! interval = "2s"
+//! [[server]]
+//! listen = ["0.0.0.0:80"]
+//! [[server.location]]
+//! path = "/"                      # or exact = "/lbd-status"
+//! proxy_pass = "http://backend"
+//! proxy_next_upstream = ["error", "timeout", "http_502"]
+//! proxy_set_header = [["Host", "$host"], ["X-Real-IP", "$remote_addr"]]
+//! [[server.location]]
+//! exact = "/lbd-status"
+//! lbd_status = true
+//! ```
+
+pub mod config;
+pub mod health;
+pub mod log;
+pub mod proxy;
+pub mod template;
+pub mod upstream;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::StatusCode;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use config::{Action, Config, ConfigError};
+use log::AccessLog;
+use proxy::{ConnInfo, Handler, ProxyRt, ServerRt};
+use upstream::Upstream;
+
+/// Why `lbd` could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LbdError {
+    /// The configuration is invalid.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// A listen address could not be bound.
+    #[error(
+        "cannot listen on {addr}: {source} (is another process using it, or is the address not local?)"
+    )]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// The access log could not be opened.
+    #[error(
+        "cannot open the access log: {0} (check the directory and permissions, or use `access_log off`)"
+    )]
+    AccessLog(std::io::Error),
+    /// The pid file could not be written.
+    #[error("cannot write the pid file {}: {source}", path.display())]
+    Pid {
+        /// The file.
+        path: PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// The runtime or a signal handler could not be set up.
+    #[error("cannot start the runtime: {0}")]
+    Runtime(std::io::Error),
+}
+
+/// The state one configuration generation serves with.
+#[derive(Debug)]
+pub struct State {
+    /// The `server` blocks.
+    pub servers: Vec<ServerRt>,
+    /// The upstreams, in configuration order.
+    pub upstreams: Vec<Arc<Upstream>>,
+    /// The access log.
+    pub log: AccessLog,
+    /// `node_name`.
+    pub node_name: Box<str>,
+    /// Listen address → server block.
+    pub listen: Vec<(SocketAddr, usize)>,
+    /// The configuration.
+    pub conf: Config,
+    stop: watch::Sender<bool>,
+}
+
+impl State {
+    /// Build the run-time state of `conf` (pools sized for `workers` threads).
+    ///
+    /// # Errors
+    /// [`LbdError::AccessLog`].
+    pub fn new(conf: Config, workers: usize) -> Result<Self, LbdError> {
+        let upstreams: Vec<Arc<Upstream>> = conf
+            .upstreams
+            .iter()
+            .map(|u| Arc::new(Upstream::new(u, workers)))
+            .collect();
+        let node_name: Box<str> = conf.node_name.as_str().into();
+        let mut servers = Vec::new();
+        let mut listen = Vec::new();
+        for (si, s) in conf.servers.iter().enumerate() {
+            let mut rt = ServerRt::default();
+            for l in &s.locations {
+                let h = match &l.action {
+                    Action::Status => Handler::Status(Bytes::from(format!("{node_name}\n"))),
+                    Action::Return { status, body } => Handler::Return(
+                        StatusCode::from_u16(*status).unwrap_or(StatusCode::OK),
+                        Bytes::from(body.clone()),
+                    ),
+                    Action::Proxy(p) => {
+                        // `validate` guarantees the upstream exists; a location naming
+                        // none is skipped rather than served wrongly.
+                        let Some(up) = upstreams.iter().find(|u| *u.name == *p.upstream) else {
+                            continue;
+                        };
+                        Handler::Proxy(Box::new(ProxyRt::new(p.clone(), Arc::clone(up))))
+                    }
+                };
+                let path: Box<str> = l.path.as_str().into();
+                if l.exact {
+                    rt.exact.push((path, h));
+                } else {
+                    rt.prefix.push((path, h));
+                }
+            }
+            rt.prefix.sort_by_key(|p| std::cmp::Reverse(p.0.len()));
+            for a in &s.listen {
+                if !listen.iter().any(|(x, _)| x == a) {
+                    listen.push((*a, si));
+                }
+            }
+            servers.push(rt);
+        }
+        let log = AccessLog::open(&conf.access_log).map_err(LbdError::AccessLog)?;
+        Ok(Self {
+            servers,
+            upstreams,
+            log,
+            node_name,
+            listen,
+            conf,
+            stop: watch::channel(false).0,
+        })
+    }
+
+    /// Start the health checkers (call inside the runtime).
+    pub fn start_health(&self) {
+        let rx = self.stop.subscribe();
+        for u in &self.upstreams {
+            health::spawn(u, &rx);
+        }
+    }
+
+    /// Stop the health checkers.
+    pub fn stop_health(&self) {
+        self.stop.send_replace(true);
+    }
+
+    fn server_for(&self, addr: SocketAddr) -> Option<usize> {
+        self.listen
+            .iter()
+            .find(|(a, _)| *a == addr)
+            .map(|(_, s)| *s)
+    }
+}
+
+/// The command line.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Options {
+    /// `-c FILE`.
+    pub config: PathBuf,
+    /// `-t`.
+    pub test: bool,
+    /// `--pid FILE`.
+    pub pid: Option<PathBuf>,
+}
+
+/// Usage text.
+pub const USAGE: &str = "usage: lbd -c FILE [-t] [--pid FILE]\n  -c FILE     configuration (nginx syntax, or TOML if it ends in .toml)\n  -t          check the configuration and exit\n  --pid FILE  write the process id to FILE\n";
+
+impl Options {
+    /// Parse the arguments (without the program name).
+    ///
+    /// # Errors
+    /// A message naming the bad argument (empty for `-h`).
+    pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Self, String> {
+        let mut o = Self::default();
+        let mut have_c = false;
+        let mut it = args.into_iter();
+        while let Some(a) = it.next() {
+            match a.as_str() {
+                "-c" | "--config" => {
+                    o.config = it.next().ok_or("-c needs a file")?.into();
+                    have_c = true;
+                }
+                "-t" | "--test" => o.test = true,
+                "-p" | "--pid" => o.pid = Some(it.next().ok_or("--pid needs a file")?.into()),
+                "-h" | "--help" => return Err(String::new()),
+                other => return Err(format!("unknown argument `{other}`")),
+            }
+        }
+        if !have_c {
+            return Err("-c FILE is required".into());
+        }
+        Ok(o)
+    }
+}
+
+/// `lbd`'s `main`.
+#[must_use]
+pub fn run() -> ExitCode {
+    let opts = match Options::parse(std::env::args().skip(1)) {
+        Ok(o) => o,
+        Err(e) => {
+            if !e.is_empty() {
+                eprintln!("lbd: {e}");
+            }
+            eprint!("{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    let conf = match config::load(&opts.config) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("lbd: [emerg] {e}");
+            if opts.test {
+                eprintln!(
+                    "lbd: configuration file {} test failed",
+                    opts.config.display()
+                );
+            }
+            return ExitCode::from(1);
+        }
+    };
+    if opts.test {
+        eprintln!(
+            "lbd: the configuration file {} syntax is ok",
+            opts.config.display()
+        );
+        eprintln!(
+            "lbd: configuration file {} test is successful",
+            opts.config.display()
+        );
+        return ExitCode::SUCCESS;
+    }
+    match start(opts, conf) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("lbd: [emerg] {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn start(opts: Options, conf: Config) -> Result<(), LbdError> {
+    let workers = if conf.workers == 0 {
+        std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
+    } else {
+        conf.workers
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers)
+        .thread_name("lbd-worker")
+        .enable_all()
+        .build()
+        .map_err(LbdError::Runtime)?;
+    let pid = opts.pid.clone().or_else(|| conf.pid_file.clone());
+    if let Some(p) = &pid {
+        std::fs::write(p, format!("{}\n", std::process::id())).map_err(|source| LbdError::Pid {
+            path: p.clone(),
+            source,
+        })?;
+    }
+    let r = rt.block_on(serve(opts.config, conf, workers));
+    if let Some(p) = &pid {
+        let _ = std::fs::remove_file(p);
+    }
+    // Do not wait for stray tasks (idle upstream connections, health probes).
+    rt.shutdown_timeout(Duration::from_millis(100));
+    r
+}
+
+/// Bind a listening socket with `SO_REUSEADDR` and a deep backlog.
+fn bind(addr: SocketAddr) -> Result<TcpListener, LbdError> {
+    let e = |source| LbdError::Bind { addr, source };
+    let sock = socket2::Socket::new(
+        socket2::Domain::for_address(addr),
+        socket2::Type::STREAM,
+        None,
+    )
+    .map_err(e)?;
+    sock.set_reuse_address(true).map_err(e)?;
+    sock.set_nonblocking(true).map_err(e)?;
+    sock.bind(&addr.into()).map_err(e)?;
+    sock.listen(4096).map_err(e)?;
+    TcpListener::from_std(sock.into()).map_err(e)
+}
+
+/// How long a client connection may still start a request after a reload or stop.
+const DRAIN_GRACE: Duration = Duration::from_millis(300);
+
+/// Counts live client connections; decremented on drop.
+struct ConnGuard(Arc<AtomicUsize>);
+
+impl Drop for ConnGuard {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+#[derive(Clone)]
+struct Shared {
+    state: watch::Receiver<Arc<State>>,
+    drain: watch::Receiver<u64>,
+    active: Arc<AtomicUsize>,
+}
+
+fn spawn_listener(listener: TcpListener, addr: SocketAddr, shared: Shared) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            let (stream, remote) = match listener.accept().await {
+                Ok(v) => v,
+                Err(e) => {
+                    // EMFILE and friends: back off instead of spinning.
+                    eprintln!("lbd: [alert] accept on {addr}: {e}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            };
+            let state = Arc::clone(&shared.state.borrow());
+            let Some(server) = state.server_for(addr) else {
+                continue;
+            };
+            shared.active.fetch_add(1, Ordering::AcqRel);
+            let guard = ConnGuard(Arc::clone(&shared.active));
+            let drain = shared.drain.clone();
+            tokio::spawn(serve_conn(
+                state, server, stream, remote, addr, drain, guard,
+            ));
+        }
+    })
+}
+
+async fn serve_conn(
+    state: Arc<State>,
+    server: usize,
+    stream: TcpStream,
+    remote: SocketAddr,
+    local: SocketAddr,
+    mut drain: watch::Receiver<u64>,
+    guard: ConnGuard,
+) {
+    let _ = stream.set_nodelay(true);
+    drain.borrow_and_update();
+    let info = ConnInfo { remote, local };
+    let svc = service_fn(move |req| proxy::handle(Arc::clone(&state), server, info, req));
+    let conn = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_secs(60))
+        .max_buf_size(64 * 1024)
+        .max_header_size(32 * 1024)
+        .serve_connection(TokioIo::new(stream), svc);
+    tokio::pin!(conn);
+    tokio::select! {
+        _ = conn.as_mut() => {}
+        _ = drain.changed() => {
+            // A connection accepted just before the reload or stop may not have sent its
+            // request yet, and hyper would close it as idle: give it a moment first.
+            let grace = tokio::time::sleep(DRAIN_GRACE);
+            tokio::select! {
+                _ = conn.as_mut() => return,
+                () = grace => {}
+            }
+            conn.as_mut().graceful_shutdown();
+            let _ = conn.await;
+        }
+    }
+    drop(guard);
+}
+
+async fn serve(path: PathBuf, conf: Config, workers: usize) -> Result<(), LbdError> {
+    let shutdown_timeout = conf.shutdown_timeout;
+    let state = Arc::new(State::new(conf, workers)?);
+    let mut listeners: HashMap<SocketAddr, JoinHandle<()>> = HashMap::new();
+    let mut bound = Vec::new();
+    for (addr, _) in &state.listen {
+        bound.push((*addr, bind(*addr)?));
+    }
+    let (state_tx, state_rx) = watch::channel(Arc::clone(&state));
+    let (drain_tx, drain_rx) = watch::channel(0u64);
+    let shared = Shared {
+        state: state_rx,
+        drain: drain_rx,
+        active: Arc::new(AtomicUsize::new(0)),
+    };
+    for (addr, l) in bound {
+        listeners.insert(addr, spawn_listener(l, addr, shared.clone()));
+    }
+    state.start_health();
+    drop(state);
+    let mut hup = signal(SignalKind::hangup()).map_err(LbdError::Runtime)?;
+    let mut term = signal(SignalKind::terminate()).map_err(LbdError::Runtime)?;
+    let mut quit = signal(SignalKind::quit()).map_err(LbdError::Runtime)?;
+    let mut int = signal(SignalKind::interrupt()).map_err(LbdError::Runtime)?;
+    eprintln!(
+        "lbd: [notice] started, {workers} worker threads, pid {}",
+        std::process::id()
+    );
+    loop {
+        tokio::select! {
+            _ = hup.recv() => reload(&path, workers, &state_tx, &drain_tx, &mut listeners, &shared),
+            _ = term.recv() => break,
+            _ = quit.recv() => break,
+            _ = int.recv() => break,
+        }
+    }
+    eprintln!("lbd: [notice] stopping: closing listeners, finishing requests in flight");
+    for (_, h) in listeners.drain() {
+        h.abort();
+    }
+    state_tx.borrow().stop_health();
+    drain_tx.send_modify(|g| *g += 1);
+    let deadline = tokio::time::Instant::now() + shutdown_timeout;
+    while shared.active.load(Ordering::Acquire) > 0 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let left = shared.active.load(Ordering::Acquire);
+    if left > 0 {
+        eprintln!(
+            "lbd: [warn] shutdown_timeout passed with {left} connection(s) still open; closing them"
+        );
+    }
+    eprintln!("lbd: [notice] exiting");
+    Ok(())
+}
+
+fn reload(
+    path: &Path,
+    workers: usize,
+    state_tx: &watch::Sender<Arc<State>>,
+    drain_tx: &watch::Sender<u64>,
+    listeners: &mut HashMap<SocketAddr, JoinHandle<()>>,
+    shared: &Shared,
+) {
+    let conf = match config::load(path) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("lbd: [emerg] reload failed, keeping the running configuration: {e}");
+            return;
+        }
+    };
+    if conf.workers != 0 && conf.workers != workers {
+        eprintln!("lbd: [warn] the worker count changes only on restart (running with {workers})");
+    }
+    let state = match State::new(conf, workers) {
+        Ok(s) => Arc::new(s),
+        Err(e) => {
+            eprintln!("lbd: [emerg] reload failed, keeping the running configuration: {e}");
+            return;
+        }
+    };
+    let mut fresh = Vec::new();
+    for (addr, _) in &state.listen {
+        if listeners.contains_key(addr) {
+            continue;
+        }
+        match bind(*addr) {
+            Ok(l) => fresh.push((*addr, l)),
+            Err(e) => {
+                eprintln!("lbd: [emerg] reload failed, keeping the running configuration: {e}");
+                return;
+            }
+        }
+    }
+    listeners.retain(|addr, h| {
+        let keep = state.listen.iter().any(|(a, _)| a == addr);
+        if !keep {
+            h.abort();
+        }
+        keep
+    });
+    for (addr, l) in fresh {
+        listeners.insert(addr, spawn_listener(l, addr, shared.clone()));
+    }
+    state.start_health();
+    let old = state_tx.send_replace(state);
+    old.stop_health();
+    // Connections of the old generation finish their request and close.
+    drain_tx.send_modify(|g| *g += 1);
+    eprintln!(
+        "lbd: [notice] configuration reloaded from {}",
+        path.display()
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+    use super::*;
+
+    #[test]
+    fn options() {
+        let a = |v: &[&str]| Options::parse(v.iter().map(|s| (*s).to_owned()));
+        let o = a(&["-c", "x.conf", "-t", "--pid", "p"]).unwrap();
+        assert_eq!(o.config, PathBuf::from("x.conf"));
+        assert!(o.test);
+        assert_eq!(o.pid, Some(PathBuf::from("p")));
+        assert!(a(&["-t"]).is_err());
+        assert!(a(&["-c"]).is_err());
+        assert!(a(&["-c", "x", "-z"]).unwrap_err().contains("-z"));
+    }
+
+    #[test]
+    fn locations_exact_then_longest_prefix() {
+        let text = "upstream u { server 127.0.0.1:1; }\nserver { listen 127.0.0.1:1;\n location / { proxy_pass http://u; }\n location /api/ { return 201; }\n location = /api/x { lbd_status; }\n}\n";
+        let conf = config::parse_str(Path::new("t.conf"), text).unwrap();
+        let st = State::new(conf, 1).unwrap();
+        let s = &st.servers[0];
+        assert!(matches!(s.find("/api/x"), Some(Handler::Status(_))));
+        assert!(matches!(s.find("/api/y"), Some(Handler::Return(..))));
+        assert!(matches!(s.find("/other"), Some(Handler::Proxy(_))));
+    }
+}

@@ -1,0 +1,696 @@
+//! The request path: location matching, the proxy with `proxy_next_upstream` retries, and the
+//! response body that returns the upstream connection to its pool when it ends.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, ready};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::request::Parts;
+use http::{Method, Request, Response, StatusCode, Uri, Version};
+use http_body_util::{BodyExt as _, Full, Limited};
+use hyper::body::{Body, Frame, Incoming, SizeHint};
+use hyper::client::conn::http1::SendRequest;
+use lvs_sched::{DestId, Flow};
+use tokio::time::Sleep;
+
+use super::State;
+use super::config::{NextUpstream, ProxyConf};
+use super::log::{Attempt, Record};
+use super::template::{Ctx, Template, cookie};
+use super::upstream::{Outcome, Picked, UpBody, Upstream, connect};
+
+/// The body of every response `lbd` sends.
+#[derive(Debug)]
+pub enum RespBody {
+    /// A body made here (status page, errors).
+    Full(Full<Bytes>),
+    /// An upstream body, streamed.
+    Upstream(Box<UpstreamBody>),
+}
+
+impl RespBody {
+    fn text(s: &'static str) -> Self {
+        Self::Full(Full::new(Bytes::from_static(s.as_bytes())))
+    }
+}
+
+/// Why a proxied body stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum BodyError {
+    /// The upstream was silent for longer than `proxy_read_timeout`.
+    #[error("upstream timed out while sending the response body (raise proxy_read_timeout?)")]
+    Timeout,
+    /// The upstream connection failed mid-body.
+    #[error("upstream failed mid-response: {0}")]
+    Upstream(#[from] hyper::Error),
+}
+
+impl Body for RespBody {
+    type Data = Bytes;
+    type Error = BodyError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
+        match self.get_mut() {
+            Self::Full(f) => Pin::new(f)
+                .poll_frame(cx)
+                .map_err(|e: Infallible| match e {}),
+            Self::Upstream(u) => u.poll(cx),
+        }
+    }
+    fn is_end_stream(&self) -> bool {
+        match self {
+            Self::Full(f) => f.is_end_stream(),
+            Self::Upstream(u) => u.done.is_none() || u.inner.is_end_stream(),
+        }
+    }
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            Self::Full(f) => f.size_hint(),
+            Self::Upstream(u) => u.inner.size_hint(),
+        }
+    }
+}
+
+/// What to do when an upstream body ends.
+#[derive(Debug)]
+struct Done {
+    state: Arc<State>,
+    picked: Picked,
+    tx: SendRequest<UpBody>,
+    record: Record,
+    status: u16,
+    outcome: Outcome,
+}
+
+impl Done {
+    fn finish(self, clean: bool, bytes: u64) {
+        if clean && let Some(p) = self.picked.upstream().peers.get(self.picked.id().0) {
+            p.pool.put(self.tx);
+        }
+        // A body cut short is not an upstream failure in nginx's accounting.
+        let outcome = if clean { self.outcome } else { Outcome::Next };
+        self.picked.release(outcome);
+        self.record.write(&self.state.log, self.status, bytes);
+    }
+}
+
+/// An upstream response body being streamed to the client.
+#[derive(Debug)]
+pub struct UpstreamBody {
+    inner: Incoming,
+    done: Option<Done>,
+    read_timeout: Duration,
+    sleep: Option<Pin<Box<Sleep>>>,
+    bytes: u64,
+}
+
+impl UpstreamBody {
+    fn poll(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
+        if self.done.is_none() {
+            return Poll::Ready(None);
+        }
+        match Pin::new(&mut self.inner).poll_frame(cx) {
+            Poll::Ready(Some(Ok(f))) => {
+                if let Some(d) = f.data_ref() {
+                    self.bytes += d.len() as u64;
+                }
+                if let Some(s) = &mut self.sleep {
+                    s.as_mut()
+                        .reset(tokio::time::Instant::now() + self.read_timeout);
+                }
+                Poll::Ready(Some(Ok(f)))
+            }
+            Poll::Ready(Some(Err(e))) => {
+                if let Some(d) = self.done.take() {
+                    d.finish(false, self.bytes);
+                }
+                Poll::Ready(Some(Err(BodyError::Upstream(e))))
+            }
+            Poll::Ready(None) => {
+                if let Some(d) = self.done.take() {
+                    d.finish(true, self.bytes);
+                }
+                Poll::Ready(None)
+            }
+            Poll::Pending => {
+                let t = self.read_timeout;
+                let s = self
+                    .sleep
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep(t)));
+                ready!(s.as_mut().poll(cx));
+                if let Some(d) = self.done.take() {
+                    d.finish(false, self.bytes);
+                }
+                Poll::Ready(Some(Err(BodyError::Timeout)))
+            }
+        }
+    }
+}
+
+impl Drop for UpstreamBody {
+    fn drop(&mut self) {
+        if let Some(d) = self.done.take() {
+            // The client went away (or the body was never polled to its end).
+            let clean = self.inner.is_end_stream();
+            d.finish(clean, self.bytes);
+        }
+    }
+}
+
+/// The client connection a request came on.
+#[derive(Clone, Copy, Debug)]
+pub struct ConnInfo {
+    /// The client.
+    pub remote: SocketAddr,
+    /// The listening address.
+    pub local: SocketAddr,
+}
+
+/// A location's handler at run time.
+#[derive(Debug)]
+pub enum Handler {
+    /// Proxy to an upstream.
+    Proxy(Box<ProxyRt>),
+    /// Answer the node name.
+    Status(Bytes),
+    /// A fixed answer.
+    Return(StatusCode, Bytes),
+}
+
+/// A header to set on upstream requests.
+#[derive(Debug)]
+pub enum SetHeader {
+    /// A constant value (computed once).
+    Fixed(HeaderName, HeaderValue),
+    /// A value with variables.
+    Dynamic(HeaderName, Template),
+    /// An empty value: the header is not sent.
+    Remove(HeaderName),
+}
+
+/// A proxy location at run time.
+#[derive(Debug)]
+pub struct ProxyRt {
+    /// The settings.
+    pub conf: ProxyConf,
+    /// The upstream.
+    pub upstream: Arc<Upstream>,
+    /// The headers to set, in order.
+    pub set_headers: Vec<SetHeader>,
+    /// Whether `Host` is among them (otherwise `$proxy_host` is sent, as nginx does).
+    pub sets_host: bool,
+    /// `Host: $proxy_host`.
+    pub default_host: Option<HeaderValue>,
+}
+
+impl ProxyRt {
+    /// Build from the configuration.
+    #[must_use]
+    pub fn new(conf: ProxyConf, upstream: Arc<Upstream>) -> Self {
+        let set_headers = conf
+            .set_headers
+            .iter()
+            .map(|(n, t)| match t.as_literal() {
+                Some("") => SetHeader::Remove(n.clone()),
+                Some(s) => match HeaderValue::from_str(s) {
+                    Ok(v) => SetHeader::Fixed(n.clone(), v),
+                    Err(_) => SetHeader::Remove(n.clone()),
+                },
+                None => SetHeader::Dynamic(n.clone(), t.clone()),
+            })
+            .collect();
+        let sets_host = conf.set_headers.iter().any(|(n, _)| n == header::HOST);
+        let default_host = HeaderValue::from_str(&upstream.name).ok();
+        Self {
+            conf,
+            upstream,
+            set_headers,
+            sets_host,
+            default_host,
+        }
+    }
+}
+
+/// A `server` block at run time: exact locations, then prefixes longest first.
+#[derive(Debug, Default)]
+pub struct ServerRt {
+    /// `location = PATH`.
+    pub exact: Vec<(Box<str>, Handler)>,
+    /// `location PATH`, longest first.
+    pub prefix: Vec<(Box<str>, Handler)>,
+}
+
+impl ServerRt {
+    /// The handler for `path` (nginx: exact match, else the longest prefix).
+    #[must_use]
+    pub fn find(&self, path: &str) -> Option<&Handler> {
+        self.exact
+            .iter()
+            .find(|(p, _)| &**p == path)
+            .or_else(|| self.prefix.iter().find(|(p, _)| path.starts_with(&**p)))
+            .map(|(_, h)| h)
+    }
+}
+
+fn simple(status: StatusCode, body: &'static str) -> Response<RespBody> {
+    let mut r = Response::new(RespBody::text(body));
+    *r.status_mut() = status;
+    r.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html"));
+    r
+}
+
+fn error_page(status: StatusCode) -> Response<RespBody> {
+    let body = match status {
+        StatusCode::BAD_REQUEST => "<html><body><h1>400 Bad Request</h1></body></html>\n",
+        StatusCode::NOT_FOUND => "<html><body><h1>404 Not Found</h1></body></html>\n",
+        StatusCode::PAYLOAD_TOO_LARGE => {
+            "<html><body><h1>413 Request Entity Too Large</h1></body></html>\n"
+        }
+        StatusCode::GATEWAY_TIMEOUT => "<html><body><h1>504 Gateway Time-out</h1></body></html>\n",
+        _ => "<html><body><h1>502 Bad Gateway</h1></body></html>\n",
+    };
+    simple(status, body)
+}
+
+/// The service function of a client connection.
+///
+/// # Errors
+/// Never: every failure becomes an HTTP error response.
+pub async fn handle(
+    state: Arc<State>,
+    server: usize,
+    conn: ConnInfo,
+    req: Request<Incoming>,
+) -> Result<Response<RespBody>, Infallible> {
+    let start = std::time::Instant::now();
+    let (parts, body) = req.into_parts();
+    let handler = state
+        .servers
+        .get(server)
+        .and_then(|s| s.find(parts.uri.path()));
+    let record = Record::new(&parts, conn.remote, start);
+    let resp = match handler {
+        None => error_page(StatusCode::NOT_FOUND),
+        Some(Handler::Status(text)) => {
+            let mut r = Response::new(RespBody::Full(Full::new(text.clone())));
+            r.headers_mut()
+                .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+            r.headers_mut()
+                .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            r
+        }
+        Some(Handler::Return(status, text)) => {
+            let mut r = Response::new(RespBody::Full(Full::new(text.clone())));
+            *r.status_mut() = *status;
+            r
+        }
+        Some(Handler::Proxy(p)) => {
+            return Ok(proxy(&state, p, conn, parts, body, record).await);
+        }
+    };
+    let bytes = resp.body().size_hint().exact().unwrap_or(0);
+    record.write(&state.log, resp.status().as_u16(), bytes);
+    Ok(resp)
+}
+
+/// Hop-by-hop headers (RFC 9110 §7.6.1) and the ones `lbd` computes itself.
+fn skip_request_header(n: &HeaderName) -> bool {
+    n == header::CONNECTION
+        || n == header::TE
+        || n == header::TRAILER
+        || n == header::TRANSFER_ENCODING
+        || n == header::UPGRADE
+        || n == header::HOST
+        || n == header::CONTENT_LENGTH
+        || n == header::PROXY_AUTHORIZATION
+        || n == header::EXPECT
+        || n.as_str() == "keep-alive"
+        || n.as_str() == "proxy-connection"
+}
+
+fn skip_response_header(n: &HeaderName) -> bool {
+    n == header::CONNECTION
+        || n == header::TRANSFER_ENCODING
+        || n == header::UPGRADE
+        || n == header::TRAILER
+        || n.as_str() == "keep-alive"
+        || n.as_str() == "proxy-connection"
+}
+
+/// Names listed in the `Connection` header (also hop-by-hop).
+fn in_connection(parts: &Parts, n: &HeaderName) -> bool {
+    parts.headers.get_all(header::CONNECTION).iter().any(|v| {
+        v.as_bytes()
+            .split(|&c| c == b',')
+            .any(|t| t.trim_ascii().eq_ignore_ascii_case(n.as_str().as_bytes()))
+    })
+}
+
+fn build_request(
+    parts: &Parts,
+    rt: &ProxyRt,
+    ctx: &Ctx<'_>,
+    body: &Bytes,
+    scratch: &mut Vec<u8>,
+) -> Request<UpBody> {
+    let mut headers = HeaderMap::with_capacity(parts.headers.len() + rt.set_headers.len() + 2);
+    let has_conn = parts.headers.contains_key(header::CONNECTION);
+    for (n, v) in &parts.headers {
+        if skip_request_header(n)
+            || rt.set_headers.iter().any(|s| match s {
+                SetHeader::Fixed(h, _) | SetHeader::Dynamic(h, _) | SetHeader::Remove(h) => h == n,
+            })
+            || (has_conn && in_connection(parts, n))
+        {
+            continue;
+        }
+        headers.append(n.clone(), v.clone());
+    }
+    if !rt.sets_host
+        && let Some(h) = &rt.default_host
+    {
+        headers.insert(header::HOST, h.clone());
+    }
+    for s in &rt.set_headers {
+        match s {
+            SetHeader::Fixed(n, v) => {
+                headers.insert(n.clone(), v.clone());
+            }
+            SetHeader::Dynamic(n, t) => {
+                scratch.clear();
+                t.eval(ctx, scratch);
+                if !scratch.is_empty()
+                    && let Ok(v) = HeaderValue::from_bytes(scratch)
+                {
+                    headers.insert(n.clone(), v);
+                }
+            }
+            SetHeader::Remove(_) => {}
+        }
+    }
+    if !body.is_empty() || parts.headers.contains_key(header::CONTENT_LENGTH) {
+        headers.insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
+    }
+    let uri = parts
+        .uri
+        .path_and_query()
+        .cloned()
+        .map_or_else(|| Uri::from_static("/"), Uri::from);
+    let mut req = Request::new(Full::new(body.clone()));
+    *req.method_mut() = parts.method.clone();
+    *req.uri_mut() = uri;
+    *req.version_mut() = Version::HTTP_11;
+    *req.headers_mut() = headers;
+    req
+}
+
+/// How an attempt failed.
+#[derive(Debug)]
+enum Fail {
+    /// `error`: connect failure or I/O error; `sent` says whether the request may have
+    /// reached the server.
+    Error { sent: bool },
+    /// `timeout`.
+    Timeout { sent: bool },
+    /// `invalid_header`: the response could not be parsed.
+    InvalidHeader,
+}
+
+impl Fail {
+    const fn bit(&self) -> u16 {
+        match self {
+            Self::Error { .. } => NextUpstream::ERROR,
+            Self::Timeout { .. } => NextUpstream::TIMEOUT,
+            Self::InvalidHeader => NextUpstream::INVALID_HEADER,
+        }
+    }
+    const fn sent(&self) -> bool {
+        match self {
+            Self::Error { sent } | Self::Timeout { sent } => *sent,
+            Self::InvalidHeader => true,
+        }
+    }
+}
+
+/// One try on server `id`: a pooled connection (replaced once if it turns out stale) or a
+/// new one, then the request, then the response header.
+async fn attempt(
+    rt: &ProxyRt,
+    id: DestId,
+    idempotent: bool,
+    has_body: bool,
+    mut make: impl FnMut() -> Request<UpBody>,
+) -> Result<(Response<Incoming>, SendRequest<UpBody>), Fail> {
+    let Some(peer) = rt.upstream.peers.get(id.0) else {
+        return Err(Fail::Error { sent: false });
+    };
+    let conf = &rt.conf;
+    // proxy_read_timeout covers the wait for the response header; a request body adds
+    // proxy_send_timeout for sending it.
+    let wait = if has_body {
+        conf.read_timeout.saturating_add(conf.send_timeout)
+    } else {
+        conf.read_timeout
+    };
+    let mut stale_retry = true;
+    loop {
+        let (mut tx, pooled) = match peer.pool.take() {
+            Some(tx) => (tx, true),
+            None => match connect(peer.addr, conf.connect_timeout).await {
+                Ok(tx) => (tx, false),
+                Err(super::upstream::ConnectError::Timeout) => {
+                    return Err(Fail::Timeout { sent: false });
+                }
+                Err(_) => return Err(Fail::Error { sent: false }),
+            },
+        };
+        if tx.ready().await.is_err() {
+            if pooled {
+                continue;
+            }
+            return Err(Fail::Error { sent: false });
+        }
+        let req = make();
+        match tokio::time::timeout(wait, tx.try_send_request(req)).await {
+            Err(_) => return Err(Fail::Timeout { sent: true }),
+            Ok(Ok(resp)) => return Ok((resp, tx)),
+            Ok(Err(mut e)) => {
+                let unsent = e.take_message().is_some();
+                let err = e.error();
+                // A kept-alive connection the server closed meanwhile: not the server's
+                // fault, try a fresh connection once (nginx does the same for cached ones).
+                if pooled
+                    && stale_retry
+                    && (unsent
+                        || (idempotent
+                            && (err.is_incomplete_message()
+                                || err.is_canceled()
+                                || err.is_closed())))
+                {
+                    stale_retry = false;
+                    continue;
+                }
+                if err.is_parse() || err.is_parse_status() || err.is_parse_too_large() {
+                    return Err(Fail::InvalidHeader);
+                }
+                return Err(Fail::Error { sent: !unsent });
+            }
+        }
+    }
+}
+
+async fn read_body(body: Incoming, limit: u64) -> Result<Bytes, StatusCode> {
+    if body.is_end_stream() {
+        return Ok(Bytes::new());
+    }
+    if limit != 0
+        && let Some(n) = body.size_hint().exact()
+        && n > limit
+    {
+        return Err(StatusCode::PAYLOAD_TOO_LARGE);
+    }
+    let limit = if limit == 0 {
+        usize::MAX
+    } else {
+        usize::try_from(limit).unwrap_or(usize::MAX)
+    };
+    match Limited::new(body, limit).collect().await {
+        Ok(c) => Ok(c.to_bytes()),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(StatusCode::PAYLOAD_TOO_LARGE),
+        Err(_) => Err(StatusCode::BAD_REQUEST),
+    }
+}
+
+async fn proxy(
+    state: &Arc<State>,
+    rt: &ProxyRt,
+    conn: ConnInfo,
+    parts: Parts,
+    body: Incoming,
+    mut record: Record,
+) -> Response<RespBody> {
+    let fail = |status: StatusCode, record: &Record| {
+        let r = error_page(status);
+        let bytes = r.body().size_hint().exact().unwrap_or(0);
+        record.write(&state.log, status.as_u16(), bytes);
+        r
+    };
+    let body = match read_body(body, rt.conf.client_max_body_size).await {
+        Ok(b) => b,
+        Err(s) => return fail(s, &record),
+    };
+    let up = &rt.upstream;
+    let conf = &rt.conf;
+    let ctx = Ctx {
+        req: &parts,
+        remote: conn.remote,
+        local: conn.local,
+        proxy_host: &up.name,
+        node_name: &state.node_name,
+    };
+    let mut key = Vec::new();
+    if let Some(t) = &up.hash_key {
+        t.eval(&ctx, &mut key);
+    }
+    let mut flow = Flow::tcp(conn.remote, conn.local);
+    if up.hash_key.is_some() {
+        flow = flow.with_key(&key);
+    }
+    let sticky = up.sticky_cookie.as_deref().and_then(|c| cookie(&parts, c));
+    let idempotent = !(parts.method == Method::POST
+        || parts.method == Method::PATCH
+        || parts.method.as_str() == "LOCK");
+    let max_tries = match conf.tries {
+        0 => up.peers.len(),
+        n => (n as usize).min(up.peers.len()),
+    }
+    .max(1);
+    let start = record.start;
+    let mut tried = super::upstream::Tried::default();
+    let mut scratch = Vec::new();
+    // The status answered if no server is left.
+    let mut last_status = StatusCode::BAD_GATEWAY;
+    while let Some(id) = up.pick(&flow, &tried, if tried.is_empty() { sticky } else { None }) {
+        tried.push(id);
+        let picked = Picked::new(up, id);
+        let t0 = std::time::Instant::now();
+        let addr = up.peers.get(id.0).map_or(conn.local, |p| p.addr);
+        let res = attempt(rt, id, idempotent, !body.is_empty(), || {
+            build_request(&parts, rt, &ctx, &body, &mut scratch)
+        })
+        .await;
+        let may_retry = |sent: bool| {
+            tried.len() < max_tries
+                && (conf.next_timeout.is_zero() || start.elapsed() < conf.next_timeout)
+                && (!sent || idempotent || conf.next_upstream.has(NextUpstream::NON_IDEMPOTENT))
+        };
+        match res {
+            Ok((resp, tx)) => {
+                let status = resp.status().as_u16();
+                record.attempts.push(Attempt {
+                    addr,
+                    status,
+                    time: t0.elapsed(),
+                });
+                let bit = NextUpstream::status_bit(status).filter(|&b| conf.next_upstream.has(b));
+                let outcome = match bit {
+                    Some(NextUpstream::HTTP_403 | NextUpstream::HTTP_404) => Outcome::Next,
+                    Some(_) => Outcome::Failure,
+                    None => Outcome::Success,
+                };
+                if bit.is_some() && may_retry(true) {
+                    // Drop this response; its connection is not reused.
+                    picked.release(outcome);
+                    continue;
+                }
+                return respond(state, rt, picked, resp, tx, sticky, record, outcome);
+            }
+            Err(f) => {
+                record.attempts.push(Attempt {
+                    addr,
+                    status: 0,
+                    time: t0.elapsed(),
+                });
+                picked.release(Outcome::Failure);
+                last_status = if matches!(f, Fail::Timeout { .. }) {
+                    StatusCode::GATEWAY_TIMEOUT
+                } else {
+                    StatusCode::BAD_GATEWAY
+                };
+                if conf.next_upstream.has(f.bit()) && may_retry(f.sent()) {
+                    continue;
+                }
+                break;
+            }
+        }
+    }
+    fail(last_status, &record)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn respond(
+    state: &Arc<State>,
+    rt: &ProxyRt,
+    picked: Picked,
+    resp: Response<Incoming>,
+    tx: SendRequest<UpBody>,
+    sticky: Option<&[u8]>,
+    record: Record,
+    outcome: Outcome,
+) -> Response<RespBody> {
+    let (mut parts, inner) = resp.into_parts();
+    let status = parts.status.as_u16();
+    if parts.headers.contains_key(header::CONNECTION) {
+        let names: Vec<HeaderName> = parts
+            .headers
+            .get_all(header::CONNECTION)
+            .iter()
+            .flat_map(|v| v.as_bytes().split(|&c| c == b','))
+            .filter_map(|t| HeaderName::from_bytes(t.trim_ascii()).ok())
+            .collect();
+        for n in names {
+            parts.headers.remove(n);
+        }
+    }
+    let drop_names: Vec<HeaderName> = parts
+        .headers
+        .keys()
+        .filter(|n| skip_response_header(n))
+        .cloned()
+        .collect();
+    for n in drop_names {
+        parts.headers.remove(n);
+    }
+    let up = &rt.upstream;
+    if let Some(p) = up.peers.get(picked.id().0)
+        && let Some(sc) = &p.set_cookie
+        && sticky != Some(p.cookie_value.as_bytes())
+    {
+        parts.headers.append(header::SET_COOKIE, sc.clone());
+    }
+    parts.version = Version::HTTP_11;
+    let body = UpstreamBody {
+        inner,
+        done: Some(Done {
+            state: Arc::clone(state),
+            picked,
+            tx,
+            record,
+            status,
+            outcome,
+        }),
+        read_timeout: rt.conf.read_timeout,
+        sleep: None,
+        bytes: 0,
+    };
+    Response::from_parts(parts, RespBody::Upstream(Box::new(body)))
+}

@@ -1,0 +1,451 @@
+//! The run-time state of an `upstream` block: the lvs-sched [`Service`] behind a mutex whose
+//! critical sections are one pick or one report, the per-server keep-alive pools, and the
+//! health flags.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::HeaderValue;
+use http_body_util::Full;
+use hyper::client::conn::http1::SendRequest;
+use hyper_util::rt::TokioIo;
+use lvs_sched::{Dest, DestId, DestSet, Flow, Instant, SchedConfig, SchedulerKind, Service};
+use tokio::net::TcpStream;
+
+use super::config::UpstreamConf;
+use super::template::Template;
+
+/// The body type of requests sent upstream (buffered, so a request can be retried).
+pub type UpBody = Full<Bytes>;
+
+/// Milliseconds since the first call, the clock handed to lvs-sched.
+#[must_use]
+pub fn now() -> Instant {
+    static EPOCH: OnceLock<std::time::Instant> = OnceLock::new();
+    let e = EPOCH.get_or_init(std::time::Instant::now);
+    Instant(u64::try_from(e.elapsed().as_millis()).unwrap_or(u64::MAX))
+}
+
+/// How an attempt on a server ended, for the passive health accounting.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Served (nginx `free` with state 0).
+    Success,
+    /// Failed: counts toward `max_fails` (`NGX_PEER_FAILED`).
+    Failure,
+    /// Moved to the next server without counting a failure (`http_403`, `http_404`).
+    Next,
+}
+
+/// One upstream server at run time.
+#[derive(Debug)]
+pub struct Peer {
+    /// Its address.
+    pub addr: SocketAddr,
+    /// Its address as text (for logs and `Host`).
+    pub addr_text: Box<str>,
+    /// The value of the sticky cookie naming it.
+    pub cookie_value: Box<str>,
+    /// The `Set-Cookie` header naming it, when the upstream is sticky.
+    pub set_cookie: Option<HeaderValue>,
+    /// `down` in the configuration.
+    pub conf_down: bool,
+    /// The last active health check result (true until a check fails `fall` times).
+    pub healthy: AtomicBool,
+    /// Idle keep-alive connections.
+    pub pool: Pool,
+}
+
+/// An `upstream` block at run time.
+#[derive(Debug)]
+pub struct Upstream {
+    /// Its name.
+    pub name: Box<str>,
+    /// The `hash` key.
+    pub hash_key: Option<Template>,
+    /// The sticky cookie name.
+    pub sticky_cookie: Option<Box<str>>,
+    /// The servers, indexed like the lvs-sched destinations.
+    pub peers: Box<[Peer]>,
+    /// The configuration it was built from.
+    pub conf: UpstreamConf,
+    sched: Mutex<Service>,
+    nginx: bool,
+}
+
+/// A small set of servers already tried for one request (no allocation up to 8).
+#[derive(Debug, Default)]
+pub struct Tried {
+    small: [usize; 8],
+    n: usize,
+    more: Vec<usize>,
+}
+
+impl Tried {
+    /// Add `id`.
+    pub fn push(&mut self, id: DestId) {
+        if let Some(slot) = self.small.get_mut(self.n) {
+            *slot = id.0;
+            self.n += 1;
+        } else {
+            self.more.push(id.0);
+        }
+    }
+    /// Whether `id` was tried.
+    #[must_use]
+    pub fn contains(&self, id: DestId) -> bool {
+        self.small.iter().take(self.n).any(|&i| i == id.0) || self.more.contains(&id.0)
+    }
+    /// How many were tried.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.n + self.more.len()
+    }
+    /// Whether none was tried.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.n == 0
+    }
+    fn iter(&self) -> impl Iterator<Item = DestId> + '_ {
+        self.small
+            .iter()
+            .take(self.n)
+            .chain(self.more.iter())
+            .map(|&i| DestId(i))
+    }
+}
+
+/// FNV-1a, for the sticky cookie values (stable across restarts and reloads).
+fn fnv1a(s: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for &b in s {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h
+}
+
+impl Upstream {
+    /// Build the run-time state of `conf`; `workers` sizes the pool shards.
+    #[must_use]
+    pub fn new(conf: &UpstreamConf, workers: usize) -> Self {
+        let mut set = DestSet::new();
+        for p in &conf.peers {
+            let mut d = Dest::new(p.addr, p.weight);
+            d.nginx.max_fails = p.max_fails;
+            d.nginx.fail_timeout = p.fail_timeout;
+            d.nginx.max_conns = p.max_conns;
+            d.nginx.backup = p.backup;
+            d.nginx.down = p.down;
+            set.push(d);
+        }
+        let seed = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(1, |d| {
+                u64::try_from(d.as_nanos() & u128::from(u64::MAX)).unwrap_or(1)
+            });
+        let mut svc = Service::from_dests(
+            conf.kind,
+            SchedConfig {
+                seed,
+                ..SchedConfig::default()
+            },
+            set,
+        );
+        let peers: Box<[Peer]> = conf
+            .peers
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                if p.down {
+                    svc.set_available(DestId(i), false);
+                }
+                let addr_text: Box<str> = p.addr.to_string().into();
+                let cookie_value: Box<str> = format!("{:016x}", fnv1a(addr_text.as_bytes())).into();
+                let set_cookie = conf.sticky_cookie.as_ref().and_then(|name| {
+                    HeaderValue::from_str(&format!("{name}={cookie_value}; Path=/")).ok()
+                });
+                Peer {
+                    addr: p.addr,
+                    addr_text,
+                    cookie_value,
+                    set_cookie,
+                    conf_down: p.down,
+                    healthy: AtomicBool::new(true),
+                    pool: Pool::new(workers, conf.keepalive),
+                }
+            })
+            .collect();
+        Self {
+            name: conf.name.as_str().into(),
+            hash_key: conf.hash_key.clone(),
+            sticky_cookie: conf.sticky_cookie.as_deref().map(Into::into),
+            peers,
+            nginx: conf.kind.is_nginx(),
+            conf: conf.clone(),
+            sched: Mutex::new(svc),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Service> {
+        // A panic while holding the lock cannot leave the scheduler half-updated in a way
+        // that matters more than stopping: keep serving with the state as it is.
+        self.sched
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The balancer's kind.
+    #[must_use]
+    pub fn kind(&self) -> SchedulerKind {
+        self.conf.kind
+    }
+
+    /// Choose a server for a request, skipping `tried`, and count a connection on it.
+    /// `sticky` is the value of the sticky cookie, honoured while its server is usable.
+    pub fn pick(&self, flow: &Flow<'_>, tried: &Tried, sticky: Option<&[u8]>) -> Option<DestId> {
+        let now = now();
+        let sticky_id = sticky.and_then(|v| {
+            self.peers
+                .iter()
+                .position(|p| p.cookie_value.as_bytes() == v)
+                .map(DestId)
+        });
+        let mut svc = self.lock();
+        if let Some(id) = sticky_id
+            && !tried.contains(id)
+            && svc.dests().get(id).is_some_and(|d| d.nginx_usable(now))
+        {
+            svc.conn_opened(id);
+            return Some(id);
+        }
+        let id = if tried.is_empty() && self.nginx {
+            svc.schedule(flow, now)
+        } else if self.nginx {
+            // nginx's per-request `tried` bitmap: the tried peers are down for this pick.
+            for t in tried.iter() {
+                svc.configure_nginx(t, |p| p.down = true);
+            }
+            let id = svc.schedule(flow, now);
+            for t in tried.iter() {
+                svc.configure_nginx(t, |p| p.down = false);
+            }
+            id
+        } else {
+            // IPVS schedulers know nothing of tries or max_fails: ask again (rr-like ones
+            // move on) and skip what nginx would skip.
+            let mut found = None;
+            for _ in 0..self.peers.len().max(1) {
+                let Some(id) = svc.schedule(flow, now) else {
+                    break;
+                };
+                if !tried.contains(id) && svc.dests().get(id).is_some_and(|d| d.nginx_usable(now)) {
+                    found = Some(id);
+                    break;
+                }
+            }
+            found
+        }?;
+        svc.conn_opened(id);
+        Some(id)
+    }
+
+    /// The request on `id` is over: close the connection count and account the outcome.
+    pub fn release(&self, id: DestId, outcome: Outcome) {
+        let now = now();
+        let mut svc = self.lock();
+        svc.conn_closed(id, true);
+        match outcome {
+            Outcome::Success => {
+                svc.report_success(id);
+            }
+            Outcome::Failure => {
+                svc.report_failure(id, now);
+            }
+            Outcome::Next => {}
+        }
+    }
+
+    /// Record an active health check verdict for server `i`.
+    pub fn set_healthy(&self, i: usize, healthy: bool) {
+        let Some(p) = self.peers.get(i) else { return };
+        p.healthy.store(healthy, Ordering::Relaxed);
+        self.lock()
+            .set_available(DestId(i), healthy && !p.conf_down);
+    }
+
+    /// Whether server `i` may be picked now (for tests and the status page).
+    #[must_use]
+    pub fn usable(&self, i: usize) -> bool {
+        self.lock()
+            .dests()
+            .get(DestId(i))
+            .is_some_and(|d| d.nginx_usable(now()))
+    }
+}
+
+/// A request counted on a server by [`Upstream::pick`]: released with an outcome, or, if
+/// dropped first (the client went away), released without accounting, so the connection
+/// counts `least_conn` and the IPVS schedulers read never drift.
+#[derive(Debug)]
+pub struct Picked {
+    up: Arc<Upstream>,
+    id: DestId,
+    done: bool,
+}
+
+impl Picked {
+    /// Count a request on `id` of `up` (already counted by `pick`).
+    #[must_use]
+    pub fn new(up: &Arc<Upstream>, id: DestId) -> Self {
+        Self {
+            up: Arc::clone(up),
+            id,
+            done: false,
+        }
+    }
+    /// The server.
+    #[must_use]
+    pub const fn id(&self) -> DestId {
+        self.id
+    }
+    /// The upstream.
+    #[must_use]
+    pub fn upstream(&self) -> &Upstream {
+        &self.up
+    }
+    /// End the request with `outcome`.
+    pub fn release(mut self, outcome: Outcome) {
+        self.done = true;
+        self.up.release(self.id, outcome);
+    }
+}
+
+impl Drop for Picked {
+    fn drop(&mut self) {
+        if !self.done {
+            self.up.release(self.id, Outcome::Next);
+        }
+    }
+}
+
+/// Idle keep-alive connections to one server, sharded by worker thread so that workers do not
+/// contend on one lock.
+#[derive(Debug)]
+pub struct Pool {
+    shards: Box<[Mutex<Vec<Idle>>]>,
+    per_shard: usize,
+}
+
+#[derive(Debug)]
+struct Idle {
+    tx: SendRequest<UpBody>,
+    since: std::time::Instant,
+}
+
+/// How long an idle upstream connection is kept (nginx's `keepalive_timeout` default).
+const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+
+fn shard_index(n: usize) -> usize {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    thread_local! {
+        static SHARD: usize = NEXT.fetch_add(1, Ordering::Relaxed);
+    }
+    SHARD.with(|s| *s) % n.max(1)
+}
+
+impl Pool {
+    /// A pool keeping up to `keepalive` idle connections in all (at least one per shard when
+    /// `keepalive > 0`).
+    #[must_use]
+    pub fn new(workers: usize, keepalive: usize) -> Self {
+        let n = workers.clamp(1, 64);
+        let per_shard = if keepalive == 0 {
+            0
+        } else {
+            keepalive.div_ceil(n)
+        };
+        Self {
+            shards: (0..n).map(|_| Mutex::new(Vec::new())).collect(),
+            per_shard,
+        }
+    }
+
+    fn shard(&self) -> Option<&Mutex<Vec<Idle>>> {
+        self.shards.get(shard_index(self.shards.len()))
+    }
+
+    /// An idle connection that is still open, most recently used first.
+    pub fn take(&self) -> Option<SendRequest<UpBody>> {
+        let shard = self.shard()?;
+        loop {
+            let idle = shard
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .pop()?;
+            if !idle.tx.is_closed() && idle.since.elapsed() < IDLE_TIMEOUT {
+                return Some(idle.tx);
+            }
+        }
+    }
+
+    /// Keep `tx` for reuse (dropped, which closes it, when the pool is full).
+    pub fn put(&self, tx: SendRequest<UpBody>) {
+        if self.per_shard == 0 || tx.is_closed() {
+            return;
+        }
+        let Some(shard) = self.shard() else { return };
+        let mut v = shard
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if v.len() >= self.per_shard {
+            v.remove(0);
+        }
+        v.push(Idle {
+            tx,
+            since: std::time::Instant::now(),
+        });
+    }
+}
+
+/// Why a new connection could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    /// `proxy_connect_timeout` passed.
+    #[error("connect timed out (raise proxy_connect_timeout or check the server)")]
+    Timeout,
+    /// Refused, unreachable, ...
+    #[error("connect failed: {0}")]
+    Io(#[from] std::io::Error),
+    /// The HTTP/1 handshake failed.
+    #[error("HTTP handshake failed: {0}")]
+    Handshake(#[from] hyper::Error),
+}
+
+/// Open a new HTTP/1.1 connection to `addr`.
+///
+/// # Errors
+/// [`ConnectError`].
+pub async fn connect(
+    addr: SocketAddr,
+    timeout: Duration,
+) -> Result<SendRequest<UpBody>, ConnectError> {
+    let stream = match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
+        Err(_) => return Err(ConnectError::Timeout),
+        Ok(r) => r?,
+    };
+    let _ = stream.set_nodelay(true);
+    let (tx, conn) = hyper::client::conn::http1::Builder::new()
+        .max_buf_size(64 * 1024)
+        .handshake(TokioIo::new(stream))
+        .await?;
+    tokio::spawn(async move {
+        // The connection ends when the upstream closes it or the sender is dropped; errors
+        // surface on the request that was in flight.
+        let _ = conn.await;
+    });
+    Ok(tx)
+}
