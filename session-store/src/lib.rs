@@ -12,6 +12,8 @@ pub mod cookie;
 mod error;
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
+#[cfg(feature = "http")]
+pub mod http;
 mod id;
 #[cfg(feature = "memcached")]
 pub mod memcached;
@@ -23,6 +25,8 @@ pub mod redis;
 #[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
 pub mod sql;
 
+#[cfg(feature = "http")]
+pub use crate::http::{CookieConfig, SameSite, Session, SessionLayer, SessionService};
 #[cfg(feature = "redis")]
 pub use crate::redis::{RedisError, RedisOptions, RedisStore};
 pub use clock::{Clock, ManualClock, SystemClock, UnixTime};
