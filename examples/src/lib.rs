@@ -1,5 +1,6 @@
 #![doc = include_str!("../README.md")]
 
+pub mod demo;
 pub mod io;
 pub mod ipvsctl;
 pub mod kaconf;
@@ -10,6 +11,7 @@ pub mod realserver;
 pub mod rtnl;
 pub mod testbed;
 pub mod vrrpd;
+pub mod webapp;
 
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
