@@ -1,5 +1,6 @@
 //! ns per decision for every scheduler, the O(log n) least-connection index against the
-//! kernel's linear scan, and the Maglev table build at 1,000 destinations, M = 65537.
+//! kernel's linear scan, the decision alone (no counter updates; concrete type and
+//! `Box<dyn Scheduler>`), and the Maglev table build at 1,000 destinations, M = 65537.
 #![allow(missing_docs, clippy::unwrap_used)]
 
 use std::hint::black_box;
@@ -7,8 +8,11 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use lvs_sched::hash::maglev::Table;
-use lvs_sched::ipvs::{lc, nq, sed, wlc};
-use lvs_sched::{Dest, DestSet, Flow, Instant, SchedConfig, SchedulerKind, Service};
+use lvs_sched::ipvs::{dh, lc, mh, nq, rr, sed, sh, wlc, wrr};
+use lvs_sched::nginx::{hash::Hash, ip_hash::IpHash, round_robin::RoundRobin};
+use lvs_sched::{
+    Dest, DestId, DestSet, Flow, Instant, SchedConfig, Scheduler, SchedulerKind, Service,
+};
 
 fn addr(i: usize, port: u16) -> SocketAddr {
     SocketAddr::new(
@@ -78,6 +82,98 @@ fn per_decision(c: &mut Criterion) {
     g.finish();
 }
 
+fn dest_set(n: usize) -> DestSet {
+    let mut set = DestSet::new();
+    for i in 0..n {
+        set.push(Dest::new(addr(i, 80), (i % 5 + 1) as u32));
+    }
+    set
+}
+
+/// One decision per iteration, nothing else: no `Service`, no counter updates, the flows
+/// built beforehand. `decide` is the scheduler's `schedule`, called through the concrete type
+/// or through `Box<dyn Scheduler>`.
+fn bench_decide(
+    g: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    name: &str,
+    flows: &[Flow<'_>],
+    mut sched: impl Scheduler,
+) {
+    let mut set = dest_set(1000);
+    sched.rebuild(&set);
+    let mut i = 0usize;
+    g.bench_function(name, |b| {
+        b.iter(|| {
+            i = (i + 1) & 1023;
+            sched.schedule(black_box(&mut set), black_box(&flows[i]), Instant(0))
+        });
+    });
+}
+
+fn bench_decide_dyn(
+    g: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    name: &str,
+    flows: &[Flow<'_>],
+    kind: SchedulerKind,
+) {
+    let mut set = dest_set(1000);
+    let mut sched: Box<dyn Scheduler> = kind.build(SchedConfig::default());
+    sched.rebuild(&set);
+    let mut i = 0usize;
+    g.bench_function(name, |b| {
+        b.iter(|| {
+            i = (i + 1) & 1023;
+            let d: Option<DestId> =
+                sched.schedule(black_box(&mut set), black_box(&flows[i]), Instant(0));
+            d
+        });
+    });
+}
+
+fn decision_only(c: &mut Criterion) {
+    let keys = keys();
+    let flows: Vec<Flow<'_>> = (0..1024).map(|k| flow(k, &keys[k])).collect();
+    let mut g = c.benchmark_group("decide");
+    g.throughput(Throughput::Elements(1));
+    let flags = SchedConfig::default().flags;
+    bench_decide(&mut g, "rr/concrete/1000", &flows, rr::Rr::new());
+    bench_decide(&mut g, "wrr/concrete/1000", &flows, wrr::Wrr::new());
+    bench_decide(&mut g, "dh/concrete/1000", &flows, dh::Dh::new());
+    bench_decide(&mut g, "sh/concrete/1000", &flows, sh::Sh::new(flags));
+    bench_decide(&mut g, "mh/concrete/1000", &flows, mh::Mh::new(flags));
+    bench_decide(
+        &mut g,
+        "round_robin/concrete/1000",
+        &flows,
+        RoundRobin::new(),
+    );
+    bench_decide(&mut g, "ip_hash/concrete/1000", &flows, IpHash::new());
+    bench_decide(&mut g, "hash/concrete/1000", &flows, Hash::new());
+    // nginx's O(n) walks, kept as the reference: the cost before the cache and the index.
+    bench_decide(
+        &mut g,
+        "round_robin/walk/1000",
+        &flows,
+        RoundRobin::reference(),
+    );
+    bench_decide(&mut g, "ip_hash/walk/1000", &flows, IpHash::reference());
+    bench_decide(&mut g, "hash/walk/1000", &flows, Hash::reference());
+    for kind in [
+        SchedulerKind::Rr,
+        SchedulerKind::Wrr,
+        SchedulerKind::Dh,
+        SchedulerKind::Sh,
+        SchedulerKind::Mh,
+        SchedulerKind::NginxRoundRobin,
+        SchedulerKind::NginxIpHash,
+        SchedulerKind::NginxHash,
+        SchedulerKind::NginxRandom,
+    ] {
+        bench_decide_dyn(&mut g, &format!("{}/dyn/1000", kind.name()), &flows, kind);
+    }
+    g.finish();
+}
+
 fn maglev_build(c: &mut Criterion) {
     let dests: Vec<_> = (0..1000).map(|i| (addr(i, 80), 1u32, i)).collect();
     let mut g = c.benchmark_group("maglev_build");
@@ -94,5 +190,5 @@ fn maglev_build(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, per_decision, maglev_build);
+criterion_group!(benches, per_decision, decision_only, maglev_build);
 criterion_main!(benches);

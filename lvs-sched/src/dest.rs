@@ -1,10 +1,12 @@
 //! The destination model: IPVS's `struct ip_vs_dest` plus nginx's `ngx_http_upstream_rr_peer_t`.
 
+use alloc::boxed::Box;
 use alloc::vec::Vec;
 use core::net::SocketAddr;
 use core::time::Duration;
 
 use crate::Instant;
+use crate::nginx::round_robin::Cycle;
 
 /// Index of a destination in its [`DestSet`] (stable: destinations are never renumbered).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -31,7 +33,8 @@ pub struct NginxPeer {
     pub checked: Instant,
     /// Smooth WRR: the weight lowered after failures, recovering by 1 per pick.
     pub effective_weight: i64,
-    /// Smooth WRR: the running current weight.
+    /// Smooth WRR: the running current weight. nginx `round_robin` keeps it lazily while it
+    /// replays a cached period (see [`DestSet`]); [`DestSet::sync_nginx_state`] makes it exact.
     pub current_weight: i64,
 }
 
@@ -169,19 +172,51 @@ impl Dest {
 }
 
 /// The destinations of one virtual service, in list order (ties go to the first).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+///
+/// nginx `round_robin` may keep the peers' smooth-WRR `current_weight` lazily while its
+/// cycle cache is in use (see [`crate::nginx::round_robin`]): every mutable access
+/// ([`DestSet::get_mut`], [`DestSet::push`]) and [`DestSet::sync_nginx_state`] bring it up
+/// to date first, and equality compares the up-to-date values. Reading
+/// `nginx.current_weight` through a shared reference may show the value at the start of the
+/// current cycle; decisions are never affected.
+#[derive(Clone, Debug, Default)]
 pub struct DestSet {
     dests: Vec<Dest>,
+    /// Bumped by every public mutable access, so that schedulers keeping derived state
+    /// notice changes they were not told about.
+    generation: u64,
+    /// nginx `round_robin`'s cached smooth-WRR period, when one is in use.
+    swrr: Option<Box<Cycle>>,
 }
+
+impl PartialEq for DestSet {
+    fn eq(&self, other: &Self) -> bool {
+        if self.swrr.is_none() && other.swrr.is_none() {
+            return self.dests == other.dests;
+        }
+        let (mut a, mut b) = (self.clone(), other.clone());
+        a.sync_nginx_state();
+        b.sync_nginx_state();
+        a.dests == b.dests
+    }
+}
+
+impl Eq for DestSet {}
 
 impl DestSet {
     /// An empty set.
     #[must_use]
     pub const fn new() -> Self {
-        Self { dests: Vec::new() }
+        Self {
+            dests: Vec::new(),
+            generation: 0,
+            swrr: None,
+        }
     }
     /// Append a destination (the kernel adds at the tail) and return its id.
     pub fn push(&mut self, dest: Dest) -> DestId {
+        self.sync_nginx_state();
+        self.generation = self.generation.wrapping_add(1);
         self.dests.push(dest);
         DestId(self.dests.len() - 1)
     }
@@ -201,18 +236,62 @@ impl DestSet {
         self.dests.get(id.0)
     }
     /// Mutable access to a destination; prefer the [`crate::Service`] methods, which keep the
-    /// overload flag and the scheduler in step.
+    /// overload flag and the scheduler in step. Schedulers that keep derived state (index
+    /// tables, nginx caches) notice the access and rebuild it before their next decision.
     pub fn get_mut(&mut self, id: DestId) -> Option<&mut Dest> {
+        self.sync_nginx_state();
+        self.generation = self.generation.wrapping_add(1);
         self.dests.get_mut(id.0)
     }
     /// All destinations with their ids, in list order.
     pub fn iter(&self) -> impl Iterator<Item = (DestId, &Dest)> + '_ {
         self.dests.iter().enumerate().map(|(i, d)| (DestId(i), d))
     }
+    /// Bring the lazily kept nginx smooth-WRR `current_weight` of every peer up to date (see
+    /// the type's documentation); a no-op when no cycle cache is in use.
+    pub fn sync_nginx_state(&mut self) {
+        if let Some(c) = self.swrr.take() {
+            c.settle(&mut self.dests);
+        }
+    }
+    /// Changes with every public mutable access ([`DestSet::get_mut`], [`DestSet::push`]).
+    pub(crate) const fn generation(&self) -> u64 {
+        self.generation
+    }
     pub(crate) fn as_slice(&self) -> &[Dest] {
         &self.dests
     }
+    /// The destinations, with the nginx state brought up to date first.
     pub(crate) fn as_mut_slice(&mut self) -> &mut [Dest] {
+        self.sync_nginx_state();
         &mut self.dests
+    }
+    /// For [`crate::Service`]'s configuration edits, which tell the scheduler through
+    /// `dest_updated`: state brought up to date, no generation change.
+    pub(crate) fn get_mut_edit(&mut self, id: DestId) -> Option<&mut Dest> {
+        self.sync_nginx_state();
+        self.dests.get_mut(id.0)
+    }
+    /// For [`crate::Service`]'s load changes (counters, failures), which never touch the
+    /// smooth-WRR state and tell the scheduler through `load_changed`.
+    pub(crate) fn get_mut_load(&mut self, id: DestId) -> Option<&mut Dest> {
+        self.dests.get_mut(id.0)
+    }
+    /// The cached smooth-WRR period, if one is in use.
+    pub(crate) fn swrr_cycle(&self) -> Option<&Cycle> {
+        self.swrr.as_deref()
+    }
+    /// Start using `cycle`; the peers' `current_weight` must be the state at its start.
+    pub(crate) fn install_swrr_cycle(&mut self, cycle: Cycle) {
+        self.sync_nginx_state();
+        self.swrr = Some(Box::new(cycle));
+    }
+    /// The next pick of the cached period (with nginx's `checked` update), if one is in use.
+    pub(crate) fn swrr_next(&mut self, now: Instant) -> Option<usize> {
+        let i = self.swrr.as_deref_mut()?.advance()?;
+        if let Some(d) = self.dests.get_mut(i) {
+            crate::nginx::mark_picked(d, now);
+        }
+        Some(i)
     }
 }

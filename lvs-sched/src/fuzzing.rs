@@ -6,9 +6,13 @@
 
 use core::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
+use alloc::boxed::Box;
+
 use crate::ipvs::{lc, nq, sed, wlc};
+use crate::nginx::{hash::Hash, ip_hash::IpHash, random::Random, round_robin::RoundRobin};
 use crate::{
-    Dest, DestId, Flow, Instant, Protocol, SchedConfig, SchedFlags, SchedulerKind, Service,
+    Dest, DestId, DestSet, Flow, Instant, Protocol, SchedConfig, SchedFlags, Scheduler,
+    SchedulerKind, Service, SplitMix64,
 };
 
 struct Bytes<'a>(&'a [u8]);
@@ -43,8 +47,9 @@ fn addr(b: u8, port: u16) -> SocketAddr {
 /// Decode `data` as: kind, flags, then operations (add/weight/availability/thresholds/
 /// open/deactivate/close/failure/success/schedule/advance time), checking after every
 /// `schedule` that the choice is an available destination with weight > 0 (and, for IPVS
-/// schedulers other than `lblc`, not overloaded), and that the O(log n) least-connection
-/// schedulers agree with the kernel's linear scan.
+/// schedulers other than `lblc`, not overloaded), that the O(log n) least-connection
+/// schedulers agree with the kernel's linear scan, and that the nginx balancers' fast paths
+/// (smooth-WRR cycle cache, weight index) agree with nginx's walks, state included.
 pub fn run_ops(data: &[u8]) {
     let mut b = Bytes(data);
     let (Some(k), Some(f)) = (b.u8(), b.u8()) else {
@@ -62,6 +67,9 @@ pub fn run_ops(data: &[u8]) {
         seed: u64::from(f),
     };
     let mut svc = Service::new(kind, config);
+    // The nginx balancers with a fast path (cycle cache, weight index) run beside their
+    // reference walk, which must make every decision the same way.
+    let mut shadow = reference(kind, config);
     let mut now = Instant(0);
     let mut steps = 0;
     while let Some(op) = b.u8() {
@@ -78,7 +86,9 @@ pub fn run_ops(data: &[u8]) {
                 };
                 if n < 32 {
                     let w = if w & 0x1ff == 0x100 { w } else { w % 8 };
-                    svc.add_dest(Dest::new(addr(a, 80), w));
+                    both(&mut svc, &mut shadow, |s| {
+                        s.add_dest(Dest::new(addr(a, 80), w));
+                    });
                 }
             }
             1 => {
@@ -86,41 +96,57 @@ pub fn run_ops(data: &[u8]) {
                     break;
                 };
                 let w = if w & 0x1ff == 0x100 { w } else { w % 8 };
-                svc.set_weight(pick(x), w);
+                both(&mut svc, &mut shadow, |s| {
+                    s.set_weight(pick(x), w);
+                });
             }
             2 => {
                 let (Some(x), Some(a)) = (b.u8(), b.u8()) else {
                     break;
                 };
-                svc.set_available(pick(x), a & 1 == 0);
+                both(&mut svc, &mut shadow, |s| {
+                    s.set_available(pick(x), a & 1 == 0);
+                });
             }
             3 => {
                 let (Some(x), Some(u), Some(l)) = (b.u8(), b.u8(), b.u8()) else {
                     break;
                 };
-                svc.set_thresholds(pick(x), u32::from(u % 16), u32::from(l % 16));
+                both(&mut svc, &mut shadow, |s| {
+                    s.set_thresholds(pick(x), u32::from(u % 16), u32::from(l % 16));
+                });
             }
             4 | 5 => {
                 let Some(x) = b.u8() else { break };
-                svc.conn_opened(pick(x));
+                both(&mut svc, &mut shadow, |s| {
+                    s.conn_opened(pick(x));
+                });
             }
             6 => {
                 let Some(x) = b.u8() else { break };
-                svc.conn_deactivated(pick(x));
+                both(&mut svc, &mut shadow, |s| {
+                    s.conn_deactivated(pick(x));
+                });
             }
             7 => {
                 let (Some(x), Some(a)) = (b.u8(), b.u8()) else {
                     break;
                 };
-                svc.conn_closed(pick(x), a & 1 == 0);
+                both(&mut svc, &mut shadow, |s| {
+                    s.conn_closed(pick(x), a & 1 == 0);
+                });
             }
             8 => {
                 let Some(x) = b.u8() else { break };
-                svc.report_failure(pick(x), now);
+                both(&mut svc, &mut shadow, |s| {
+                    s.report_failure(pick(x), now);
+                });
             }
             9 => {
                 let Some(x) = b.u8() else { break };
-                svc.report_success(pick(x));
+                both(&mut svc, &mut shadow, |s| {
+                    s.report_success(pick(x));
+                });
             }
             10 => {
                 let Some(d) = b.u8() else { break };
@@ -141,13 +167,46 @@ pub fn run_ops(data: &[u8]) {
                     },
                     key: Some(&key),
                 };
-                check(&mut svc, &flow, now);
+                let got = check(&mut svc, &flow, now);
+                if let Some(r) = &mut shadow {
+                    assert_eq!(
+                        got,
+                        r.schedule(&flow, now),
+                        "{kind}: fast path and reference walk disagree"
+                    );
+                    assert!(
+                        svc.dests() == r.dests(),
+                        "{kind}: state differs from the reference walk"
+                    );
+                }
             }
         }
     }
 }
 
-fn check(svc: &mut Service, flow: &Flow<'_>, now: Instant) {
+/// Apply `f` to the service and to its reference shadow, if any.
+fn both(svc: &mut Service, shadow: &mut Option<Service>, f: impl Fn(&mut Service)) {
+    f(svc);
+    if let Some(r) = shadow {
+        f(r);
+    }
+}
+
+/// A service deciding with the reference walk of `kind`, for the kinds with a fast path.
+fn reference(kind: SchedulerKind, config: SchedConfig) -> Option<Service> {
+    let rng = || Box::new(SplitMix64::new(config.seed));
+    let sched: Box<dyn Scheduler> = match kind {
+        SchedulerKind::NginxRoundRobin => Box::new(RoundRobin::reference()),
+        SchedulerKind::NginxIpHash => Box::new(IpHash::reference()),
+        SchedulerKind::NginxHash => Box::new(Hash::reference()),
+        SchedulerKind::NginxRandom => Box::new(Random::reference(false, rng())),
+        SchedulerKind::NginxRandomTwo => Box::new(Random::reference(true, rng())),
+        _ => return None,
+    };
+    Some(Service::with_scheduler(sched, DestSet::new()))
+}
+
+fn check(svc: &mut Service, flow: &Flow<'_>, now: Instant) -> Option<DestId> {
     let kind = svc.kind();
     let reference = match kind {
         SchedulerKind::Lc => Some(lc::linear_pick(svc.dests())),
@@ -164,7 +223,7 @@ fn check(svc: &mut Service, flow: &Flow<'_>, now: Instant) {
     if let Some(r) = reference {
         assert_eq!(got, r, "{kind}: tree and linear scan disagree");
     }
-    let Some(id) = got else { return };
+    let id = got?;
     let Some(d) = svc.dests().get(id) else {
         panic!("{kind}: picked unknown {id:?}")
     };
@@ -177,4 +236,5 @@ fn check(svc: &mut Service, flow: &Flow<'_>, now: Instant) {
     if kind.is_nginx() {
         assert!(!d.nginx.down, "{kind}: picked down {id:?}");
     }
+    got
 }

@@ -43,6 +43,19 @@ impl Service {
         }
     }
 
+    /// A service over `dests` decided by a scheduler you provide: your own [`Scheduler`], or
+    /// a built-in one constructed directly (for example a reference scan such as
+    /// [`crate::nginx::round_robin::RoundRobin::reference`]). It is rebuilt over `dests` first.
+    #[must_use]
+    pub fn with_scheduler(mut sched: Box<dyn Scheduler>, dests: DestSet) -> Self {
+        sched.rebuild(&dests);
+        Self {
+            dests,
+            sched,
+            persistence: None,
+        }
+    }
+
     /// Turn on persistence (`-p timeout -M netmask`, netmasks as prefix lengths).
     #[must_use]
     pub fn with_persistence(mut self, timeout: Duration, v4_prefix: u8, v6_prefix: u8) -> Self {
@@ -54,6 +67,14 @@ impl Service {
     #[must_use]
     pub const fn dests(&self) -> &DestSet {
         &self.dests
+    }
+
+    /// Bring the lazily kept nginx smooth-WRR state (`current_weight`) up to date, so that
+    /// [`Service::dests`] shows it exactly (see [`DestSet`]); decisions never depend on it.
+    /// This leaves `round_robin`'s cached period, which is learned again over the next
+    /// `W` decisions (nginx's walk meanwhile).
+    pub fn sync_nginx_state(&mut self) {
+        self.dests.sync_nginx_state();
     }
 
     /// The scheduler's kind.
@@ -70,7 +91,7 @@ impl Service {
     }
 
     fn edit(&mut self, id: DestId, f: impl FnOnce(&mut Dest)) -> bool {
-        let Some(d) = self.dests.get_mut(id) else {
+        let Some(d) = self.dests.get_mut_edit(id) else {
             return false;
         };
         f(d);
@@ -79,7 +100,7 @@ impl Service {
     }
 
     fn load(&mut self, id: DestId, f: impl FnOnce(&mut Dest)) -> bool {
-        let Some(d) = self.dests.get_mut(id) else {
+        let Some(d) = self.dests.get_mut_load(id) else {
             return false;
         };
         f(d);

@@ -6,7 +6,7 @@ use alloc::vec;
 use alloc::vec::Vec;
 use core::net::SocketAddr;
 
-use super::{addr_fold, siphash13};
+use super::{addr_fold, siphash13_u32};
 
 /// The kernel's default table size (`CONFIG_IP_VS_MH_TAB_INDEX` 12 → `primes[4]`).
 pub const DEFAULT_TABLE_SIZE: usize = 4093;
@@ -18,12 +18,13 @@ const C2: u64 = 2_654_446_892;
 /// `ip_vs_mh_hashkey` with key `hash1` (`second == false`) or `hash2`: `hsiphash` of the
 /// `u32` `offset + port + ntohl(addr_fold)` (little-endian bytes, as on x86-64).
 #[must_use]
+#[inline]
 pub fn mh_hashkey(addr: SocketAddr, port: u16, second: bool, offset: u32) -> u32 {
     let v = offset
         .wrapping_add(u32::from(port))
         .wrapping_add(addr_fold(addr.ip()));
     let k = if second { C2 } else { C1 };
-    siphash13(k, k, &v.to_le_bytes()) as u32
+    siphash13_u32(k, k, v) as u32
 }
 
 fn gcd(a: u32, b: u32) -> u32 {
@@ -123,7 +124,9 @@ impl Table {
         if self.slots.is_empty() {
             return None;
         }
-        self.slots.get(i % self.slots.len()).copied().flatten()
+        let n = self.slots.len();
+        let i = if i < n { i } else { i % n };
+        self.slots.get(i).copied().flatten()
     }
     /// All slots.
     #[must_use]

@@ -8,6 +8,7 @@
 
 use alloc::vec::Vec;
 
+use crate::hash::FastMod;
 use crate::hash::maglev::{DEFAULT_TABLE_SIZE, Table, mh_hashkey};
 use crate::{DestId, DestSet, Flow, Instant, SchedFlags, SchedulerKind};
 
@@ -16,6 +17,8 @@ use crate::{DestId, DestSet, Flow, Instant, SchedFlags, SchedulerKind};
 pub struct Mh {
     flags: SchedFlags,
     table: Table,
+    /// `% table.len()` without a division.
+    modulo: Option<FastMod>,
 }
 
 impl Mh {
@@ -25,6 +28,7 @@ impl Mh {
         Self {
             flags,
             table: Table::default(),
+            modulo: None,
         }
     }
     /// The lookup table (slot → destination index).
@@ -45,6 +49,7 @@ impl crate::Scheduler for Mh {
             .map(|(i, d)| (d.addr, d.last_weight, i.0))
             .collect();
         self.table = Table::build(&list, DEFAULT_TABLE_SIZE);
+        self.modulo = u32::try_from(self.table.len()).ok().and_then(FastMod::new);
     }
     fn schedule(&mut self, dests: &mut DestSet, flow: &Flow<'_>, _now: Instant) -> Option<DestId> {
         let port = if self.flags.port && flow.proto.has_ports() {
@@ -57,7 +62,15 @@ impl crate::Scheduler for Mh {
             return None;
         }
         let ok = |i: usize| dests.get(DestId(i)).is_some_and(crate::Dest::ipvs_eligible);
-        let ihash = mh_hashkey(flow.src, port, false, 0) as usize % size;
+        // `size` is the table size (4093 by default): the remainder by multiplication.
+        let fm = self.modulo;
+        let modulo = |h: u32| -> usize {
+            match fm {
+                Some(f) => f.rem(h) as usize,
+                None => h as usize % size,
+            }
+        };
+        let ihash = modulo(mh_hashkey(flow.src, port, false, 0));
         let first = self.table.slot(ihash)?;
         if ok(first) {
             return Some(DestId(first));
@@ -67,7 +80,7 @@ impl crate::Scheduler for Mh {
         }
         for offset in 0..size {
             let roffset = u32::try_from((offset + ihash) % size).unwrap_or(0);
-            let h = mh_hashkey(flow.src, port, false, roffset) as usize % size;
+            let h = modulo(mh_hashkey(flow.src, port, false, roffset));
             let d = self.table.slot(h)?;
             if ok(d) {
                 return Some(DestId(d));

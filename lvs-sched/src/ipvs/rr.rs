@@ -29,9 +29,12 @@ impl crate::Scheduler for Rr {
     fn schedule(&mut self, dests: &mut DestSet, _flow: &Flow<'_>, _now: Instant) -> Option<DestId> {
         let n = dests.len();
         let start = self.last.map_or(0, |l| l + 1);
+        let start = if start > n { start % n.max(1) } else { start };
         let slice = dests.as_slice();
         for k in 0..n {
-            let i = (start + k) % n;
+            // `start <= n` and `k < n`: one subtraction wraps (no division per pick).
+            let i = start + k;
+            let i = if i >= n { i - n } else { i };
             if slice.get(i).is_some_and(crate::Dest::ipvs_eligible) {
                 self.last = Some(i);
                 return Some(DestId(i));

@@ -35,19 +35,50 @@ fn decimal(mut n: u32, buf: &mut [u8; 10]) -> &[u8] {
     buf.get(start..).unwrap_or(&[])
 }
 
-/// nginx `hash $key` (not consistent).
-#[derive(Clone, Copy, Debug, Default)]
-pub struct Hash;
+/// nginx `hash $key` (not consistent). nginx finds the peer for a hash by walking the list
+/// (O(n)); this uses an index of the running weight totals (O(1), see [`super::ip_hash`])
+/// with the same result; [`Hash::reference`] keeps the walk.
+#[derive(Clone, Debug, Default)]
+pub struct Hash {
+    /// Walk the list as nginx does instead of using `index`.
+    reference: bool,
+    index: super::WeightIndex,
+}
+
+impl Hash {
+    /// The scheduler with the O(log n) prefix-sum lookup.
+    #[must_use]
+    pub fn new() -> Self {
+        Self::default()
+    }
+    /// nginx's list walk on every try: the reference the index is tested against.
+    #[must_use]
+    pub fn reference() -> Self {
+        Self {
+            reference: true,
+            index: super::WeightIndex::default(),
+        }
+    }
+}
 
 impl crate::Scheduler for Hash {
     fn kind(&self) -> SchedulerKind {
         SchedulerKind::NginxHash
     }
-    fn rebuild(&mut self, _dests: &DestSet) {}
+    fn rebuild(&mut self, _dests: &DestSet) {
+        self.index.invalidate();
+    }
+    fn dest_updated(&mut self, dests: &DestSet, id: DestId) {
+        self.index.dest_updated(dests, id);
+    }
     fn schedule(&mut self, dests: &mut DestSet, flow: &Flow<'_>, now: Instant) -> Option<DestId> {
         let key = flow.key.unwrap_or(&[]);
+        let (peers, total) = if self.reference {
+            super::primary_totals(dests.as_slice())
+        } else {
+            self.index.refresh(dests)
+        };
         let s = dests.as_mut_slice();
-        let (peers, total) = super::primary_totals(s);
         if peers < 2 || key.is_empty() || total == 0 {
             return super::round_robin(dests, now);
         }
@@ -63,7 +94,12 @@ impl crate::Scheduler for Hash {
             let h = (c.update(key).finish() >> 16) & 0x7fff;
             acc += u64::from(h);
             rehash += 1;
-            if let Some(i) = super::primary_at_weight(s, acc % total)
+            let at = if self.reference {
+                super::primary_at_weight(s, super::rem(acc, total))
+            } else {
+                self.index.at(self.index.rem(acc))
+            };
+            if let Some(i) = at
                 && let Some(d) = s.get_mut(i)
                 && d.nginx_usable(now)
             {

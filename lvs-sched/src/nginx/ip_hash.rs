@@ -3,12 +3,37 @@
 //! sixteen of an IPv6 one); the peer is where `hash % total_weight` falls in the weighted
 //! list. If that peer is down, failed or full, the hash is stirred again from its current
 //! value; after 20 tries (or with fewer than two peers) it falls back to round robin.
+//!
+//! nginx finds the peer by walking the list, subtracting weights (O(n)); here an index of
+//! the running weight totals, with a bucket table over them, finds the same peer in O(1)
+//! (a binary search within one bucket when weights are very uneven), rebuilt when a weight
+//! or `backup` flag changes or a peer is added. [`IpHash::reference`] keeps the walk.
 
 use crate::{DestId, DestSet, Flow, Instant, SchedulerKind};
 
 /// nginx `ip_hash`.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct IpHash;
+#[derive(Clone, Debug, Default)]
+pub struct IpHash {
+    /// Walk the list as nginx does instead of using `index`.
+    reference: bool,
+    index: super::WeightIndex,
+}
+
+impl IpHash {
+    /// The scheduler with the O(log n) prefix-sum lookup.
+    #[must_use]
+    pub fn new() -> Self {
+        Self::default()
+    }
+    /// nginx's list walk on every try: the reference the index is tested against.
+    #[must_use]
+    pub fn reference() -> Self {
+        Self {
+            reference: true,
+            index: super::WeightIndex::default(),
+        }
+    }
+}
 
 /// The bytes nginx hashes for a client address.
 fn key_bytes(ip: core::net::IpAddr, buf: &mut [u8; 16]) -> &[u8] {
@@ -25,14 +50,44 @@ fn key_bytes(ip: core::net::IpAddr, buf: &mut [u8; 16]) -> &[u8] {
     }
 }
 
+/// nginx's loop: `hash = (hash * 113 + byte) % 6271` for each byte.
+fn stir_bytewise(mut hash: u64, bytes: &[u8]) -> u64 {
+    for &b in bytes {
+        hash = (hash * 113 + u64::from(b)) % 6271;
+    }
+    hash
+}
+
+/// [`stir_bytewise`] with one remainder per seven bytes instead of one per byte: reducing
+/// modulo 6271 after every step or only at the end gives the same residue, and from
+/// `hash < 6271` seven steps stay below `6271 * 114^7 < 2^61`, so nothing overflows.
+fn stir(mut hash: u64, bytes: &[u8]) -> u64 {
+    for chunk in bytes.chunks(7) {
+        for &b in chunk {
+            hash = hash * 113 + u64::from(b);
+        }
+        hash %= 6271;
+    }
+    hash
+}
+
 impl crate::Scheduler for IpHash {
     fn kind(&self) -> SchedulerKind {
         SchedulerKind::NginxIpHash
     }
-    fn rebuild(&mut self, _dests: &DestSet) {}
+    fn rebuild(&mut self, _dests: &DestSet) {
+        self.index.invalidate();
+    }
+    fn dest_updated(&mut self, dests: &DestSet, id: DestId) {
+        self.index.dest_updated(dests, id);
+    }
     fn schedule(&mut self, dests: &mut DestSet, flow: &Flow<'_>, now: Instant) -> Option<DestId> {
+        let (peers, total) = if self.reference {
+            super::primary_totals(dests.as_slice())
+        } else {
+            self.index.refresh(dests)
+        };
         let s = dests.as_mut_slice();
-        let (peers, total) = super::primary_totals(s);
         if peers < 2 || total == 0 {
             return super::round_robin(dests, now);
         }
@@ -41,10 +96,16 @@ impl crate::Scheduler for IpHash {
         let mut hash: u64 = 89;
         let mut tries = 0u32;
         loop {
-            for &b in bytes {
-                hash = (hash * 113 + u64::from(b)) % 6271;
-            }
-            let pick = super::primary_at_weight(s, hash % total);
+            hash = if self.reference {
+                stir_bytewise(hash, bytes)
+            } else {
+                stir(hash, bytes)
+            };
+            let pick = if self.reference {
+                super::primary_at_weight(s, super::rem(hash, total))
+            } else {
+                self.index.at(self.index.rem(hash))
+            };
             if let Some(i) = pick
                 && let Some(d) = s.get_mut(i)
                 && d.nginx_usable(now)
@@ -55,6 +116,35 @@ impl crate::Scheduler for IpHash {
             tries += 1;
             if tries > 20 {
                 return super::round_robin(dests, now);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::{stir, stir_bytewise};
+
+    proptest! {
+        #[test]
+        fn stir_equals_bytewise(start in 0u64..6271, bytes in prop::collection::vec(any::<u8>(), 0..40)) {
+            prop_assert_eq!(stir(start, &bytes), stir_bytewise(start, &bytes));
+        }
+    }
+
+    #[test]
+    fn stir_extremes() {
+        for start in [0, 1, 89, 6270] {
+            for len in 0..=16 {
+                for b in [0u8, 1, 0x7f, 0xff] {
+                    let bytes = [b; 16];
+                    assert_eq!(
+                        stir(start, &bytes[..len]),
+                        stir_bytewise(start, &bytes[..len])
+                    );
+                }
             }
         }
     }

@@ -14,12 +14,17 @@ pub mod least_conn;
 pub mod random;
 pub mod round_robin;
 
+use alloc::vec::Vec;
+
 use crate::dest::Dest;
+use crate::hash::FastMod;
 use crate::{DestId, DestSet, Instant};
 
 // Every balancer filters the destination slice in place (primary peers are
 // `!d.nginx.backup`, in list order) instead of collecting index lists: nothing here
-// allocates per decision. The `backup` flag is read live on every call, so a flag changed
+// allocates per decision. The derived state some balancers keep (the prefix sums of
+// `WeightIndex`, `round_robin`'s cycle cache) is rebuilt when the scheduler is told of a
+// change, and also when the set's generation moved (`DestSet::get_mut`), so a flag changed
 // through `DestSet::get_mut` without a `rebuild` still takes effect at once.
 
 /// Number of primary peers and the sum of their configured weights (nginx's
@@ -81,7 +86,7 @@ impl Smooth {
 }
 
 /// Smooth WRR over the usable peers of one list (`backup == false`: primary, `true`: backup).
-fn smooth_list(s: &mut [Dest], backup: bool, now: Instant) -> Option<usize> {
+pub(crate) fn smooth_list(s: &mut [Dest], backup: bool, now: Instant) -> Option<usize> {
     let mut acc = Smooth::default();
     for (i, d) in s.iter_mut().enumerate() {
         if d.nginx.backup == backup && d.nginx_usable(now) {
@@ -121,6 +126,16 @@ pub(crate) fn round_robin(dests: &mut DestSet, now: Instant) -> Option<DestId> {
     Some(DestId(i))
 }
 
+/// `x % total` (`total > 0`), as a 32-bit division when both fit (the common case, and
+/// several times cheaper than a 64-bit one).
+#[inline]
+pub(crate) fn rem(x: u64, total: u64) -> u64 {
+    match (u32::try_from(x), u32::try_from(total)) {
+        (Ok(x), Ok(t)) => u64::from(x % t),
+        _ => x % total,
+    }
+}
+
 /// Walk the primary peers by weight: the peer in which `w` (already `< total_weight`)
 /// falls.
 pub(crate) fn primary_at_weight(s: &[Dest], mut w: u64) -> Option<usize> {
@@ -135,4 +150,220 @@ pub(crate) fn primary_at_weight(s: &[Dest], mut w: u64) -> Option<usize> {
         w -= pw;
     }
     None
+}
+
+/// The primary peers' weights as prefix sums, so that [`primary_at_weight`]'s walk becomes a
+/// search: the peer where `w` falls is the first whose running total exceeds `w` (peers of
+/// weight 0 take no room, as in the walk). A bucket table (about two buckets per peer, each
+/// `2^shift` weight units wide) gives the first candidate, so a lookup is O(1) unless one
+/// bucket holds many running totals (very uneven weights), where it is a binary search
+/// within the bucket; when the total weight is at most `DIRECT_LIMIT`, a table with the
+/// peer of every weight unit answers in one load. Rebuilt lazily when a peer's weight or
+/// `backup` flag changed, a peer was added, or the set was accessed through
+/// [`DestSet::get_mut`].
+#[derive(Clone, Debug, Default)]
+pub(crate) struct WeightIndex {
+    /// The generation of the set it was built from; `None` when it must be rebuilt.
+    generation: Option<u64>,
+    /// Running totals of the primary peers of weight > 0, in list order.
+    ends: Vec<u64>,
+    /// Their indices.
+    ids: Vec<usize>,
+    /// Number of primary peers (weight 0 included) and the sum of their weights.
+    primaries: usize,
+    total: u64,
+    /// `(weight, backup)` of every destination when built.
+    sig: Vec<(u32, bool)>,
+    /// Bucket `j` covers weights `[j << shift, (j + 1) << shift)`; `first[j]` is the index in
+    /// `ends` of the peer where `j << shift` falls.
+    first: Vec<u32>,
+    shift: u32,
+    /// `x % total` by multiplication (Lemire's `fastmod_u32`), when `total` fits `u32`.
+    fastmod: Option<FastMod>,
+    /// When `total <= DIRECT_LIMIT`: the peer index for every weight unit, one load per
+    /// lookup (empty otherwise).
+    direct: Vec<u32>,
+}
+
+/// Largest total weight given a direct table in [`WeightIndex`] (4 bytes per unit, so at
+/// most 256 KiB); above it the bucket table is used.
+const DIRECT_LIMIT: u64 = 1 << 16;
+
+impl WeightIndex {
+    /// Rebuild before the next use.
+    pub(crate) fn invalidate(&mut self) {
+        self.generation = None;
+    }
+
+    /// Rebuild before the next use if `id`'s weight or `backup` flag changed.
+    pub(crate) fn dest_updated(&mut self, dests: &DestSet, id: DestId) {
+        let now = dests.get(id).map(|d| (d.weight, d.nginx.backup));
+        if now != self.sig.get(id.0).copied() {
+            self.invalidate();
+        }
+    }
+
+    /// Bring the index in step with `dests`; returns the number of primary peers and their
+    /// total weight (nginx's `total_weight`), as [`primary_totals`] counts them.
+    #[inline]
+    pub(crate) fn refresh(&mut self, dests: &DestSet) -> (usize, u64) {
+        if self.generation != Some(dests.generation()) || self.sig.len() != dests.len() {
+            self.build(dests);
+        }
+        (self.primaries, self.total)
+    }
+
+    #[cold]
+    fn build(&mut self, dests: &DestSet) {
+        let s = dests.as_slice();
+        self.ends.clear();
+        self.ids.clear();
+        self.sig.clear();
+        self.primaries = 0;
+        self.total = 0;
+        for (i, d) in s.iter().enumerate() {
+            self.sig.push((d.weight, d.nginx.backup));
+            if d.nginx.backup {
+                continue;
+            }
+            self.primaries += 1;
+            if d.weight > 0 {
+                self.total += u64::from(d.weight);
+                self.ends.push(self.total);
+                self.ids.push(i);
+            }
+        }
+        self.build_buckets();
+        self.build_direct();
+        self.fastmod = u32::try_from(self.total).ok().and_then(FastMod::new);
+        self.generation = Some(dests.generation());
+    }
+
+    /// `x % total` (`total > 0`), without a division when both fit 32 bits.
+    #[inline]
+    pub(crate) fn rem(&self, x: u64) -> u64 {
+        match (self.fastmod, u32::try_from(x)) {
+            (Some(f), Ok(x)) => u64::from(f.rem(x)),
+            _ => rem(x, self.total),
+        }
+    }
+
+    fn build_direct(&mut self) {
+        self.direct.clear();
+        if self.total > DIRECT_LIMIT || u32::try_from(self.sig.len()).is_err() {
+            return;
+        }
+        let mut prev = 0u64;
+        for (&end, &id) in self.ends.iter().zip(&self.ids) {
+            let id = u32::try_from(id).unwrap_or(u32::MAX);
+            for _ in prev..end {
+                self.direct.push(id);
+            }
+            prev = end;
+        }
+    }
+
+    fn build_buckets(&mut self) {
+        self.first.clear();
+        self.shift = 0;
+        // More than 2^32 peers cannot be indexed by `u32`: search the whole list then.
+        if self.total == 0 || u32::try_from(self.ends.len()).is_err() {
+            return;
+        }
+        let want = (self.ends.len() as u64).saturating_mul(2).max(16);
+        while ((self.total - 1) >> self.shift) >= want {
+            self.shift += 1;
+        }
+        let buckets = ((self.total - 1) >> self.shift) + 1;
+        let mut k = 0usize;
+        for j in 0..buckets {
+            let lo = j << self.shift;
+            while self.ends.get(k).is_some_and(|&e| e <= lo) {
+                k += 1;
+            }
+            self.first.push(u32::try_from(k).unwrap_or(u32::MAX));
+        }
+    }
+
+    /// The primary peer in which `w` (`< total`) falls: [`primary_at_weight`] without the
+    /// walk.
+    #[inline]
+    pub(crate) fn at(&self, w: u64) -> Option<usize> {
+        if !self.direct.is_empty() {
+            let w = usize::try_from(w).ok()?;
+            return self.direct.get(w).map(|&i| i as usize);
+        }
+        self.at_bucket(w)
+    }
+
+    fn at_bucket(&self, w: u64) -> Option<usize> {
+        let j = usize::try_from(w >> self.shift).unwrap_or(usize::MAX);
+        let k = match (self.first.get(j), self.first.get(j + 1)) {
+            (Some(&lo), hi) => {
+                let lo = lo as usize;
+                // The answer's running total exceeds `w`, so it is at most the peer where
+                // the next bucket starts.
+                let hi = hi.map_or(self.ends.len(), |&h| h as usize + 1);
+                let span = self.ends.get(lo..hi).unwrap_or(&[]);
+                match span {
+                    [a, ..] if *a > w => lo,
+                    [_, b, ..] if *b > w => lo + 1,
+                    _ => lo + span.partition_point(|&e| e <= w),
+                }
+            }
+            _ => self.ends.partition_point(|&e| e <= w),
+        };
+        self.ids.get(k).copied()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use alloc::vec::Vec;
+    use core::net::{IpAddr, Ipv4Addr, SocketAddr};
+
+    use proptest::prelude::*;
+
+    use super::{WeightIndex, primary_at_weight, primary_totals};
+    use crate::{Dest, DestSet};
+
+    proptest! {
+        /// The bucketed prefix sums find the peer the walk finds, for every kind of weight
+        /// spread (tiny, huge, zero, mixed) and backup peers.
+        #[test]
+        fn weight_index_equals_walk(
+            peers in prop::collection::vec(
+                (prop_oneof![0u32..4, 0u32..100, 1u32..=crate::dest::MAX_WEIGHT], any::<bool>()),
+                1..80,
+            ),
+            probes in prop::collection::vec(any::<u64>(), 1..200),
+        ) {
+            let mut set = DestSet::new();
+            for (i, &(w, backup)) in peers.iter().enumerate() {
+                let a = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(10, 0, 0, i as u8)), 80);
+                let mut d = Dest::new(a, w);
+                d.nginx.backup = backup;
+                set.push(d);
+            }
+            let mut index = WeightIndex::default();
+            let (n, total) = index.refresh(&set);
+            prop_assert_eq!((n, total), primary_totals(set.as_slice()));
+            if total == 0 {
+                return Ok(());
+            }
+            // Every bucket boundary and running total, their neighbours, and random points.
+            let mut ws: Vec<u64> = probes.iter().map(|p| p % total).collect();
+            for (j, _) in index.first.iter().enumerate() {
+                ws.push((j as u64) << index.shift);
+            }
+            for &e in &index.ends {
+                ws.extend([e.saturating_sub(1), e]);
+            }
+            for w in ws.into_iter().filter(|&w| w < total) {
+                let walk = primary_at_weight(set.as_slice(), w);
+                prop_assert_eq!(index.at(w), walk, "w = {}", w);
+                prop_assert_eq!(index.at_bucket(w), walk, "bucket, w = {}", w);
+            }
+        }
+    }
 }

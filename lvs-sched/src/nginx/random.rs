@@ -11,18 +11,37 @@ use alloc::boxed::Box;
 
 use crate::{DestId, DestSet, Flow, Instant, Rng, SchedulerKind};
 
-/// nginx `random` / `random two least_conn`.
+/// nginx `random` / `random two least_conn`. nginx finds the peer for a draw by walking the
+/// list (O(n)); this uses an index of the running weight totals (O(1), see
+/// [`super::ip_hash`]) with the same result; [`Random::reference`] keeps the walk.
 #[derive(Debug)]
 pub struct Random {
     two: bool,
     rng: Box<dyn Rng>,
+    /// Walk the list as nginx does instead of using `index`.
+    reference: bool,
+    index: super::WeightIndex,
 }
 
 impl Random {
     /// `random` (`two == false`) or `random two` drawing from `rng`.
     #[must_use]
     pub fn new(two: bool, rng: Box<dyn Rng>) -> Self {
-        Self { two, rng }
+        Self {
+            two,
+            rng,
+            reference: false,
+            index: super::WeightIndex::default(),
+        }
+    }
+    /// As [`Random::new`], with nginx's list walk on every draw: the reference the index is
+    /// tested against.
+    #[must_use]
+    pub fn reference(two: bool, rng: Box<dyn Rng>) -> Self {
+        Self {
+            reference: true,
+            ..Self::new(two, rng)
+        }
     }
 }
 
@@ -34,18 +53,32 @@ impl crate::Scheduler for Random {
             SchedulerKind::NginxRandom
         }
     }
-    fn rebuild(&mut self, _dests: &DestSet) {}
+    fn rebuild(&mut self, _dests: &DestSet) {
+        self.index.invalidate();
+    }
+    fn dest_updated(&mut self, dests: &DestSet, id: DestId) {
+        self.index.dest_updated(dests, id);
+    }
     fn schedule(&mut self, dests: &mut DestSet, _flow: &Flow<'_>, now: Instant) -> Option<DestId> {
+        let (peers, total) = if self.reference {
+            super::primary_totals(dests.as_slice())
+        } else {
+            self.index.refresh(dests)
+        };
         let s = dests.as_mut_slice();
-        let (peers, total) = super::primary_totals(s);
         if peers < 2 || total == 0 {
             return super::round_robin(dests, now);
         }
         let mut tries = 0u32;
         let mut prev: Option<usize> = None;
         loop {
-            let x = u64::from(self.rng.next_u32() >> 1) % total;
-            if let Some(i) = super::primary_at_weight(s, x) {
+            let r = u64::from(self.rng.next_u32() >> 1);
+            let at = if self.reference {
+                super::primary_at_weight(s, super::rem(r, total))
+            } else {
+                self.index.at(self.index.rem(r))
+            };
+            if let Some(i) = at {
                 let usable = prev != Some(i) && s.get(i).is_some_and(|d| d.nginx_usable(now));
                 if usable {
                     let pick = match (self.two, prev) {
