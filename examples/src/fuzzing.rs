@@ -1,7 +1,8 @@
 //! Entry points of the cargo-fuzz targets in `fuzz/` (feature `fuzzing`).
 //!
 //! `fuzz/fuzz_targets/keepalived_conf.rs` calls [`keepalived_conf`], `vrrpd_recv.rs`
-//! [`vrrpd_recv`] and `rtnl_reply.rs` [`rtnl_reply`];
+//! [`vrrpd_recv`], `rtnl_reply.rs` [`rtnl_reply`], `lbd_conf.rs` [`lbd_conf`] and
+//! `demo_response.rs` [`demo_response`];
 //! `tests/kaconf_corpus.rs` replays the seeds in `fuzz/seeds/keepalived_conf/` through it on
 //! stable. A broken invariant is a panic, which is how a fuzzer reports a finding.
 
@@ -120,4 +121,52 @@ pub fn vrrpd_recv(data: &[u8]) {
 /// Route-netlink reply bytes through [`crate::rtnl::fuzz_reply`].
 pub fn rtnl_reply(data: &[u8]) {
     let _ = crate::rtnl::fuzz_reply(data);
+}
+
+/// lbd's configuration readers, nginx syntax and TOML, on arbitrary bytes: a [`Config`] or a
+/// [`ConfigError`] naming file, line and column (within the text), never a panic.
+///
+/// [`Config`]: crate::lbd::config::Config
+/// [`ConfigError`]: crate::lbd::config::ConfigError
+pub fn lbd_conf(data: &[u8]) {
+    use crate::lbd::config::{ConfigError, parse_str};
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let lines = text.split('\n').count();
+    for name in ["fuzz.conf", "fuzz.toml"] {
+        match parse_str(std::path::Path::new(name), text) {
+            Ok(_) => {}
+            Err(ConfigError::At { line, .. }) => {
+                if line == 0 || line > lines + 1 {
+                    panic!("error on line {line} of a {lines}-line text");
+                }
+            }
+            Err(ConfigError::Read { .. }) => {}
+            // `ConfigError` is non-exhaustive.
+            #[allow(unreachable_patterns)]
+            Err(_) => {}
+        }
+    }
+}
+
+/// The failover demo's response parsers (the client's HTTP/1.1 response reader, the answer
+/// line, `Set-Cookie` lookup) and `http-check`'s URL splitter on arbitrary bytes: never a
+/// panic; a parsed answer's fields come from the input.
+pub fn demo_response(data: &[u8]) {
+    use crate::demo::{check, client};
+    if let Ok(r) = client::parse_response(data) {
+        if let Some(a) = client::parse_answer(&r.body, str::to_owned)
+            && !r.body.contains(&a.served_by)
+        {
+            panic!("served_by {:?} is not in the body", a.served_by);
+        }
+        let _ = client::cookie_pair(&r.set_cookies, "sid");
+    }
+    if let Ok(text) = std::str::from_utf8(data)
+        && let Ok((authority, path)) = check::split_url(text)
+        && (!path.starts_with('/') || authority.is_empty())
+    {
+        panic!("split {text:?} into {authority:?} and {path:?}");
+    }
 }

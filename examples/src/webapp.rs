@@ -170,13 +170,15 @@ fn text(status: StatusCode, body: String) -> Response<Full<Bytes>> {
     r
 }
 
-/// A user name from `?user=NAME`: 1–32 of `[A-Za-z0-9_-]`.
+/// A user name from `?user=NAME`: 1–32 of `[A-Za-z0-9_-]`, starting with a letter or digit
+/// (so it is never `-`, which the answer line uses for "no user").
 fn user_param(query: Option<&str>) -> Option<&str> {
     query?
         .split('&')
         .find_map(|kv| kv.strip_prefix("user="))
         .filter(|u| {
             (1..=32).contains(&u.len())
+                && u.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric())
                 && u.bytes()
                     .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
         })
@@ -197,7 +199,7 @@ impl App {
                 let Some(user) = user_param(req.uri().query()) else {
                     return text(
                         StatusCode::BAD_REQUEST,
-                        "login needs ?user=NAME (1-32 of A-Z a-z 0-9 _ -)\n".into(),
+                        "login needs ?user=NAME (1-32 of A-Z a-z 0-9 _ -, starting with a letter or digit)\n".into(),
                     );
                 };
                 session.cycle_id();
@@ -385,6 +387,7 @@ mod tests {
         assert_eq!(user_param(Some("user=alice")), Some("alice"));
         assert_eq!(user_param(Some("x=1&user=bob_2")), Some("bob_2"));
         assert_eq!(user_param(Some("user=")), None);
+        assert_eq!(user_param(Some("user=-")), None);
         assert_eq!(user_param(Some("user=a%20b")), None);
         assert_eq!(user_param(None), None);
     }

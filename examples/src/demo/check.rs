@@ -26,11 +26,26 @@ pub struct Target {
     pub path: String,
 }
 
-/// Parses `http://HOST[:PORT][/PATH]`.
+/// Parses `http://HOST[:PORT][/PATH]` and resolves `HOST`.
 ///
 /// # Errors
 /// A message saying what is wrong.
 pub fn parse_url(url: &str) -> Result<Target, String> {
+    let (with_port, path) = split_url(url)?;
+    let addr = with_port
+        .to_socket_addrs()
+        .map_err(|e| format!("{with_port:?}: {e}"))?
+        .next()
+        .ok_or_else(|| format!("{with_port:?}: no address"))?;
+    Ok(Target { addr, path })
+}
+
+/// Splits `http://HOST[:PORT][/PATH]` into `HOST:PORT` (port 80 when absent) and the path,
+/// without resolving anything.
+///
+/// # Errors
+/// A message saying what is wrong.
+pub fn split_url(url: &str) -> Result<(String, String), String> {
     let rest = url
         .strip_prefix("http://")
         .ok_or_else(|| format!("{url:?}: only http:// URLs are checked"))?;
@@ -49,15 +64,12 @@ pub fn parse_url(url: &str) -> Result<Target, String> {
     } else {
         format!("{authority}:80")
     };
-    let addr = with_port
-        .to_socket_addrs()
-        .map_err(|e| format!("{authority:?}: {e}"))?
-        .next()
-        .ok_or_else(|| format!("{authority:?}: no address"))?;
-    Ok(Target {
-        addr,
-        path: path.to_owned(),
-    })
+    if authority.is_empty() || authority.chars().any(|c| c.is_whitespace() || c == '@') {
+        return Err(format!(
+            "{url:?}: no host, or a host with spaces or user info"
+        ));
+    }
+    Ok((with_port, path.to_owned()))
 }
 
 const USAGE: &str = "usage: http-check http://HOST[:PORT]/PATH [--timeout SECS] [--status CODE]\n";
