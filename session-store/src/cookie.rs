@@ -16,6 +16,21 @@
 //! byte and key id cannot be altered. The expiry is inside the sealed record, so a client cannot
 //! extend it by editing the cookie's `Max-Age`.
 //!
+//! # Payload formats
+//!
+//! The sealed plaintext is the [`codec`] encoding of the record, which starts with its own
+//! format byte, so the payload is versioned inside the authenticated part and the token layout
+//! above did not change with it:
+//!
+//! * **`0x02`, binary ([`codec::FORMAT_V2`])**: what [`CookieStore::seal`] writes. For the
+//!   1 KiB benchmark session it is 962 bytes against 1,024 of JSON, and encoding plus decoding
+//!   takes about a third of the JSON's time.
+//! * **`0x01`, JSON ([`codec::FORMAT_V1`])**: what versions before the binary codec sealed.
+//!   **Such tokens still open**, so upgrading logs nobody out; a save re-seals them in the
+//!   binary format. Only tokens that pass the AEAD reach the JSON decoder (tokens sealed with
+//!   one of the ring's keys), so keeping it adds no attack surface for forged cookies. Once
+//!   the longest TTL has passed since the upgrade, no format-1 token can still be live.
+//!
 //! # What a client-held session cannot do
 //!
 //! * **No revocation.** [`delete`](SessionStore::delete) has nothing to delete: the caller must
@@ -36,8 +51,8 @@ use std::future::{Future, ready};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use chacha20poly1305::aead::{Aead, KeyInit, Payload};
-use chacha20poly1305::{Key, XChaCha20Poly1305, XNonce};
+use chacha20poly1305::aead::{AeadInOut, KeyInit};
+use chacha20poly1305::{Key, Tag, XChaCha20Poly1305, XNonce};
 
 use crate::clock::{Clock, SystemClock, UnixTime};
 use crate::{Record, SessionStore, StoreError, Token, codec};
@@ -238,8 +253,8 @@ impl<C: Clock> CookieStore<C> {
         let Some((key_id, cipher)) = self.keys.primary() else {
             return Err(StoreError::Backend("key ring is empty".into()));
         };
-        let plain = codec::encode(rec).map_err(StoreError::Encode)?;
-        let sealed_len = HEADER_LEN + NONCE_LEN + plain.len() + TAG_LEN;
+        let plain_len = codec::encoded_len(rec).map_err(StoreError::Encode)?;
+        let sealed_len = HEADER_LEN + NONCE_LEN + plain_len + TAG_LEN;
         let cookie_len = self.name.len() + 1 + base64_len(sealed_len);
         if cookie_len > MAX_COOKIE_BYTES {
             return Err(StoreError::TooLarge {
@@ -249,20 +264,20 @@ impl<C: Clock> CookieStore<C> {
         }
         let [a, b, c, d] = key_id.to_be_bytes();
         let header = [TOKEN_FORMAT_V1, a, b, c, d];
-        let aad = self.aad(&header);
-        let ct = cipher
-            .encrypt(
-                &XNonce::from(nonce),
-                Payload {
-                    msg: &plain,
-                    aad: &aad,
-                },
-            )
-            .map_err(|_| StoreError::Backend("AEAD encryption failed".into()))?;
+        // One buffer: header, nonce, the record encoded straight into it and encrypted in
+        // place, then the tag.
         let mut raw = Vec::with_capacity(sealed_len);
         raw.extend_from_slice(&header);
         raw.extend_from_slice(&nonce);
-        raw.extend_from_slice(&ct);
+        codec::encode_into(rec, &mut raw).map_err(StoreError::Encode)?;
+        let aad = self.aad(&header);
+        let tag = match raw.get_mut(HEADER_LEN + NONCE_LEN..) {
+            Some(plain) => cipher
+                .encrypt_inout_detached(&XNonce::from(nonce), &aad, plain.into())
+                .map_err(|_| StoreError::Backend("AEAD encryption failed".into()))?,
+            None => return Err(StoreError::Backend("sealed buffer too short".into())),
+        };
+        raw.extend_from_slice(&tag);
         Ok(Token::new(URL_SAFE_NO_PAD.encode(raw)))
     }
 
@@ -285,21 +300,21 @@ impl<C: Clock> CookieStore<C> {
                 limit: MAX_COOKIE_BYTES,
             });
         }
-        let raw = URL_SAFE_NO_PAD
+        let mut raw = URL_SAFE_NO_PAD
             .decode(token)
             .map_err(|_| OpenError::Malformed)?;
-        if raw.len() < MIN_SEALED_LEN {
-            return Err(OpenError::Truncated {
-                len: raw.len(),
-                min: MIN_SEALED_LEN,
-            });
-        }
-        let truncated = || OpenError::Truncated {
-            len: raw.len(),
+        let len = raw.len();
+        let truncated = OpenError::Truncated {
+            len,
             min: MIN_SEALED_LEN,
         };
-        let (header, rest) = raw.split_at_checked(HEADER_LEN).ok_or_else(truncated)?;
-        let (nonce, ct) = rest.split_at_checked(NONCE_LEN).ok_or_else(truncated)?;
+        if len < MIN_SEALED_LEN {
+            return Err(truncated);
+        }
+        let (head, rest) = raw
+            .split_at_mut_checked(HEADER_LEN + NONCE_LEN)
+            .ok_or(truncated)?;
+        let (header, nonce) = head.split_at(HEADER_LEN);
         let [format, a, b, c, d] =
             <[u8; HEADER_LEN]>::try_from(header).map_err(|_| OpenError::Malformed)?;
         if format != TOKEN_FORMAT_V1 {
@@ -311,11 +326,15 @@ impl<C: Clock> CookieStore<C> {
             .find(key_id)
             .ok_or(OpenError::UnknownKey(key_id))?;
         let nonce = <[u8; NONCE_LEN]>::try_from(nonce).map_err(|_| OpenError::Malformed)?;
+        let (ct, tag) = rest
+            .split_at_mut_checked(rest.len().saturating_sub(TAG_LEN))
+            .ok_or(OpenError::Malformed)?;
+        let tag = Tag::try_from(&*tag).map_err(|_| OpenError::Malformed)?;
         let aad = self.aad(&[format, a, b, c, d]);
-        let plain = cipher
-            .decrypt(&XNonce::from(nonce), Payload { msg: ct, aad: &aad })
+        cipher
+            .decrypt_inout_detached(&XNonce::from(nonce), &aad, (&mut *ct).into(), &tag)
             .map_err(|_| OpenError::Tampered)?;
-        let rec = codec::decode(&plain).map_err(OpenError::Corrupt)?;
+        let rec = codec::decode(ct).map_err(OpenError::Corrupt)?;
         if rec.is_expired(now) {
             return Err(OpenError::Expired {
                 expires: rec.expires(),

@@ -67,6 +67,12 @@ impl SessionId {
         }
     }
 
+    /// The 22-character text, as [`Display`](fmt::Display) writes it, in one allocation and
+    /// without the formatting machinery (every save returns it as the token).
+    pub(crate) fn to_text(self) -> String {
+        URL_SAFE_NO_PAD.encode(self.0)
+    }
+
     #[cfg(feature = "memory")]
     /// A shard selector; the id is uniformly random, so its first 8 bytes are too.
     pub(crate) fn shard_hash(&self) -> u64 {
@@ -83,7 +89,8 @@ impl PartialEq for SessionId {
 
 impl std::hash::Hash for SessionId {
     fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        self.0.hash(state);
+        // One write of the 16 bytes (no length prefix: the length is fixed).
+        state.write(&self.0);
     }
 }
 

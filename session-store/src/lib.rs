@@ -84,7 +84,7 @@ impl fmt::Debug for Token {
 
 impl From<SessionId> for Token {
     fn from(id: SessionId) -> Self {
-        Self(id.to_string())
+        Self(id.to_text())
     }
 }
 
@@ -150,7 +150,9 @@ pub trait SessionStore: Send + Sync + 'static {
     feature = "memory",
     feature = "sqlite",
     feature = "postgres",
-    feature = "mysql"
+    feature = "mysql",
+    feature = "memcached",
+    feature = "redis"
 ))]
 /// Draws a fresh id from the OS CSPRNG.
 pub(crate) fn fresh_id() -> Result<SessionId, StoreError> {

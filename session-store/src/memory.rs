@@ -1,6 +1,7 @@
 //! [`MemoryStore`]: sharded, bounded, in-process sessions with TTL expiry.
 
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::future::{Future, ready};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
@@ -16,6 +17,10 @@ const CREATE_RETRIES: usize = 4;
 /// Sessions in process memory: 16 `Mutex<HashMap>` shards chosen by the id's random bits,
 /// a bound on the number of sessions ([`StoreError::Full`] beyond it), and expiry read from an
 /// injected [`Clock`].
+///
+/// Records are shared, not copied: `load` returns a clone of the stored [`Record`] and a save
+/// keeps a clone of the caller's, and a clone shares the session data (copy on write), so
+/// neither copies the data map; the caller's first change to a loaded record copies it once.
 ///
 /// Expired sessions are invisible to `load` at once and are freed by [`sweep`](Self::sweep)
 /// (call it periodically, or use `spawn_sweeper` with the `tokio` feature). An expired session
@@ -149,26 +154,45 @@ impl<C: Clock> MemoryStore<C> {
     fn write_sync(&self, rec: &mut Record, check: bool) -> Result<Token, StoreError> {
         let now = self.clock.now();
         let id = rec.id();
-        let mut map = self.shard(&id);
-        let found = map
-            .get(&id)
-            .filter(|r| !r.is_expired(now))
-            .map(Record::version);
-        if check && found != Some(rec.version()) {
-            return Err(StoreError::VersionMismatch {
-                expected: rec.version(),
-                found,
-            });
-        }
-        let new_version = found.unwrap_or(0).max(rec.version()).saturating_add(1);
-        if !map.contains_key(&id) {
-            self.reserve()?;
-        }
+        // Built before taking the lock; cloning the record only bumps its data's refcount.
+        let token = Token::from(id);
         let mut stored = rec.clone();
-        stored.set_version(new_version);
-        map.insert(id, stored);
+        let mut map = self.shard(&id);
+        // One hash of the id for the lookup and the write.
+        let (new_version, replaced) = match map.entry(id) {
+            Entry::Occupied(mut e) => {
+                let found = Some(e.get())
+                    .filter(|r| !r.is_expired(now))
+                    .map(Record::version);
+                if check && found != Some(rec.version()) {
+                    return Err(StoreError::VersionMismatch {
+                        expected: rec.version(),
+                        found,
+                    });
+                }
+                let v = found.unwrap_or(0).max(rec.version()).saturating_add(1);
+                stored.set_version(v);
+                (v, Some(e.insert(stored)))
+            }
+            Entry::Vacant(e) => {
+                if check {
+                    return Err(StoreError::VersionMismatch {
+                        expected: rec.version(),
+                        found: None,
+                    });
+                }
+                self.reserve()?;
+                let v = rec.version().saturating_add(1);
+                stored.set_version(v);
+                e.insert(stored);
+                (v, None)
+            }
+        };
+        drop(map);
+        // The replaced record (possibly the last owner of its data) is freed outside the lock.
+        drop(replaced);
         rec.set_version(new_version);
-        Ok(Token::from(id))
+        Ok(token)
     }
 
     fn load_sync(&self, token: &Token) -> Option<Record> {

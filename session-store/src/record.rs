@@ -1,5 +1,6 @@
 //! [`Record`]: one session as the stores keep it.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Serialize;
@@ -13,7 +14,12 @@ use crate::id::SessionId;
 /// when it was created, when it expires, and its version.
 ///
 /// `version` is the version of the stored copy this record was loaded from (0 for a record
-/// that was never stored). Every successful write stores `version + 1` and updates the record,
+/// that was never stored).
+///
+/// Cloning is cheap: the data map is reference-counted and shared between clones until one of
+/// them changes it ([`data_mut`](Self::data_mut), [`insert`](Self::insert),
+/// [`remove`](Self::remove) copy it first if it is shared). So the memory store hands out and
+/// keeps records without copying session data. Every successful write stores `version + 1` and updates the record,
 /// so [`SessionStore::compare_and_save`](crate::SessionStore::compare_and_save) can tell whether
 /// somebody else wrote in between.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -27,8 +33,29 @@ pub struct Record {
     expires: UnixTime,
     #[serde(rename = "v")]
     version: u64,
-    #[serde(rename = "d")]
-    data: Map<String, Value>,
+    #[serde(rename = "d", with = "shared_map")]
+    data: Arc<Map<String, Value>>,
+}
+
+/// (De)serializes the shared map as a plain map.
+mod shared_map {
+    use std::sync::Arc;
+
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+    use serde_json::{Map, Value};
+
+    pub(super) fn serialize<S: Serializer>(
+        m: &Arc<Map<String, Value>>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        m.as_ref().serialize(s)
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Arc<Map<String, Value>>, D::Error> {
+        Map::deserialize(d).map(Arc::new)
+    }
 }
 
 impl Record {
@@ -40,7 +67,24 @@ impl Record {
             created: now,
             expires: now.saturating_add(ttl),
             version: 0,
-            data: Map::new(),
+            data: Arc::new(Map::new()),
+        }
+    }
+
+    /// A record from its decoded fields (the codec).
+    pub(crate) fn from_parts(
+        id: SessionId,
+        created: UnixTime,
+        expires: UnixTime,
+        version: u64,
+        data: Map<String, Value>,
+    ) -> Self {
+        Self {
+            id,
+            created,
+            expires,
+            version,
+            data: Arc::new(data),
         }
     }
 
@@ -90,9 +134,9 @@ impl Record {
         &self.data
     }
 
-    /// The raw data map, mutable.
+    /// The raw data map, mutable (copied first if another clone shares it).
     pub fn data_mut(&mut self) -> &mut Map<String, Value> {
-        &mut self.data
+        Arc::make_mut(&mut self.data)
     }
 
     /// Reads `key` as a `T`. `Ok(None)` if the key is absent.
@@ -114,19 +158,25 @@ impl Record {
         value: &T,
     ) -> Result<Option<Value>, serde_json::Error> {
         let v = serde_json::to_value(value)?;
-        Ok(self.data.insert(key.to_owned(), v))
+        Ok(self.data_mut().insert(key.to_owned(), v))
     }
 
     /// Removes `key`, returning its raw value.
     pub fn remove(&mut self, key: &str) -> Option<Value> {
-        self.data.remove(key)
+        if self.data.contains_key(key) {
+            self.data_mut().remove(key)
+        } else {
+            None
+        }
     }
 
     #[cfg(any(
         feature = "memory",
         feature = "sqlite",
         feature = "postgres",
-        feature = "mysql"
+        feature = "mysql",
+        feature = "memcached",
+        feature = "redis"
     ))]
     pub(crate) fn set_id(&mut self, id: SessionId) {
         self.id = id;
@@ -137,7 +187,9 @@ impl Record {
         feature = "cookie",
         feature = "sqlite",
         feature = "postgres",
-        feature = "mysql"
+        feature = "mysql",
+        feature = "memcached",
+        feature = "redis"
     ))]
     pub(crate) fn set_version(&mut self, v: u64) {
         self.version = v;

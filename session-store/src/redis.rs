@@ -1,5 +1,5 @@
-//! [`RedisStore`] (feature `redis`): sessions in Redis, standalone or behind Sentinel, on
-//! [redis-rs](::redis) with tokio.
+//! [`RedisStore`] (feature `redis`): sessions in Redis, standalone, behind Sentinel or in a
+//! Redis Cluster, on [redis-rs](::redis) with tokio.
 //!
 //! Each session is one hash under `prefix + id`: `v` (version), `e` (expiry, Unix seconds by
 //! the store's [`Clock`]) and `d` (the record in the crate's [`codec`] encoding). Every write
@@ -22,19 +22,46 @@
 //! write whose reply was lost may have happened): they fail with
 //! [`StoreError::Unavailable`] and the caller retries.
 //!
+//! **Cluster**: [`RedisStore::cluster`] uses redis-rs's async cluster client. Every script
+//! touches exactly one key, the session's, so it runs unchanged on the master that owns the
+//! key's hash slot; sessions spread over all masters by their ids. The cluster client learns
+//! the slot map from the nodes given (any reachable one will do), keeps one multiplexed
+//! connection per node, follows `MOVED` (and refreshes the map) and `ASK` redirections
+//! during resharding, and waits and resends on `TRYAGAIN`, `CLUSTERDOWN` and `READONLY`, and
+//! after a lost connection (when a master failed and its replica is being promoted). Unlike
+//! the Sentinel mode, that last case means a write whose connection broke may be sent twice:
+//! the scripts make that harmless for the data (a repeated `compare_and_save` reports
+//! [`StoreError::VersionMismatch`] although its write is stored, a repeated `create` draws a
+//! fresh id and leaves an unused session behind that expires, a repeated `save` bumps the
+//! version once more). All of that happens within one operation's time budget, the connect
+//! timeout plus the response timeout; when it runs out the operation fails with
+//! [`StoreError::Unavailable`]. The connection to the cluster is made on first use and then
+//! kept: it repairs itself.
+//!
 //! **Durable writes**: with [`RedisOptions::wait_for_replicas`], every write is followed by
 //! `WAIT numreplicas timeout` on the same connection; fewer acknowledgements than asked for
 //! fail the operation with [`RedisError::NotDurable`] (as `Unavailable`). That error is the
 //! one exception to "on error nothing was written": the master has the write, it is just not
-//! known to survive the master's death.
+//! known to survive the master's death. In a cluster, the write and its `WAIT` go out as one
+//! pipeline to the master of the session key's slot (`WAIT` only counts the replicas of the
+//! node it runs on, and only writes made on the same connection), so it is that master's
+//! replicas that must acknowledge; a pipeline that is redirected or resent is resent whole.
+//! Redis Cluster replication is asynchronous like any other: `WAIT` makes a loss unlikely, not
+//! impossible (a replica that acknowledged may still not be the one promoted).
 
 use std::future::Future;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use ::redis::aio::MultiplexedConnection;
+use ::redis::aio::{ConnectionLike, MultiplexedConnection};
+use ::redis::cluster::{ClusterClient, ClusterClientBuilder};
+use ::redis::cluster_async::ClusterConnection;
+use ::redis::cluster_routing::{Route, SingleNodeRoutingInfo, SlotAddr};
 use ::redis::sentinel::{SentinelClient, SentinelServerType};
-use ::redis::{AsyncConnectionConfig, Client, ErrorKind, Script, ServerErrorKind};
+use ::redis::{
+    AsyncConnectionConfig, Client, Cmd, ErrorKind, FromRedisValue, IntoConnectionInfo, Pipeline,
+    RedisFuture, Script, ServerErrorKind, Value,
+};
 
 use crate::clock::{Clock, SystemClock, UnixTime};
 use crate::{Record, SessionId, StoreError, Token, codec};
@@ -91,21 +118,25 @@ return 1
 #[non_exhaustive]
 #[derive(thiserror::Error, Debug)]
 pub enum RedisError {
-    /// The URL or sentinel list is not usable. Check it (`redis://host:port/db`).
+    /// The URL, sentinel list or cluster node list is not usable (empty, or a URL does not
+    /// parse). Check it (`redis://host:port/db`; cluster nodes take no database number).
     #[error("invalid Redis connection settings")]
     Config(#[source] ::redis::RedisError),
-    /// Connecting failed: the server is down, or no sentinel could name a reachable master
-    /// for the service. Retry; after a failover the sentinels name the new master.
+    /// Connecting failed: the server is down, no sentinel could name a reachable master
+    /// for the service, or no cluster node given could be reached or report the slot map.
+    /// Retry; after a failover the sentinels name the new master.
     #[error("cannot connect to Redis ({target})")]
     Connect {
-        /// `host:port`, or `sentinel service NAME`.
+        /// `host:port`, `sentinel service NAME` or `cluster NODE,NODE,…`.
         target: String,
         /// The driver's error.
         #[source]
         source: ::redis::RedisError,
     },
     /// A command failed. A connection error or `READONLY` means the master went away or was
-    /// demoted: the connection is dropped and the next operation reconnects.
+    /// demoted: the connection is dropped and the next operation reconnects. In a cluster,
+    /// `CLUSTERDOWN`, `TRYAGAIN` or a redirection still pending when the time ran out mean the
+    /// cluster is failing over or resharding.
     #[error("Redis {op} failed")]
     Command {
         /// The store operation.
@@ -155,8 +186,12 @@ fn unavailable(e: &::redis::RedisError) -> bool {
                     | ServerErrorKind::MasterDown
                     | ServerErrorKind::BusyLoading
                     | ServerErrorKind::TryAgain
+                    | ServerErrorKind::ClusterDown
+                    | ServerErrorKind::Moved
+                    | ServerErrorKind::Ask
             ) | ErrorKind::MasterNameNotFoundBySentinel
                 | ErrorKind::EmptySentinelList
+                | ErrorKind::ClusterConnectionNotFound
         )
 }
 
@@ -214,8 +249,9 @@ impl RedisOptions {
     }
 
     /// After every write, `WAIT replicas timeout`: the write succeeds only once `replicas`
-    /// replicas acknowledged it (else [`RedisError::NotDurable`]). Raise the response timeout
-    /// above `timeout`.
+    /// replicas acknowledged it (else [`RedisError::NotDurable`]). In a cluster these are
+    /// replicas of the master owning the session's slot. The response timeout is raised to at
+    /// least `timeout` + 1 s.
     #[must_use]
     pub fn wait_for_replicas(mut self, replicas: u32, timeout: Duration) -> Self {
         self.durable = Some((replicas, timeout));
@@ -252,6 +288,13 @@ enum Target {
         service: String,
         client: tokio::sync::Mutex<SentinelClient>,
     },
+    Cluster {
+        /// `host:port` of the nodes given, comma-separated, for messages.
+        nodes: String,
+        client: ClusterClient,
+        /// Made on first use, then kept (it reconnects and follows the topology itself).
+        conn: tokio::sync::Mutex<Option<ClusterConnection>>,
+    },
 }
 
 /// The cached connection and the address it goes to.
@@ -261,8 +304,54 @@ struct Cached {
     addr: String,
 }
 
-/// Sessions in Redis; see the [module docs](self) for the layout, scripts, Sentinel and
-/// durable writes. Connects on first use.
+/// A connection to one server (standalone, Sentinel) or to a cluster.
+#[derive(Clone)]
+enum Conn {
+    Single(MultiplexedConnection),
+    Cluster(ClusterConnection),
+}
+
+impl ConnectionLike for Conn {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        match self {
+            Self::Single(c) => c.req_packed_command(cmd),
+            Self::Cluster(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        match self {
+            Self::Single(c) => c.req_packed_commands(pipeline, offset, count),
+            Self::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Self::Single(c) => c.get_db(),
+            Self::Cluster(c) => c.get_db(),
+        }
+    }
+}
+
+/// `EVALSHA` of `script` on the one key `key`; the caller adds the `ARGV`.
+fn evalsha(script: &Script, key: &str) -> Cmd {
+    let mut c = ::redis::cmd("EVALSHA");
+    c.arg(script.get_hash()).arg(1).arg(key);
+    c
+}
+
+fn is_noscript(e: &::redis::RedisError) -> bool {
+    e.kind() == ErrorKind::Server(ServerErrorKind::NoScript)
+}
+
+/// Sessions in Redis; see the [module docs](self) for the layout, scripts, Sentinel, Cluster
+/// and durable writes. Connects on first use.
 pub struct RedisStore<C: Clock = SystemClock> {
     target: Target,
     cached: Mutex<Option<Cached>>,
@@ -326,6 +415,44 @@ impl<C: Clock> RedisStore<C> {
         ))
     }
 
+    /// A store on the Redis Cluster that the nodes `nodes` (`redis://[user:password@]host:port`
+    /// each; some or all of the cluster's nodes, one reachable node suffices) belong to. Each
+    /// session lives on the master owning its key's slot; redirections, resharding and
+    /// failovers are followed (see the [module docs](self)). [`RedisOptions::wait_for_replicas`]
+    /// waits for replicas of that master. No I/O happens here; the first operation connects.
+    ///
+    /// # Errors
+    /// [`RedisError::Config`] if the list is empty, a URL does not parse, or the URLs carry
+    /// different credentials or database numbers (a Redis Cluster only has database 0).
+    pub fn cluster(nodes: &[&str], opts: RedisOptions, clock: C) -> Result<Self, RedisError> {
+        let response = Self::response_timeout(&opts);
+        let client = ClusterClientBuilder::new(nodes.iter().copied())
+            .connection_timeout(opts.connect_timeout)
+            .response_timeout(response)
+            .overall_response_timeout(Some(opts.connect_timeout.saturating_add(response)))
+            // Retries (after CLUSTERDOWN, TRYAGAIN, a lost node) start after 10 ms and back
+            // off to at most 500 ms; the overall timeout bounds their number.
+            .min_retry_wait(10)
+            .max_retry_wait(500)
+            .build()
+            .map_err(RedisError::Config)?;
+        // `host:port` only: the URLs may carry passwords.
+        let addrs = nodes
+            .iter()
+            .map(|n| n.into_connection_info().map(|i| i.addr().to_string()))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(RedisError::Config)?;
+        Ok(Self::with_target(
+            Target::Cluster {
+                nodes: addrs.join(","),
+                client,
+                conn: tokio::sync::Mutex::new(None),
+            },
+            opts,
+            clock,
+        ))
+    }
+
     /// The store's clock.
     #[must_use]
     pub fn clock(&self) -> &C {
@@ -339,17 +466,19 @@ impl<C: Clock> RedisStore<C> {
     }
 
     /// `host:port` of the server the store is connected to now (`None` before the first
-    /// operation and after a connection error).
+    /// operation and after a connection error, and always for a cluster, where every master
+    /// has a connection).
     #[must_use]
     pub fn connected_to(&self) -> Option<String> {
         self.cache().as_ref().map(|c| c.addr.clone())
     }
 
-    /// Connects if needed and sends `PING`: a health check, and after a failover a way to
-    /// make the store find the new master before the next request does.
+    /// Connects if needed and sends `PING` (in a cluster: to every node of the slot map): a
+    /// health check, and after a failover a way to make the store find the new master before
+    /// the next request does.
     ///
     /// # Errors
-    /// [`StoreError::Unavailable`] if no master can be reached.
+    /// [`StoreError::Unavailable`] if no master (in a cluster: some node) can be reached.
     pub async fn ping(&self) -> Result<(), StoreError> {
         let mut conn = self.conn().await?;
         let r: Result<String, _> = ::redis::cmd("PING").query_async(&mut conn).await;
@@ -360,23 +489,27 @@ impl<C: Clock> RedisStore<C> {
         self.cached.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn config(&self) -> AsyncConnectionConfig {
-        let response = match self.opts.durable {
-            Some((_, wait)) => self
-                .opts
+    /// The response timeout: at least the `WAIT` timeout + 1 s with durable writes.
+    fn response_timeout(opts: &RedisOptions) -> Duration {
+        match opts.durable {
+            Some((_, wait)) => opts
                 .response_timeout
-                .max(wait + Duration::from_secs(1)),
-            None => self.opts.response_timeout,
-        };
-        AsyncConnectionConfig::new()
-            .set_connection_timeout(Some(self.opts.connect_timeout))
-            .set_response_timeout(Some(response))
+                .max(wait.saturating_add(Duration::from_secs(1))),
+            None => opts.response_timeout,
+        }
     }
 
-    /// The cached connection, or a new one (asking the sentinels where the master is).
-    async fn conn(&self) -> Result<MultiplexedConnection, StoreError> {
+    fn config(&self) -> AsyncConnectionConfig {
+        AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(self.opts.connect_timeout))
+            .set_response_timeout(Some(Self::response_timeout(&self.opts)))
+    }
+
+    /// The cached connection, or a new one (asking the sentinels where the master is, or
+    /// the cluster nodes for the slot map).
+    async fn conn(&self) -> Result<Conn, StoreError> {
         if let Some(c) = self.cache().as_ref() {
-            return Ok(c.conn.clone());
+            return Ok(Conn::Single(c.conn.clone()));
         }
         let (client, target) = match &self.target {
             Target::Standalone(client) => {
@@ -392,6 +525,17 @@ impl<C: Clock> RedisStore<C> {
                 let addr = client.get_connection_info().addr().to_string();
                 (client, addr)
             }
+            Target::Cluster {
+                nodes,
+                client,
+                conn,
+            } => {
+                // Never cached above: the cluster connection is kept in the target.
+                return self
+                    .cluster_conn(nodes, client, conn)
+                    .await
+                    .map(Conn::Cluster);
+            }
         };
         let conn = client
             .get_multiplexed_async_connection_with_config(&self.config())
@@ -404,10 +548,41 @@ impl<C: Clock> RedisStore<C> {
             conn: conn.clone(),
             addr: target,
         });
+        Ok(Conn::Single(conn))
+    }
+
+    /// The cluster connection, made on first use (one at a time) within the operation budget.
+    async fn cluster_conn(
+        &self,
+        nodes: &str,
+        client: &ClusterClient,
+        slot: &tokio::sync::Mutex<Option<ClusterConnection>>,
+    ) -> Result<ClusterConnection, StoreError> {
+        let mut slot = slot.lock().await;
+        if let Some(c) = slot.as_ref() {
+            return Ok(c.clone());
+        }
+        let budget = self
+            .opts
+            .connect_timeout
+            .saturating_add(Self::response_timeout(&self.opts));
+        let made = match tokio::time::timeout(budget, client.get_async_connection()).await {
+            Ok(r) => r,
+            Err(_) => Err(::redis::RedisError::from(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "no cluster node answered in time",
+            ))),
+        };
+        let conn = made.map_err(|source| RedisError::Connect {
+            target: format!("cluster {nodes}"),
+            source,
+        })?;
+        *slot = Some(conn.clone());
         Ok(conn)
     }
 
-    /// Maps a command result; connection-class errors drop the cached connection.
+    /// Maps a command result; connection-class errors drop the cached connection (a cluster
+    /// connection is kept: it reconnects by itself).
     fn check<T>(
         &self,
         op: &'static str,
@@ -421,31 +596,109 @@ impl<C: Clock> RedisStore<C> {
         })
     }
 
-    /// `WAIT` after a write, if configured.
-    async fn durable(
-        &self,
-        conn: &mut MultiplexedConnection,
-        op: &'static str,
-    ) -> Result<(), StoreError> {
-        let Some((wanted, timeout)) = self.opts.durable else {
-            return Ok(());
-        };
+    /// A reply converted to `T`, a server error in it mapped like a failed command.
+    fn reply<T: FromRedisValue>(&self, op: &'static str, v: Value) -> Result<T, StoreError> {
+        let v = self.check(op, v.extract_error())?;
+        self.check(op, ::redis::from_redis_value(v).map_err(Into::into))
+    }
+
+    /// `WAIT` for the configured replicas; `None` without durable writes.
+    fn wait_cmd(&self) -> Option<Cmd> {
+        let (wanted, timeout) = self.opts.durable?;
         let ms = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX);
-        let r = ::redis::cmd("WAIT")
-            .arg(wanted)
-            .arg(ms)
-            .query_async::<i64>(conn)
-            .await;
-        let acked = self.check(op, r)?;
-        if acked < i64::from(wanted) {
-            return Err(RedisError::NotDurable {
+        let mut c = ::redis::cmd("WAIT");
+        c.arg(wanted).arg(ms);
+        Some(c)
+    }
+
+    /// `acked` replicas acknowledged: an error if that is fewer than configured.
+    fn enough(&self, acked: i64) -> Result<(), StoreError> {
+        match self.opts.durable {
+            Some((wanted, timeout)) if acked < i64::from(wanted) => Err(RedisError::NotDurable {
                 acked,
                 wanted,
                 timeout,
             }
-            .into());
+            .into()),
+            _ => Ok(()),
         }
-        Ok(())
+    }
+
+    /// Sends `cmd`, a command on the single key `key` (the `EVALSHA` of `script` if given:
+    /// then the script is loaded on `NOSCRIPT` and the command sent again). If the reply says
+    /// that it wrote (`wrote`) and durable writes are configured, the replicas must
+    /// acknowledge it: `WAIT` follows on the same connection (standalone, Sentinel), or is
+    /// pipelined behind `cmd` to the master of `key`'s slot (cluster).
+    async fn write<T: FromRedisValue>(
+        &self,
+        op: &'static str,
+        key: &str,
+        cmd: &Cmd,
+        script: Option<&Script>,
+        wrote: impl Fn(&T) -> bool + Send,
+    ) -> Result<T, StoreError> {
+        match self.conn().await? {
+            Conn::Single(mut conn) => {
+                let mut r = cmd.query_async::<Value>(&mut conn).await;
+                if let (Some(script), Err(e)) = (script, &r)
+                    && is_noscript(e)
+                {
+                    let loaded = script.load_async(&mut conn).await;
+                    self.check(op, loaded)?;
+                    r = cmd.query_async::<Value>(&mut conn).await;
+                }
+                let v = self.check(op, r)?;
+                let out: T = self.reply(op, v)?;
+                if wrote(&out)
+                    && let Some(wait) = self.wait_cmd()
+                {
+                    let acked = wait.query_async::<i64>(&mut conn).await;
+                    self.enough(self.check(op, acked)?)?;
+                }
+                Ok(out)
+            }
+            Conn::Cluster(mut conn) => {
+                let mut pipe = ::redis::pipe();
+                pipe.add_command(cmd.clone());
+                let wait = self.wait_cmd();
+                if let Some(wait) = &wait {
+                    pipe.add_command(wait.clone());
+                }
+                let route =
+                    SingleNodeRoutingInfo::SpecificNode(Route::with_key(key, SlotAddr::Master));
+                let count = pipe.len();
+                let mut r = conn
+                    .route_pipeline(pipe.clone(), 0, count, route.clone())
+                    .await;
+                let noscript = match &r {
+                    Err(e) => is_noscript(e),
+                    Ok(replies) => matches!(
+                        replies.first(),
+                        Some(Value::ServerError(e)) if e.kind() == Some(ServerErrorKind::NoScript)
+                    ),
+                };
+                if let (Some(script), true) = (script, noscript) {
+                    // `SCRIPT LOAD` goes to every master.
+                    let loaded = script.load_async(&mut conn).await;
+                    self.check(op, loaded)?;
+                    r = conn.route_pipeline(pipe, 0, count, route).await;
+                }
+                let mut replies = self.check(op, r)?.into_iter();
+                let first = replies.next().ok_or(RedisError::UnexpectedReply {
+                    op,
+                    reply: "no reply".to_owned(),
+                })?;
+                let out: T = self.reply(op, first)?;
+                if wrote(&out) && wait.is_some() {
+                    let acked = replies.next().ok_or(RedisError::UnexpectedReply {
+                        op,
+                        reply: "no WAIT reply".to_owned(),
+                    })?;
+                    self.enough(self.reply(op, acked)?)?;
+                }
+                Ok(out)
+            }
+        }
     }
 
     /// `PEXPIRE` for a session expiring at `expires`: remaining lifetime plus grace.
@@ -467,20 +720,18 @@ impl<C: Clock> RedisStore<C> {
 
     async fn create_impl(&self, rec: &mut Record) -> Result<Token, StoreError> {
         let mut id = rec.id();
-        let mut conn = self.conn().await?;
         for _ in 0..CREATE_RETRIES {
             let (stored, data) = Self::encode(rec, id, 1)?;
-            let r = self
-                .create
-                .key(self.key_for(id))
-                .arg(self.clock.now().as_secs())
+            let key = self.key_for(id);
+            let mut cmd = evalsha(&self.create, &key);
+            cmd.arg(self.clock.now().as_secs())
                 .arg(data)
                 .arg(stored.expires().as_secs())
-                .arg(self.ttl_ms(stored.expires()))
-                .invoke_async::<i64>(&mut conn)
-                .await;
-            if self.check("create", r)? == 1 {
-                self.durable(&mut conn, "create").await?;
+                .arg(self.ttl_ms(stored.expires()));
+            let created = self
+                .write::<i64>("create", &key, &cmd, Some(&self.create), |r| *r == 1)
+                .await?;
+            if created == 1 {
                 *rec = stored;
                 return Ok(Token::from(id));
             }
@@ -491,23 +742,20 @@ impl<C: Clock> RedisStore<C> {
 
     async fn save_impl(&self, rec: &mut Record) -> Result<Token, StoreError> {
         let id = rec.id();
-        let mut conn = self.conn().await?;
         let (_, data) = Self::encode(rec, id, rec.version())?;
-        let r = self
-            .save
-            .key(self.key_for(id))
-            .arg(rec.version())
+        let key = self.key_for(id);
+        let mut cmd = evalsha(&self.save, &key);
+        cmd.arg(rec.version())
             .arg(data)
             .arg(rec.expires().as_secs())
-            .arg(self.ttl_ms(rec.expires()))
-            .invoke_async::<String>(&mut conn)
-            .await;
-        let v = self.check("save", r)?;
+            .arg(self.ttl_ms(rec.expires()));
+        let v = self
+            .write::<String>("save", &key, &cmd, Some(&self.save), |_| true)
+            .await?;
         let version: u64 = v.parse().map_err(|_| RedisError::UnexpectedReply {
             op: "save",
             reply: v.clone(),
         })?;
-        self.durable(&mut conn, "save").await?;
         rec.set_version(version);
         Ok(Token::from(id))
     }
@@ -516,22 +764,26 @@ impl<C: Clock> RedisStore<C> {
         let id = rec.id();
         let expected = rec.version();
         let new = expected.saturating_add(1);
-        let mut conn = self.conn().await?;
         let (stored, data) = Self::encode(rec, id, new)?;
-        let r = self
-            .compare_and_save
-            .key(self.key_for(id))
-            .arg(self.clock.now().as_secs())
+        let key = self.key_for(id);
+        let mut cmd = evalsha(&self.compare_and_save, &key);
+        cmd.arg(self.clock.now().as_secs())
             .arg(expected)
             .arg(new)
             .arg(data)
             .arg(stored.expires().as_secs())
-            .arg(self.ttl_ms(stored.expires()))
-            .invoke_async::<String>(&mut conn)
-            .await;
-        match self.check("compare_and_save", r)?.as_str() {
+            .arg(self.ttl_ms(stored.expires()));
+        let reply = self
+            .write::<String>(
+                "compare_and_save",
+                &key,
+                &cmd,
+                Some(&self.compare_and_save),
+                |r| r == "ok",
+            )
+            .await?;
+        match reply.as_str() {
             "ok" => {
-                self.durable(&mut conn, "compare_and_save").await?;
                 *rec = stored;
                 Ok(Token::from(id))
             }
@@ -557,6 +809,7 @@ impl<C: Clock> RedisStore<C> {
             return Ok(None);
         };
         let mut conn = self.conn().await?;
+        // In a cluster the key routes the command to its slot's master.
         let r = ::redis::cmd("HMGET")
             .arg(self.key_for(id))
             .arg("v")
@@ -586,13 +839,12 @@ impl<C: Clock> RedisStore<C> {
         let Ok(id) = SessionId::parse(token.as_str().as_bytes()) else {
             return Ok(());
         };
-        let mut conn = self.conn().await?;
-        let r = ::redis::cmd("DEL")
-            .arg(self.key_for(id))
-            .query_async::<i64>(&mut conn)
-            .await;
-        self.check("delete", r)?;
-        self.durable(&mut conn, "delete").await
+        let key = self.key_for(id);
+        let mut cmd = ::redis::cmd("DEL");
+        cmd.arg(&key);
+        self.write::<i64>("delete", &key, &cmd, None, |_| true)
+            .await
+            .map(drop)
     }
 
     async fn touch_impl(
@@ -603,20 +855,15 @@ impl<C: Clock> RedisStore<C> {
         let Ok(id) = SessionId::parse(token.as_str().as_bytes()) else {
             return Ok(None);
         };
-        let mut conn = self.conn().await?;
-        let r = self
-            .touch
-            .key(self.key_for(id))
-            .arg(self.clock.now().as_secs())
+        let key = self.key_for(id);
+        let mut cmd = evalsha(&self.touch, &key);
+        cmd.arg(self.clock.now().as_secs())
             .arg(expires.as_secs())
-            .arg(self.ttl_ms(expires))
-            .invoke_async::<i64>(&mut conn)
-            .await;
-        if self.check("touch", r)? == 0 {
-            return Ok(None);
-        }
-        self.durable(&mut conn, "touch").await?;
-        Ok(Some(Token::from(id)))
+            .arg(self.ttl_ms(expires));
+        let touched = self
+            .write::<i64>("touch", &key, &cmd, Some(&self.touch), |r| *r == 1)
+            .await?;
+        Ok((touched == 1).then(|| Token::from(id)))
     }
 }
 
@@ -663,6 +910,7 @@ impl<C: Clock> std::fmt::Debug for RedisStore<C> {
         let target = match &self.target {
             Target::Standalone(c) => c.get_connection_info().addr().to_string(),
             Target::Sentinel { service, .. } => format!("sentinel service {service}"),
+            Target::Cluster { nodes, .. } => format!("cluster {nodes}"),
         };
         f.debug_struct("RedisStore")
             .field("target", &target)

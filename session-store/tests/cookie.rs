@@ -159,7 +159,8 @@ async fn every_seal_uses_a_fresh_nonce() {
 
 #[test]
 fn known_answer_vector() {
-    // Fixed key 1 = [1; 32], cookie "sid", nonce [9; 24], record(1): the format is frozen.
+    // Fixed key 1 = [1; 32], cookie "sid", nonce [9; 24], record(1), binary payload (codec
+    // format 2): the format is frozen.
     let s = store(clock());
     let t = s.seal_with_nonce(&conformance::record(1), [9; 24]).unwrap();
     assert_eq!(t.as_str(), KAT_TOKEN);
@@ -169,7 +170,108 @@ fn known_answer_vector() {
     );
 }
 
-const KAT_TOKEN: &str = "AQAAAAEJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQnylp3_fPwaIwJosmJGC6s4o7nVyIAlzTzh3Ks1HGVAABVHdtuhvFOk3coZpq7R_gHphl612zvfE0VFL_8NxBrNhhxhCN7q0-WLtNNsxVHWIM64ZwFhPfGV8JjP7yqRE5HqknPtWXq6Y-XsVjwOhg";
+const KAT_TOKEN: &str = "AQAAAAEJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQnx7L6XX8c5Y1Is8SIWT-h483x1RntmM59_M-90T0YCIXdhOZnz_mWRjJZA9fuwm6MPxP0G-9Jm7WU9EZwU";
+
+#[test]
+fn format_1_json_token_still_opens() {
+    // The known-answer token of the versions before the binary codec (JSON payload, codec
+    // format 1), frozen then: cookies issued before the upgrade keep working.
+    let s = store(clock());
+    assert_eq!(
+        s.open(KAT_TOKEN_V1.as_bytes()).unwrap(),
+        conformance::record(1)
+    );
+}
+
+const KAT_TOKEN_V1: &str = "AQAAAAEJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQnylp3_fPwaIwJosmJGC6s4o7nVyIAlzTzh3Ks1HGVAABVHdtuhvFOk3coZpq7R_gHphl612zvfE0VFL_8NxBrNhhxhCN7q0-WLtNNsxVHWIM64ZwFhPfGV8JjP7yqRE5HqknPtWXq6Y-XsVjwOhg";
+
+/// The token layout written out independently of `CookieStore` (header, nonce, AEAD with
+/// the documented associated data), around any codec payload.
+fn independent_seal(
+    key: [u8; 32],
+    key_id: u32,
+    name: &str,
+    nonce: [u8; 24],
+    plain: &[u8],
+) -> String {
+    use chacha20poly1305::aead::{Aead, KeyInit, Payload};
+    use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+    let mut header = vec![1_u8];
+    header.extend_from_slice(&key_id.to_be_bytes());
+    let mut aad = b"session-store/cookie/v1\0".to_vec();
+    aad.extend_from_slice(name.as_bytes());
+    aad.push(0);
+    aad.extend_from_slice(&header);
+    let ct = XChaCha20Poly1305::new(&key.into())
+        .encrypt(
+            &XNonce::from(nonce),
+            Payload {
+                msg: plain,
+                aad: &aad,
+            },
+        )
+        .unwrap();
+    let mut raw = header;
+    raw.extend_from_slice(&nonce);
+    raw.extend_from_slice(&ct);
+    base64_encode(&raw)
+}
+
+/// Decrypts a token independently of `CookieStore`; returns the plaintext.
+fn independent_open(key: [u8; 32], name: &str, token: &str) -> Vec<u8> {
+    use chacha20poly1305::aead::{Aead, KeyInit, Payload};
+    use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+    let raw = base64_decode(token.as_bytes());
+    let (header, rest) = raw.split_at(5);
+    let (nonce, ct) = rest.split_at(24);
+    let mut aad = b"session-store/cookie/v1\0".to_vec();
+    aad.extend_from_slice(name.as_bytes());
+    aad.push(0);
+    aad.extend_from_slice(header);
+    XChaCha20Poly1305::new(&key.into())
+        .decrypt(
+            &XNonce::try_from(nonce).unwrap(),
+            Payload { msg: ct, aad: &aad },
+        )
+        .unwrap()
+}
+
+#[test]
+fn both_payload_formats_open_and_match_the_documented_layout() {
+    let s = store(clock());
+    let r = conformance::record(1);
+    let json = session_store::codec::encode_json(&r).unwrap();
+    let binary = session_store::codec::encode(&r).unwrap();
+    assert_eq!(json[0], session_store::codec::FORMAT_V1);
+    assert_eq!(binary[0], session_store::codec::FORMAT_V2);
+    assert!(binary.len() < json.len());
+    let t1 = independent_seal(K1, 1, "sid", [4; 24], &json);
+    let t2 = independent_seal(K1, 1, "sid", [4; 24], &binary);
+    assert_eq!(s.open(t1.as_bytes()).unwrap(), r);
+    assert_eq!(s.open(t2.as_bytes()).unwrap(), r);
+    // What the store seals is exactly the layout above with a binary payload.
+    assert_eq!(s.seal_with_nonce(&r, [4; 24]).unwrap().as_str(), t2);
+    // A format-1 session re-seals in format 2 on save.
+    let mut loaded = s.open(t1.as_bytes()).unwrap();
+    let t = futures_ready(s.save(&mut loaded));
+    let plain = independent_open(K1, "sid", t.as_str());
+    assert_eq!(plain[0], session_store::codec::FORMAT_V2);
+    assert_eq!(s.open(t.as_str().as_bytes()).unwrap(), loaded);
+    // An authentic payload of an unknown codec format is `Corrupt`, not `Tampered`.
+    let t9 = independent_seal(K1, 1, "sid", [4; 24], &[9, 0, 0]);
+    assert!(matches!(s.open(t9.as_bytes()), Err(OpenError::Corrupt(_))));
+}
+
+fn futures_ready<T>(f: impl Future<Output = Result<T, StoreError>>) -> T {
+    let mut f = std::pin::pin!(f);
+    match f
+        .as_mut()
+        .poll(&mut std::task::Context::from_waker(std::task::Waker::noop()))
+    {
+        std::task::Poll::Ready(v) => v.unwrap(),
+        std::task::Poll::Pending => panic!("cookie store futures are ready"),
+    }
+}
 
 #[tokio::test]
 async fn touch_reseals_with_new_expiry() {

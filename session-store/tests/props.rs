@@ -1,9 +1,122 @@
-//! Property tests: SessionId text round trip and strict parsing; cookie seal/open round trip,
-//! and every single-byte mutation and every truncation of a token failing to open.
+//! Property tests: SessionId text round trip and strict parsing; the record codec's round trip
+//! (binary format, and the JSON format it replaced), refusal of truncations and trailing bytes,
+//! and no panic on mutated input; cookie seal/open round trip, and every single-byte mutation
+//! and every truncation of a token failing to open.
 #![allow(clippy::unwrap_used, clippy::panic)]
 
+use std::time::Duration;
+
 use proptest::prelude::*;
-use session_store::{ID_TEXT_LEN, SessionId};
+use serde_json::Value;
+use session_store::codec;
+use session_store::{ID_TEXT_LEN, Record, SessionId, UnixTime};
+
+const NOW: UnixTime = UnixTime::from_secs(1_700_000_000);
+
+#[cfg_attr(not(feature = "cookie"), allow(dead_code))]
+fn json_value() -> impl Strategy<Value = Value> {
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::Bool),
+        any::<i64>().prop_map(Value::from),
+        any::<u64>().prop_map(Value::from),
+        (-1e15_f64..1e15).prop_map(Value::from),
+        ".{0,40}".prop_map(Value::String),
+    ];
+    leaf.prop_recursive(3, 24, 4, |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+            prop::collection::btree_map(".{0,8}", inner, 0..4)
+                .prop_map(|m| Value::Object(m.into_iter().collect())),
+        ]
+    })
+}
+
+prop_compose! {
+    #[cfg_attr(not(feature = "cookie"), allow(dead_code))]
+    fn record()(id in any::<[u8; 16]>(), ttl in 1_u64..1_000_000,
+                data in prop::collection::btree_map("[a-z]{1,12}", json_value(), 0..8)) -> Record {
+        let mut r = Record::new(SessionId::from_bytes(id), NOW, Duration::from_secs(ttl));
+        r.data_mut().extend(data);
+        r
+    }
+}
+
+/// Like [`json_value`], with every finite `f64` (not only "nice" ones), full-range integers
+/// and deeper nesting, for the codec.
+fn any_json_value() -> impl Strategy<Value = Value> {
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::Bool),
+        any::<i64>().prop_map(Value::from),
+        any::<u64>().prop_map(Value::from),
+        any::<f64>()
+            .prop_filter("finite", |f| f.is_finite())
+            .prop_map(Value::from),
+        any::<String>().prop_map(Value::String),
+    ];
+    leaf.prop_recursive(8, 64, 6, |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+            prop::collection::btree_map(any::<String>(), inner, 0..6)
+                .prop_map(|m| Value::Object(m.into_iter().collect())),
+        ]
+    })
+}
+
+prop_compose! {
+    fn any_record()(id in any::<[u8; 16]>(), created in any::<u64>(), ttl in any::<u64>(),
+                    version in any::<u64>(),
+                    data in prop::collection::btree_map(any::<String>(), any_json_value(), 0..10)) -> Record {
+        let mut r = Record::new(SessionId::from_bytes(id), UnixTime::from_secs(created), Duration::from_secs(ttl));
+        r.data_mut().extend(data);
+        // Versions are set only by stores; a JSON round trip carries any value in.
+        let mut json = serde_json::to_value(&r).unwrap();
+        json["v"] = Value::from(version);
+        serde_json::from_value(json).unwrap()
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    /// The binary codec: round trip, exact length, and the JSON format it replaced still
+    /// decoding to the same record.
+    #[test]
+    fn codec_round_trip(r in any_record()) {
+        let b = codec::encode(&r).unwrap();
+        prop_assert_eq!(b.first().copied(), Some(codec::FORMAT_V2));
+        prop_assert_eq!(b.len(), codec::encoded_len(&r).unwrap());
+        prop_assert_eq!(&codec::decode(&b).unwrap(), &r);
+        prop_assert_eq!(&codec::decode(&codec::encode_json(&r).unwrap()).unwrap(), &r);
+    }
+
+    /// Every proper prefix of an encoding is refused, and so is any extra byte.
+    #[test]
+    fn codec_refuses_truncation_and_trailing_bytes(r in any_record(), extra in any::<u8>()) {
+        let b = codec::encode(&r).unwrap();
+        for len in 0..b.len() {
+            prop_assert!(codec::decode(&b[..len]).is_err(), "prefix of {} bytes decoded", len);
+        }
+        let mut longer = b.clone();
+        longer.push(extra);
+        prop_assert!(codec::decode(&longer).is_err());
+    }
+
+    /// Arbitrary and mutated bodies never panic; whatever decodes re-encodes to the same
+    /// record (the fuzz oracle).
+    #[test]
+    fn codec_mutations_never_panic(r in any_record(), edits in prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..4)) {
+        let mut b = codec::encode(&r).unwrap();
+        for (i, v) in edits {
+            let i = i.index(b.len());
+            b[i] = v;
+        }
+        if let Ok(got) = codec::decode(&b) {
+            prop_assert_eq!(codec::decode(&codec::encode(&got).unwrap()).unwrap(), got);
+        }
+    }
+}
 
 proptest! {
     #[test]
@@ -43,16 +156,11 @@ proptest! {
 
 #[cfg(feature = "cookie")]
 mod cookie {
-    use std::time::Duration;
-
     use proptest::prelude::*;
-    use serde_json::Value;
     use session_store::cookie::MAX_COOKIE_BYTES;
-    use session_store::{
-        CookieStore, KeyRing, ManualClock, Record, SessionId, StoreError, UnixTime,
-    };
+    use session_store::{CookieStore, KeyRing, ManualClock, StoreError};
 
-    const NOW: UnixTime = UnixTime::from_secs(1_700_000_000);
+    use super::{NOW, record};
 
     fn store() -> CookieStore<ManualClock> {
         CookieStore::with_clock(
@@ -60,33 +168,6 @@ mod cookie {
             KeyRing::new(5, [5; 32]).rotate(6, [6; 32]),
             ManualClock::new(NOW),
         )
-    }
-
-    fn json_value() -> impl Strategy<Value = Value> {
-        let leaf = prop_oneof![
-            Just(Value::Null),
-            any::<bool>().prop_map(Value::Bool),
-            any::<i64>().prop_map(Value::from),
-            any::<u64>().prop_map(Value::from),
-            (-1e15_f64..1e15).prop_map(Value::from),
-            ".{0,40}".prop_map(Value::String),
-        ];
-        leaf.prop_recursive(3, 24, 4, |inner| {
-            prop_oneof![
-                prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
-                prop::collection::btree_map(".{0,8}", inner, 0..4)
-                    .prop_map(|m| Value::Object(m.into_iter().collect())),
-            ]
-        })
-    }
-
-    prop_compose! {
-        fn record()(id in any::<[u8; 16]>(), ttl in 1_u64..1_000_000,
-                    data in prop::collection::btree_map("[a-z]{1,12}", json_value(), 0..8)) -> Record {
-            let mut r = Record::new(SessionId::from_bytes(id), NOW, Duration::from_secs(ttl));
-            r.data_mut().extend(data);
-            r
-        }
     }
 
     proptest! {
