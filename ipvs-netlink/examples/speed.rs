@@ -6,7 +6,9 @@
 //!   cargo run --release -p ipvs-netlink --example speed
 //! ```
 //!
-//! `IPVS_SPEED_SERVICES` (default 10000) changes N (pass it with `IPVS_VM_PASSENV`).
+//! `IPVS_SPEED_SERVICES` (default 10000) changes N (pass it with `IPVS_VM_PASSENV`);
+//! `IPVS_SPEED_SKIP_IPVSADM=1` skips the (slow) `ipvsadm -R` / `-Ln` timings. Give the VM
+//! more than one vCPU (`IPVS_VM_SMP=2`) for the multi-socket dumps to have CPUs to use.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -54,6 +56,7 @@ fn main() {
     let apply = t.elapsed();
     assert_eq!(report.operations(), (n * 11) as usize);
 
+    // The full dump: `table` (one socket), then `table_with` on 2, 4, 8 sockets and 1 again.
     let t = Instant::now();
     let table = c.table().unwrap();
     let dump = t.elapsed();
@@ -62,24 +65,40 @@ fn main() {
         table.iter().map(|(_, d)| d.len()).sum::<usize>(),
         (n * 10) as usize
     );
+    let mut by_sockets = String::new();
+    // 1 again: the first dump may pay for warming caches.
+    for k in [2, 4, 8, 1] {
+        let t = Instant::now();
+        let again = c.table_with(k).unwrap();
+        by_sockets.push_str(&format!(
+            " dump({k}-sockets)={:.3}s",
+            t.elapsed().as_secs_f64()
+        ));
+        assert!(again == table, "{k} sockets give another table");
+    }
 
     let t = Instant::now();
     let again = c.apply(&desired).unwrap();
     let reapply = t.elapsed();
     assert!(again.is_empty());
 
+    let skip = std::env::var("IPVS_SPEED_SKIP_IPVSADM").as_deref() == Ok("1");
+    let (mut restore, mut ipvsadm_dump, mut listed) = (apply, dump, String::from("skipped"));
+    if !skip {
+        c.flush().unwrap();
+        let t = Instant::now();
+        let out = sh("ipvsadm -R < /tmp/rules");
+        restore = t.elapsed();
+        assert!(out.is_empty(), "{out}");
+        assert_eq!(c.services().unwrap().len(), n as usize);
+        let t = Instant::now();
+        listed = sh("ipvsadm -Ln | wc -l");
+        ipvsadm_dump = t.elapsed();
+    }
     c.flush().unwrap();
-    let t = Instant::now();
-    let out = sh("ipvsadm -R < /tmp/rules");
-    let restore = t.elapsed();
-    assert!(out.is_empty(), "{out}");
-    assert_eq!(c.services().unwrap().len(), n as usize);
-    let t = Instant::now();
-    let listed = sh("ipvsadm -Ln | wc -l");
-    let ipvsadm_dump = t.elapsed();
-    c.flush().unwrap();
+    let cpus = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
     println!(
-        "SPEED services={n} dests={} apply={:.3}s ipvsadm-R={:.3}s ratio={:.2}x dump(table)={:.3}s ipvsadm-Ln={:.3}s ({} lines) reapply(no-op)={:.3}s",
+        "SPEED cpus={cpus} services={n} dests={} apply={:.3}s ipvsadm-R={:.3}s ratio={:.2}x dump(table)={:.3}s{by_sockets} ipvsadm-Ln={:.3}s ({} lines) reapply(no-op)={:.3}s",
         n * 10,
         apply.as_secs_f64(),
         restore.as_secs_f64(),

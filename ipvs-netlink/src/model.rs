@@ -25,6 +25,12 @@ pub enum ConfigError {
         name: String,
     },
     /// Port 0 on a non-persistent TCP/UDP/SCTP service.
+    ///
+    /// The kernel stores such a service but never schedules a connection to it (its
+    /// scheduler logs "port zero only supported in persistent services"), and ipvsadm
+    /// refuses it ("Zero port specified for non-persistent service"). On a persistent
+    /// service port 0 is the kernel's catch-all for every port of the address, so it is
+    /// allowed there; fwmark services have no port.
     #[error(
         "port: 0 is only valid for a persistent service (ipvsadm: zero port specified for non-persistent service); give a port or set a persistence timeout"
     )]
@@ -37,8 +43,9 @@ pub enum ConfigError {
         /// The rejected value, as written.
         value: String,
     },
-    /// A weight above 65535 (ipvsadm's limit).
-    #[error("weight {weight} out of range: use 0..=65535 (0 stops new connections)")]
+    /// A weight above 2,147,483,647: the kernel keeps weights as a C `int` and refuses
+    /// negative ones with `ERANGE` (`ip_vs_add_dest`).
+    #[error("weight {weight} out of range: use 0..=2147483647 (0 stops new connections)")]
     WeightOutOfRange {
         /// The rejected weight.
         weight: u32,
@@ -741,6 +748,9 @@ pub struct Dest {
 }
 
 impl Dest {
+    /// The largest weight the kernel accepts: it stores weights as a C `int` (`i32::MAX`).
+    pub const MAX_WEIGHT: u32 = 2_147_483_647;
+
     /// Weight 1, no thresholds. Fails on a GUE tunnel without a port.
     pub fn new(addr: SocketAddr, forward: ForwardMethod) -> Result<Self, ConfigError> {
         if let ForwardMethod::Tunnel(TunnelType::Gue { port: 0, .. }) = forward {
@@ -754,9 +764,10 @@ impl Dest {
             lower_threshold: 0,
         })
     }
-    /// Set the weight (`-w`), 0..=65535.
+    /// Set the weight (`-w`), 0..=[`Dest::MAX_WEIGHT`] — the kernel's range (ipvsadm 1.31
+    /// accepts the same); 0 stops new connections.
     pub fn with_weight(mut self, weight: u32) -> Result<Self, ConfigError> {
-        if weight > 65535 {
+        if weight > Self::MAX_WEIGHT {
             return Err(ConfigError::WeightOutOfRange { weight });
         }
         self.weight = weight;

@@ -21,6 +21,8 @@ use std::process::Command;
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
+use ipvs_netlink::Op;
+use ipvs_netlink::wire::{CmdAttr, IpvsCmd, IpvsMessage, ServiceAttr};
 use ipvs_netlink::{
     Client, DaemonState, DesiredService, Dest, DestEntry, Family, ForwardMethod, KernelError,
     Netmask, Protocol, Service, ServiceEntry, ServiceFlags, ServiceKey, SyncDaemon, Timeouts,
@@ -59,6 +61,8 @@ fn ipvsadm(args: &str) -> String {
 
 fn client() -> Client {
     let mut c = Client::new().expect("IPVS family (is this running in the VM?)");
+    // A request the kernel does not answer fails the test instead of hanging the suite.
+    c.set_timeout(Some(Duration::from_secs(20))).unwrap();
     c.flush().unwrap();
     c
 }
@@ -290,7 +294,7 @@ fn crate_creates_every_kind_ipvsadm_reads_back() {
 
     // Sync daemon (no mixed-family services may exist: the table is flushed first).
     c.flush().unwrap();
-    // A backup daemon: stopping a master on lo (no multicast address) hangs in the VM.
+    // Master daemons have a test of their own (sync_daemons_master_and_backup).
     let mut d = SyncDaemon::new(DaemonState::Backup, "lo", 7).unwrap();
     d.mcast_port = Some(8848);
     d.mcast_ttl = Some(2);
@@ -310,7 +314,7 @@ fn crate_creates_every_kind_ipvsadm_reads_back() {
     assert_eq!(ds[0].mcast_ttl, Some(2));
     assert_eq!(ds[0].sync_maxlen, Some(1400));
     assert_eq!(ds[0].mcast_group, d.mcast_group);
-    stop_backup_daemon();
+    c.stop_daemon(DaemonState::Backup).unwrap();
     assert!(!ipvsadm("-Ln --daemon").contains("backup"));
 
     let info = c.info().unwrap();
@@ -323,19 +327,6 @@ fn crate_creates_every_kind_ipvsadm_reads_back() {
         )),
         "{head}"
     );
-}
-
-/// Stop the backup daemon through the crate, on a fresh socket, with a watchdog.
-fn stop_backup_daemon() {
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let r = Client::new().and_then(|mut c| c.stop_daemon(DaemonState::Backup));
-        let _ = tx.send(r.map_err(|e| e.to_string()));
-    });
-    match rx.recv_timeout(Duration::from_secs(15)) {
-        Ok(r) => r.unwrap(),
-        Err(_) => panic!("stop_daemon did not return in 15 s"),
-    }
 }
 
 // ---- 2. ipvsadm writes, crate reads ----
@@ -447,7 +438,7 @@ fn every_error_path_is_typed() {
     );
     c.start_daemon(&d).unwrap();
     assert_eq!(kind(c.start_daemon(&d)), KernelError::DaemonRunning);
-    stop_backup_daemon();
+    c.stop_daemon(DaemonState::Backup).unwrap();
 
     // Refused before sending, naming the field.
     let e = Service::new(ServiceKey::tcp(sa("10.1.0.1:0")), "rr").unwrap_err();
@@ -458,7 +449,7 @@ fn every_error_path_is_typed() {
     assert!(e.to_string().starts_with("netmask"), "{e}");
     let e = Netmask::v6(0).unwrap_err();
     assert!(e.to_string().starts_with("netmask"), "{e}");
-    let e = dest.clone().with_weight(70000).unwrap_err();
+    let e = dest.clone().with_weight(2_147_483_648).unwrap_err();
     assert!(e.to_string().starts_with("weight"), "{e}");
     let e = dest.with_thresholds(1, 2).unwrap_err();
     assert!(e.to_string().starts_with("thresholds"), "{e}");
@@ -651,6 +642,386 @@ fn traffic_moves_counters() {
     assert_eq!(c.service(&key).unwrap().stats.conns, 0);
     c.zero(None).unwrap();
     c.flush().unwrap();
+}
+
+// ---- 7. sync daemons: master and backup ----
+
+fn daemon_lines() -> Vec<String> {
+    let out = ipvsadm("-L --daemon");
+    out.lines().map(str::to_owned).collect()
+}
+
+/// Run `f`, print how long it took, and fail if it took more than 10 s.
+fn timed<T>(what: &str, f: impl FnOnce() -> T) -> T {
+    let t = std::time::Instant::now();
+    let r = f();
+    let e = t.elapsed();
+    println!("  {what}: {:.1} ms", e.as_secs_f64() * 1e3);
+    assert!(e < Duration::from_secs(10), "{what} took {e:?}");
+    r
+}
+
+#[test]
+#[ignore = "needs ip_vs: runs in the qemu VM via scripts/ipvs-vm.sh"]
+fn sync_daemons_master_and_backup() {
+    let _g = lock();
+    let mut c = client();
+    let mut master = SyncDaemon::new(DaemonState::Master, "lo", 3).unwrap();
+    master.mcast_group = Some(IpAddr::V4(Ipv4Addr::new(224, 0, 0, 81)));
+    master.mcast_port = Some(8848);
+    master.mcast_ttl = Some(2);
+    master.sync_maxlen = Some(1400);
+    let backup = SyncDaemon::new(DaemonState::Backup, "lo", 4).unwrap();
+
+    // Master alone, then master + backup.
+    timed("start master", || c.start_daemon(&master)).unwrap();
+    assert_eq!(
+        daemon_lines(),
+        [
+            "master sync daemon (mcast=lo, syncid=3, maxlen=1400, group=224.0.0.81, port=8848, ttl=2)"
+        ]
+    );
+    timed("start backup", || c.start_daemon(&backup)).unwrap();
+    let both = daemon_lines();
+    assert_eq!(both.len(), 2, "{both:?}");
+    assert!(
+        both[0].starts_with("master sync daemon (mcast=lo, syncid=3,"),
+        "{both:?}"
+    );
+    assert!(
+        both[1].starts_with("backup sync daemon (mcast=lo, syncid=4,"),
+        "{both:?}"
+    );
+    let ds = c.daemons().unwrap();
+    assert_eq!(
+        ds.iter().map(|d| (d.state, d.syncid)).collect::<Vec<_>>(),
+        [(DaemonState::Master, 3), (DaemonState::Backup, 4)]
+    );
+
+    // Stop the master on the socket that started it; the backup stays.
+    timed("stop master (same socket)", || {
+        c.stop_daemon(DaemonState::Master)
+    })
+    .unwrap();
+    let left = daemon_lines();
+    assert_eq!(left.len(), 1, "{left:?}");
+    assert!(
+        left[0].starts_with("backup sync daemon (mcast=lo, syncid=4,"),
+        "{left:?}"
+    );
+    assert_eq!(
+        kind(c.stop_daemon(DaemonState::Master)),
+        KernelError::NoDaemon
+    );
+
+    // A master with traffic to sync: connections through a service while it runs.
+    timed("restart master", || c.start_daemon(&master)).unwrap();
+    sh("ip addr add 10.11.11.11/32 dev lo 2>&1 || true");
+    let listener = TcpListener::bind("0.0.0.0:9001").unwrap();
+    let server = std::thread::spawn(move || {
+        for s in listener.incoming().take(3) {
+            let mut s = s.unwrap();
+            let mut buf = [0u8; 1];
+            s.read_exact(&mut buf).unwrap();
+        }
+    });
+    let key = ServiceKey::tcp(sa("10.11.11.11:80"));
+    c.add_service(&Service::new(key, "rr").unwrap()).unwrap();
+    c.add_dest(
+        &key,
+        &Dest::new(sa("10.11.11.11:9001"), ForwardMethod::Masq).unwrap(),
+    )
+    .unwrap();
+    for _ in 0..3 {
+        let mut s =
+            TcpStream::connect_timeout(&sa("10.11.11.11:80"), Duration::from_secs(5)).unwrap();
+        s.write_all(b"x").unwrap();
+    }
+    server.join().unwrap();
+    // This time from another socket.
+    timed("stop master (with connections, other socket)", || {
+        Client::new()?.stop_daemon(DaemonState::Master)
+    })
+    .unwrap();
+    timed("stop backup", || c.stop_daemon(DaemonState::Backup)).unwrap();
+    assert!(daemon_lines().is_empty(), "{:?}", daemon_lines());
+    c.flush().unwrap();
+
+    // ipvsadm starts, the crate reads and stops; then the reverse.
+    ipvsadm("--start-daemon master --mcast-interface lo --syncid 5");
+    ipvsadm("--start-daemon backup --mcast-interface lo --syncid 6");
+    let ds = c.daemons().unwrap();
+    assert_eq!(
+        ds.iter().map(|d| (d.state, d.syncid)).collect::<Vec<_>>(),
+        [(DaemonState::Master, 5), (DaemonState::Backup, 6)]
+    );
+    assert_eq!(
+        ds[0].mcast_group,
+        Some(IpAddr::V4(Ipv4Addr::new(224, 0, 0, 81)))
+    );
+    timed("stop ipvsadm's master", || {
+        c.stop_daemon(DaemonState::Master)
+    })
+    .unwrap();
+    assert_eq!(daemon_lines().len(), 1);
+    timed("stop ipvsadm's backup", || {
+        c.stop_daemon(DaemonState::Backup)
+    })
+    .unwrap();
+    assert!(daemon_lines().is_empty());
+    c.start_daemon(&master).unwrap();
+    c.start_daemon(&backup).unwrap();
+    ipvsadm("--stop-daemon master");
+    assert_eq!(
+        c.daemons()
+            .unwrap()
+            .iter()
+            .map(|d| d.state)
+            .collect::<Vec<_>>(),
+        [DaemonState::Backup]
+    );
+    ipvsadm("--stop-daemon backup");
+    assert!(c.daemons().unwrap().is_empty());
+
+    // A stop right after the start: the daemon's thread has not run yet, kthread_stop gives
+    // -EINTR and the kernel sends no ACK at all (netlink_rcv_skb skips it). Sent raw in one
+    // batch, the stop is never answered:
+    c.set_timeout(Some(Duration::from_secs(2))).unwrap();
+    let backup_raw = IpvsMessage::new(IpvsCmd::NewDaemon, vec![CmdAttr::Daemon(backup.attrs())]);
+    let stop_raw = IpvsMessage::new(
+        IpvsCmd::DelDaemon,
+        vec![CmdAttr::Daemon(vec![
+            ipvs_netlink::wire::DaemonAttr::State(2),
+        ])],
+    );
+    let raw = c.batch(&[(Op::StartDaemon, backup_raw), (Op::StopDaemon, stop_raw)]);
+    println!("  raw start+stop in one batch: {raw:?}");
+    assert!(daemon_lines().is_empty(), "{:?}", daemon_lines());
+    c.set_timeout(Some(Duration::from_secs(20))).unwrap();
+    // ...while stop_daemon notices the swallowed answer and checks the daemon is gone.
+    for round in 0..5 {
+        for d in [&master, &backup] {
+            c.start_daemon(d).unwrap();
+            timed(
+                &format!("round {round}: stop {:?} right after its start", d.state),
+                || c.stop_daemon(d.state),
+            )
+            .unwrap();
+        }
+        assert!(daemon_lines().is_empty(), "{:?}", daemon_lines());
+    }
+}
+
+// ---- 8. Local and Bypass forwarding ----
+
+#[test]
+#[ignore = "needs ip_vs: runs in the qemu VM via scripts/ipvs-vm.sh"]
+fn local_and_bypass_forwarding() {
+    let _g = lock();
+    let mut c = client();
+    let key = ServiceKey::tcp(sa("10.2.0.1:80"));
+    c.add_service(&Service::new(key, "rr").unwrap()).unwrap();
+    let local = Dest::new(sa("10.2.0.2:80"), ForwardMethod::Local).unwrap();
+    let bypass = Dest::new(sa("10.2.0.3:80"), ForwardMethod::Bypass)
+        .unwrap()
+        .with_weight(2)
+        .unwrap();
+    c.add_dest(&key, &local).unwrap();
+    c.add_dest(&key, &bypass).unwrap();
+    let ln = ipvsadm("-Ln");
+    let saved = ipvsadm("-S -n");
+    println!("-Ln:\n{ln}-S -n:\n{saved}");
+    let l = lines(&ln);
+    assert!(l.contains("-> 10.2.0.2:80 Local 1 0 0"), "{ln}");
+    // ipvsadm 1.31 has no name for bypass: its -Ln prints a NULL string, and -S has no switch.
+    assert!(l.contains("-> 10.2.0.3:80 (null) 2 0 0"), "{ln}");
+    let s = lines(&saved);
+    assert!(
+        s.contains("-a -t 10.2.0.1:80 -r 10.2.0.2:80 -g -w 1"),
+        "{saved}"
+    );
+    let mut got: Vec<Dest> = c.dests(&key).unwrap().into_iter().map(|d| d.dest).collect();
+    got.sort_by_key(Dest::addr);
+    assert_eq!(got, [local.clone(), bypass.clone()]);
+
+    // Edit in place: Local -> Route -> Local, Bypass -> Masq.
+    let route = Dest::new(sa("10.2.0.2:80"), ForwardMethod::DirectRoute).unwrap();
+    c.edit_dest(&key, &route).unwrap();
+    assert!(lines(&ipvsadm("-Ln")).contains("-> 10.2.0.2:80 Route 1 0 0"));
+    c.edit_dest(&key, &local).unwrap();
+    assert!(lines(&ipvsadm("-Ln")).contains("-> 10.2.0.2:80 Local 1 0 0"));
+
+    // The reverse: ipvsadm has no switch for Local; -g (route) to an address of this host
+    // is what it offers. Read what the kernel made of it.
+    c.flush().unwrap();
+    sh("ip addr add 10.2.0.9/32 dev lo 2>&1 || true");
+    ipvsadm("-A -t 10.2.0.1:80 -s rr");
+    ipvsadm("-a -t 10.2.0.1:80 -r 10.2.0.9:80 -g");
+    ipvsadm("-a -t 10.2.0.1:80 -r 10.2.0.4:80 -g");
+    let ln = ipvsadm("-Ln");
+    println!("ipvsadm-made -Ln:\n{ln}");
+    let mut got: Vec<(SocketAddr, ForwardMethod)> = c
+        .dests(&key)
+        .unwrap()
+        .into_iter()
+        .map(|d| (d.dest.addr(), d.dest.forward()))
+        .collect();
+    got.sort();
+    println!("crate reads {got:?}");
+    let local_line = lines(&ln)
+        .into_iter()
+        .find(|l| l.starts_with("-> 10.2.0.9:80"))
+        .unwrap();
+    // Debian's 6.1 kernel keeps what it was given: a route to a local address stays Route.
+    assert!(local_line.contains(" Route "), "{ln}");
+    assert_eq!(
+        got,
+        [
+            (sa("10.2.0.4:80"), ForwardMethod::DirectRoute),
+            (sa("10.2.0.9:80"), ForwardMethod::DirectRoute),
+        ]
+    );
+    // ipvsadm -R of `-a ... -g` followed by the crate's edit to Local (what an ipvsadm user
+    // cannot express) reads back as Local in ipvsadm.
+    c.edit_dest(
+        &key,
+        &Dest::new(sa("10.2.0.9:80"), ForwardMethod::Local).unwrap(),
+    )
+    .unwrap();
+    assert!(lines(&ipvsadm("-Ln")).contains("-> 10.2.0.9:80 Local 1 0 0"));
+    c.flush().unwrap();
+}
+
+// ---- 9. the kernel's ranges: weights above 65,535, port 0 ----
+
+#[test]
+#[ignore = "needs ip_vs: runs in the qemu VM via scripts/ipvs-vm.sh"]
+fn kernel_ranges_weight_and_port_zero() {
+    let _g = lock();
+    let mut c = client();
+    let key = ServiceKey::tcp(sa("10.3.0.1:80"));
+    c.add_service(&Service::new(key, "wrr").unwrap()).unwrap();
+    // The kernel keeps weights as int: 0..=i32::MAX.
+    for (i, w) in [65_536u32, 1_000_000, 2_147_483_647]
+        .into_iter()
+        .enumerate()
+    {
+        let addr = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(10, 3, 0, 10 + i as u8)), 80);
+        let d = Dest::new(addr, ForwardMethod::Masq)
+            .unwrap()
+            .with_weight(w)
+            .unwrap();
+        c.add_dest(&key, &d).unwrap();
+        let l = lines(&ipvsadm("-Ln"));
+        assert!(l.contains(&format!("-> {addr} Masq {w} 0 0")), "{l:?}");
+    }
+    ipvsadm("-a -t 10.3.0.1:80 -r 10.3.0.20:80 -m -w 70000");
+    let got = c.dests(&key).unwrap();
+    let w = got
+        .iter()
+        .find(|d| d.dest.addr() == sa("10.3.0.20:80"))
+        .unwrap()
+        .dest
+        .weight();
+    assert_eq!(w, 70_000);
+    let e = Dest::new(sa("10.3.0.30:80"), ForwardMethod::Masq)
+        .unwrap()
+        .with_weight(2_147_483_648)
+        .unwrap_err();
+    assert!(e.to_string().starts_with("weight"), "{e}");
+
+    // Port 0 on a persistent service: the kernel's catch-all ("all ports") service.
+    let all = ServiceKey::tcp(sa("10.3.0.2:0"));
+    c.add_service(&Service::new_persistent(all, "rr", 300).unwrap())
+        .unwrap();
+    c.add_dest(
+        &all,
+        &Dest::new(sa("10.3.0.3:0"), ForwardMethod::DirectRoute).unwrap(),
+    )
+    .unwrap();
+    let s = lines(&ipvsadm("-S -n"));
+    assert!(s.contains("-A -t 10.3.0.2:0 -s rr -p 300"), "{s:?}");
+    assert!(
+        s.contains("-a -t 10.3.0.2:0 -r 10.3.0.3:0 -g -w 1"),
+        "{s:?}"
+    );
+    assert_eq!(c.service(&all).unwrap().service.timeout(), 300);
+    // ipvsadm refuses port 0 without persistence, and so does the crate (the kernel would
+    // store it but never schedule a connection to it).
+    let out = sh("ipvsadm -A -t 10.3.0.4:0 -s rr");
+    assert!(out.contains("Zero port specified"), "{out}");
+    let e = Service::new(ServiceKey::udp(sa("10.3.0.4:0")), "rr").unwrap_err();
+    assert!(e.to_string().starts_with("port"), "{e}");
+    // The kernel itself stores it (sent raw, past the model's check).
+    let mut attrs = Service::new(ServiceKey::tcp(sa("10.3.0.4:1")), "rr")
+        .unwrap()
+        .attrs();
+    for a in &mut attrs {
+        if let ServiceAttr::Port(p) = a {
+            *p = 0;
+        }
+    }
+    let raw = IpvsMessage::new(IpvsCmd::NewService, vec![CmdAttr::Service(attrs)]);
+    let r = c.batch(&[(Op::AddService, raw)]).unwrap();
+    assert!(r[0].is_ok(), "{r:?}");
+    assert!(
+        lines(&ipvsadm("-S -n")).contains("-A -t 10.3.0.4:0 -s rr"),
+        "the kernel refused a non-persistent port-0 service"
+    );
+    c.flush().unwrap();
+}
+
+// ---- 10. the full dump on several sockets ----
+
+#[test]
+#[ignore = "needs ip_vs: runs in the qemu VM via scripts/ipvs-vm.sh"]
+fn table_on_several_sockets_equals_one_socket() {
+    let _g = lock();
+    let mut c = client();
+    let desired: Vec<DesiredService> = (0..1_200u32)
+        .map(|i| {
+            let [_, _, a, b] = (i + 256).to_be_bytes();
+            let vip = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(10, 40, a, b)), 80);
+            let dests = (0..i % 4)
+                .map(|j| {
+                    let rip = IpAddr::V4(Ipv4Addr::new(10, 50 + j as u8, a, b));
+                    Dest::new(SocketAddr::new(rip, 8080), ForwardMethod::Masq)
+                        .unwrap()
+                        .with_weight(j)
+                        .unwrap()
+                })
+                .collect();
+            DesiredService::new(Service::new(ServiceKey::tcp(vip), "wlc").unwrap(), dests)
+        })
+        .collect();
+    c.apply(&desired).unwrap();
+    let order: Vec<ServiceKey> = c
+        .services()
+        .unwrap()
+        .iter()
+        .map(|s| *s.service.key())
+        .collect();
+    let one = c.table_with(1).unwrap();
+    assert_eq!(
+        one.iter()
+            .map(|(s, _)| *s.service.key())
+            .collect::<Vec<_>>(),
+        order,
+        "the table keeps the kernel's service order"
+    );
+    for k in [2, 3, 8, 64] {
+        let t = std::time::Instant::now();
+        let many = c.table_with(k).unwrap();
+        println!("  table_with({k}): {:?}", t.elapsed());
+        assert!(many == one, "{k} sockets give another table");
+    }
+    assert!(c.table().unwrap() == one);
+    assert_eq!(sorted_table(&mut c), sorted_desired(&desired));
+    // More sockets than services, and an empty table.
+    c.apply(&desired[..3]).unwrap();
+    assert_eq!(c.table_with(8).unwrap().len(), 3);
+    c.flush().unwrap();
+    assert!(c.table_with(8).unwrap().is_empty());
 }
 
 // ---- the VM must be available in CI ----
