@@ -40,69 +40,24 @@ impl fmt::Display for VsAddr {
     }
 }
 
-/// `lb_algo`: the IPVS scheduler.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum LbAlgo {
-    /// `rr`, round robin.
-    Rr,
-    /// `wrr`, weighted round robin (the default).
-    Wrr,
-    /// `lc`, least connections.
-    Lc,
-    /// `wlc`, weighted least connections.
-    Wlc,
-    /// `sed`, shortest expected delay.
-    Sed,
-    /// `nq`, never queue.
-    Nq,
-    /// `dh`, destination hashing.
-    Dh,
-    /// `sh`, source hashing.
-    Sh,
-    /// `lblc`, locality-based least connections.
-    Lblc,
-    /// `lblcr`, locality-based least connections with replication.
-    Lblcr,
-    /// `mh`, Maglev hashing.
-    Mh,
-    /// `fo`, weighted failover.
-    Fo,
-    /// `ovf`, weighted overflow.
-    Ovf,
-    /// `twos`, weighted random twos choice.
-    Twos,
+/// `lb_algo`: the IPVS scheduler, one of lvs-sched's IPVS kinds (`rr wrr lc wlc sed nq dh sh
+/// lblc lblcr mh fo ovf twos`; never an nginx balancer, which IPVS does not have).
+pub type LbAlgo = lvs_sched::SchedulerKind;
+
+/// The IPVS scheduler named `name` (the kernel's module suffix), if any.
+#[must_use]
+pub fn lb_algo_from_name(name: &str) -> Option<LbAlgo> {
+    name.parse::<LbAlgo>().ok().filter(|k| !k.is_nginx())
 }
 
-impl LbAlgo {
-    const ALL: [(Self, &'static str); 14] = [
-        (Self::Rr, "rr"),
-        (Self::Wrr, "wrr"),
-        (Self::Lc, "lc"),
-        (Self::Wlc, "wlc"),
-        (Self::Sed, "sed"),
-        (Self::Nq, "nq"),
-        (Self::Dh, "dh"),
-        (Self::Sh, "sh"),
-        (Self::Lblc, "lblc"),
-        (Self::Lblcr, "lblcr"),
-        (Self::Mh, "mh"),
-        (Self::Fo, "fo"),
-        (Self::Ovf, "ovf"),
-        (Self::Twos, "twos"),
-    ];
-
-    /// The IPVS scheduler name (`wrr`, ...).
-    pub fn name(self) -> &'static str {
-        Self::ALL
-            .iter()
-            .find(|(a, _)| *a == self)
-            .map_or("wrr", |(_, n)| n)
-    }
-
-    /// The algorithm named `name`, if any.
-    pub fn from_name(name: &str) -> Option<Self> {
-        Self::ALL.iter().find(|(_, n)| *n == name).map(|(a, _)| *a)
-    }
+/// The names `lb_algo` accepts, space-separated.
+fn lb_algo_names() -> String {
+    LbAlgo::ALL
+        .iter()
+        .filter(|k| !k.is_nginx())
+        .map(|k| k.name())
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// `lb_kind`: the forwarding method.
@@ -343,13 +298,8 @@ fn virtual_server(node: &Node, ctx: &mut Ctx) -> Result<VirtualServer, ConfError
             "lb_algo" => {
                 ctx.max_args(n, 1);
                 let s = arg(n, 0, "a scheduler name")?;
-                vs.lb_algo = LbAlgo::from_name(s).ok_or_else(|| {
-                    bad_value(
-                        n,
-                        s,
-                        "a scheduler: rr wrr lc wlc sed nq dh sh lblc lblcr mh fo ovf twos",
-                    )
-                })?;
+                vs.lb_algo = lb_algo_from_name(s)
+                    .ok_or_else(|| bad_value(n, s, &format!("a scheduler: {}", lb_algo_names())))?;
             }
             "lb_kind" => {
                 ctx.max_args(n, 1);
