@@ -1,11 +1,13 @@
 //! `MysqlStore` against a real, throw-away MariaDB server (tests/support/servers.rs):
-//! the conformance suite, with `concurrent_increments_lose_nothing` racing 8 tasks on a
-//! multi-threaded runtime through a connection pool, and two stores on one database.
+//! the tests of `tests/sql_server` (the conformance suite, with `concurrent_increments_lose_nothing`
+//! racing 8 tasks on a multi-threaded runtime through a connection pool, two stores on one
+//! database, sweep, concurrent migrations, bad URL, unreachable server).
 //! Without the server binaries the tests are skipped (printed), except with `CI=true`.
 #![cfg(feature = "mysql")]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod conformance;
+mod sql_server;
 mod support;
 
 use std::sync::Arc;
@@ -13,137 +15,9 @@ use std::sync::Arc;
 use session_store::{ManualClock, MysqlStore, SessionStore, StoreError};
 use support::servers;
 
-async fn store_on(url: &str, clock: ManualClock) -> MysqlStore<ManualClock> {
-    let store = MysqlStore::connect(url, clock).await.unwrap();
-    store.migrate().await.unwrap();
-    store
-}
-
-conformance::store_conformance!(async |clock| {
-    let Some(server) = servers::mariadb() else {
-        return;
-    };
-    store_on(&server.fresh_database().await, clock).await
-});
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn two_stores_on_one_database_lose_no_update() {
-    let Some(server) = servers::mariadb() else {
-        return;
-    };
-    let url = server.fresh_database().await;
-    let clock = ManualClock::new(conformance::T0);
-    let a = Arc::new(store_on(&url, clock.clone()).await);
-    let b = Arc::new(store_on(&url, clock.clone()).await);
-    let mut r = conformance::record(1);
-    r.insert("counter", &0_u64).unwrap();
-    let token = a.create(&mut r).await.unwrap();
-    assert_eq!(b.load(&token).await.unwrap().as_ref(), Some(&r));
-    let mut tasks = Vec::new();
-    for i in 0..6_u32 {
-        let s = if i % 2 == 0 { a.clone() } else { b.clone() };
-        let token = token.clone();
-        tasks.push(tokio::spawn(async move {
-            for _ in 0..30 {
-                loop {
-                    let mut rec = s.load(&token).await.unwrap().unwrap();
-                    let c: u64 = rec.get("counter").unwrap().unwrap();
-                    rec.insert("counter", &(c + 1)).unwrap();
-                    tokio::task::yield_now().await;
-                    match s.compare_and_save(&mut rec).await {
-                        Ok(_) => break,
-                        Err(StoreError::VersionMismatch { .. }) => {}
-                        Err(e) => panic!("{e:?}"),
-                    }
-                }
-            }
-        }));
-    }
-    for t in tasks {
-        t.await.unwrap();
-    }
-    let got = a.load(&token).await.unwrap().unwrap();
-    assert_eq!(got.get::<u64>("counter").unwrap(), Some(180));
-    assert_eq!(got.version(), 181);
-}
-
-#[tokio::test]
-async fn sweep_and_migrate_on_a_real_server() {
-    let Some(server) = servers::mariadb() else {
-        return;
-    };
-    let url = server.fresh_database().await;
-    let clock = ManualClock::new(conformance::T0);
-    let s = store_on(&url, clock.clone()).await;
-    s.migrate().await.unwrap();
-    for n in 0..4 {
-        let mut r = conformance::record(n);
-        if n < 2 {
-            r.set_ttl(conformance::T0, conformance::TTL * 10);
-        }
-        s.create(&mut r).await.unwrap();
-    }
-    assert_eq!(s.sweep(conformance::T0).await.unwrap(), 0);
-    let later = conformance::T0.saturating_add(conformance::TTL);
-    assert_eq!(s.sweep(later).await.unwrap(), 2);
-    let rows: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM sessions")
-        .fetch_one(s.pool())
-        .await
-        .unwrap();
-    assert_eq!(rows, 2);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn concurrent_migrations_all_succeed() {
-    let Some(server) = servers::mariadb() else {
-        return;
-    };
-    let url = server.fresh_database().await;
-    let mut tasks = Vec::new();
-    for _ in 0..6 {
-        let url = url.clone();
-        tasks.push(tokio::spawn(async move {
-            let s = MysqlStore::connect(&url, ManualClock::new(conformance::T0))
-                .await
-                .unwrap();
-            s.migrate().await
-        }));
-    }
-    for t in tasks {
-        t.await.unwrap().unwrap();
-    }
-}
-
-#[tokio::test]
-async fn malformed_url_is_a_connect_error() {
-    match MysqlStore::connect("mysql://root@[::1", ManualClock::new(conformance::T0)).await {
-        Err(session_store::SqlError::Connect(_)) => {}
-        other => panic!("expected Connect, got {other:?}"),
-    }
-}
-
-#[tokio::test]
-async fn unreachable_server_is_unavailable_not_a_backend_bug() {
-    // A port nobody listens on (bound, then released), and a pool that gives up quickly.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let pool = sqlx::mysql::MySqlPoolOptions::new()
-        .acquire_timeout(std::time::Duration::from_millis(300))
-        .connect_lazy(&format!("mysql://root@127.0.0.1:{port}/x"))
-        .unwrap();
-    let s = MysqlStore::from_pool(pool, ManualClock::new(conformance::T0));
-    let token = session_store::Token::from(conformance::record(1).id());
-    match s.load(&token).await {
-        Err(StoreError::Unavailable(e)) => assert!(
-            matches!(
-                e.downcast_ref::<session_store::SqlError>(),
-                Some(session_store::SqlError::Query { op: "load", .. })
-            ),
-            "{e:?}"
-        ),
-        other => panic!("expected Unavailable, got {other:?}"),
-    }
-}
+sql_server::server_store_tests!(
+    MysqlStore,
+    servers::mariadb,
+    sqlx::mysql::MySqlPoolOptions,
+    "mysql://root@"
+);
