@@ -881,6 +881,157 @@ async fn bad_requests_and_bad_upstreams() {
     assert_eq!(lbd.get("/").await.body, "a");
 }
 
+/// The number of open file descriptors of process `pid`.
+fn fd_count(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .count()
+}
+
+/// The start of `s`, for assertion messages.
+fn short(s: &str) -> String {
+    s.chars().take(300).collect()
+}
+
+/// Send `req` on a fresh connection and read until the server closes it (at most 5 s);
+/// returns what came back and how long the close took.
+fn raw_exchange(port: u16, req: &[u8]) -> (String, Duration) {
+    let t = std::time::Instant::now();
+    let mut s = StdStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let _ = s.write_all(req);
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    (String::from_utf8_lossy(&out).into_owned(), t.elapsed())
+}
+
+/// Bad upstream responses: a response whose header is complete but whose body goes wrong
+/// cannot become a 502 any more (the status line is already on its way to the client): `lbd`
+/// then aborts the client connection, so the client sees a truncated body and no clean end
+/// (nginx does the same). Everything that fails before the header gives 502.
+#[tokio::test]
+async fn bad_upstream_bodies_abort_and_nothing_leaks() {
+    let a = Backend::start("a").await;
+    let bad_chunk = raw_backend(
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n",
+    )
+    .await;
+    let cut_chunked =
+        raw_backend(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n").await;
+    let cut_length = raw_backend(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly ten..").await;
+    let big_head: &'static [u8] = Box::leak(
+        format!(
+            "HTTP/1.1 200 OK\r\nX-Big: {}\r\nContent-Length: 2\r\n\r\nok",
+            "b".repeat(100 * 1024)
+        )
+        .into_bytes()
+        .into_boxed_slice(),
+    );
+    let big_head = raw_backend(big_head).await;
+    let silent_close = raw_backend(b"").await;
+    let half_head = raw_backend(b"HTTP/1.1 200 OK\r\nContent-Le").await;
+    let mut text = String::from("workers 2;\naccess_log off;\n");
+    let cases = [
+        ("u", a.addr),
+        ("badchunk", bad_chunk),
+        ("cutchunked", cut_chunked),
+        ("cutlength", cut_length),
+        ("bighead", big_head),
+        ("silent", silent_close),
+        ("halfhead", half_head),
+    ];
+    for (name, addr) in cases {
+        text.push_str(&upstream(name, "", &[(addr, "")]));
+    }
+    text.push_str("server {\n listen LISTEN;\n location / { proxy_pass http://u; }\n");
+    for (name, _) in &cases[1..] {
+        text.push_str(&format!(
+            " location /{name} {{ proxy_pass http://{name}; proxy_next_upstream off; }}\n"
+        ));
+    }
+    text.push_str("}\n");
+    let mut lbd = Lbd::start(&text).await;
+    let pid = lbd.child.id();
+    let port = lbd.port;
+    for _ in 0..4 {
+        assert_eq!(lbd.get("/").await.body, "a");
+    }
+    let baseline = fd_count(pid);
+    let check = move || {
+        for _ in 0..10 {
+            // Keep-alive requests: lbd must close the connection itself after a broken body.
+            for path in ["/badchunk", "/cutchunked"] {
+                let (out, took) = raw_exchange(
+                    port,
+                    format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes(),
+                );
+                assert!(
+                    took < Duration::from_secs(4),
+                    "{path}: not closed: {}",
+                    short(&out)
+                );
+                assert!(
+                    out.is_empty() || out.starts_with("HTTP/1.1 200"),
+                    "{path}: {}",
+                    short(&out)
+                );
+                assert!(
+                    !out.ends_with("0\r\n\r\n"),
+                    "{path}: ended cleanly: {}",
+                    short(&out)
+                );
+            }
+            let (out, took) = raw_exchange(port, b"GET /cutlength HTTP/1.1\r\nHost: x\r\n\r\n");
+            assert!(took < Duration::from_secs(4), "not closed: {}", short(&out));
+            assert!(out.starts_with("HTTP/1.1 200"), "{}", short(&out));
+            assert!(out.ends_with("only ten.."), "{}", short(&out));
+            for path in ["/bighead", "/silent", "/halfhead"] {
+                let (out, _) = raw_exchange(
+                    port,
+                    format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                        .as_bytes(),
+                );
+                assert!(out.starts_with("HTTP/1.1 502"), "{path}: {}", short(&out));
+            }
+            // Client-side garbage.
+            let big = format!(
+                "GET / HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n",
+                "a".repeat(64 * 1024)
+            );
+            let (out, _) = raw_exchange(port, big.as_bytes());
+            assert!(out.starts_with("HTTP/1.1 431"), "{}", short(&out));
+            let (out, _) = raw_exchange(port, b"\x01\x02 nonsense\r\n\r\n");
+            assert!(out.starts_with("HTTP/1.1 400"), "{}", short(&out));
+            let (out, _) = raw_exchange(
+                port,
+                b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+            );
+            assert!(out.starts_with("HTTP/1.1 400"), "{}", short(&out));
+        }
+    };
+    tokio::task::spawn_blocking(check).await.unwrap();
+    assert!(
+        matches!(lbd.child.try_wait(), Ok(None)),
+        "lbd died: {}",
+        lbd.stderr()
+    );
+    // Still serving, and back to the descriptors it had (the client connections above are
+    // closed; a few idle upstream connections may have been opened by the other worker).
+    assert_eq!(lbd.get("/").await.body, "a");
+    let mut now = fd_count(pid);
+    for _ in 0..100 {
+        if now <= baseline + 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        now = fd_count(pid);
+    }
+    assert!(
+        now <= baseline + 2,
+        "fd leak: {baseline} before, {now} after"
+    );
+}
+
 #[tokio::test]
 async fn sighup_reloads_and_keeps_old_config_on_error() {
     let a = Backend::start("a").await;
@@ -915,6 +1066,144 @@ async fn sighup_reloads_and_keeps_old_config_on_error() {
     assert!(err.contains("keeping the running configuration"), "{err}");
     assert_eq!(lbd.get("/lbd-status").await.body, "lb-new\n");
     assert_eq!(lbd.get("/").await.body, "a");
+}
+
+/// Send SIGHUP after rewriting the configuration with `edit`, and wait until `/lbd-status`
+/// answers `node_name` (which the edit must set).
+async fn reload_to(lbd: &Lbd, node_name: &str, edit: impl FnOnce(String) -> String) {
+    let text = std::fs::read_to_string(&lbd.conf).unwrap();
+    std::fs::write(&lbd.conf, edit(text)).unwrap();
+    lbd.signal(nix::sys::signal::Signal::SIGHUP);
+    let want = format!("{node_name}\n");
+    for _ in 0..200 {
+        if lbd.get("/lbd-status").await.body == want {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("the reload did not take effect: {}", lbd.stderr());
+}
+
+#[tokio::test]
+async fn sighup_keeps_passive_health_state_of_unchanged_servers() {
+    let bad = Backend::status(502, "bad").await;
+    let good = Backend::start("good").await;
+    let added = Backend::start("added").await;
+    let fail_timeout = Duration::from_secs(3);
+    let up = upstream(
+        "u",
+        "",
+        &[(bad.addr, "max_fails=1 fail_timeout=3s"), (good.addr, "")],
+    );
+    let lbd = Lbd::start(&conf(&up, "proxy_next_upstream error http_502;")).await;
+    // Round robin tries `bad` first: it fails once and is out for fail_timeout.
+    assert_eq!(lbd.get("/").await.body, "good");
+    let failed_at = std::time::Instant::now();
+    assert_eq!(bad.app(), 1);
+    // Reload: the same two servers plus a new one.
+    let good_line = format!("  server {} ;\n", good.addr);
+    reload_to(&lbd, "lb-new", |t| {
+        t.replace("node_name lb-test;", "node_name lb-new;")
+            .replace(
+                &good_line,
+                &format!("{good_line}  server {} ;\n", added.addr),
+            )
+    })
+    .await;
+    // Right after the reload `bad` is still out (a fresh state would try it first), and the
+    // new server is in service.
+    let mut bodies = Vec::new();
+    for _ in 0..6 {
+        bodies.push(lbd.get("/").await.body);
+    }
+    assert!(
+        failed_at.elapsed() < fail_timeout,
+        "too slow to tell: {:?}",
+        failed_at.elapsed()
+    );
+    assert_eq!(
+        bad.app(),
+        1,
+        "the failed server was tried right after the reload"
+    );
+    assert!(
+        bodies.iter().all(|b| b == "good" || b == "added"),
+        "{bodies:?}"
+    );
+    assert!(bodies.iter().any(|b| b == "added"), "{bodies:?}");
+    // After fail_timeout it is tried again.
+    tokio::time::sleep(
+        (fail_timeout + Duration::from_millis(300)).saturating_sub(failed_at.elapsed()),
+    )
+    .await;
+    for _ in 0..4 {
+        assert_ne!(lbd.get("/").await.body, "bad");
+    }
+    assert_eq!(
+        bad.app(),
+        2,
+        "the failed server was not tried after fail_timeout"
+    );
+    // A server removed by a reload is dropped; adding it back starts it afresh.
+    let bad_line = format!("  server {} max_fails=1 fail_timeout=3s;\n", bad.addr);
+    reload_to(&lbd, "lb-3", |t| {
+        t.replace("node_name lb-new;", "node_name lb-3;")
+            .replace(&bad_line, "")
+    })
+    .await;
+    for _ in 0..4 {
+        assert_ne!(lbd.get("/").await.body, "bad");
+    }
+    assert_eq!(bad.app(), 2);
+}
+
+#[tokio::test]
+async fn sighup_keeps_active_health_state_of_unchanged_servers() {
+    let a = Backend::start("a").await;
+    let b = Backend::start("b").await;
+    let up = upstream(
+        "u",
+        "health_check interval=200ms timeout=500ms rise=10 fall=1 uri=/health;",
+        &[(a.addr, ""), (b.addr, "")],
+    );
+    let lbd = Lbd::start(&conf(&up, "")).await;
+    a.health.store(503, Ordering::SeqCst);
+    for _ in 0..250 {
+        if lbd.stderr().contains("is down") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(lbd.stderr().contains("is down"), "{}", lbd.stderr());
+    // Healthy again, but rise=10 at 200 ms: it stays out for about 2 s, reload or not.
+    a.health.store(200, Ordering::SeqCst);
+    let healed_at = std::time::Instant::now();
+    reload_to(&lbd, "lb-new", |t| {
+        t.replace("node_name lb-test;", "node_name lb-new;")
+    })
+    .await;
+    let before = a.app();
+    for _ in 0..6 {
+        assert_eq!(lbd.get("/").await.body, "b");
+    }
+    assert!(healed_at.elapsed() < Duration::from_millis(1500));
+    assert_eq!(
+        a.app(),
+        before,
+        "a server down by health checks was used after the reload"
+    );
+    // The runs go on across the reload: back in service after `rise` passes.
+    for _ in 0..250 {
+        if lbd.stderr().contains("is up") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let mut got_a = false;
+    for _ in 0..4 {
+        got_a |= lbd.get("/").await.body == "a";
+    }
+    assert!(got_a, "{}", lbd.stderr());
 }
 
 #[tokio::test]

@@ -39,11 +39,12 @@ pub struct EventReport {
     pub requests: usize,
     /// Of which failed.
     pub errors: usize,
-    /// From the first failed request to the first successful one after the last failure
-    /// (0 when nothing failed).
+    /// The longest run of consecutive failed requests (all clients merged by start time):
+    /// from its first request to the next successful one (0 when nothing failed).
     pub outage_ms: f64,
-    /// Balancer events: from the event to the first answer through the other balancer
-    /// (`None` when the answers did not move, and for real-server events).
+    /// Balancer events: from the event to the first answer through another balancer (the
+    /// balancer went down) or through this one again (it came back); `None` when that never
+    /// happened, and for real-server events.
     pub switch_ms: Option<f64>,
     /// The slowest successful answer in the window.
     pub max_latency_ms: f64,
@@ -182,31 +183,39 @@ pub fn per_event(samples: &[Sample], events: &[Event], epoch: Instant) -> Vec<Ev
             .filter(|s| s.start >= e.at && end.is_none_or(|end| s.start < end))
             .collect();
         let errors = window.iter().filter(|s| !s.outcome.is_ok()).count();
-        let first_fail = window.iter().find(|s| !s.outcome.is_ok());
-        let last_fail = window.iter().rposition(|s| !s.outcome.is_ok());
-        let outage = match (first_fail, last_fail) {
-            (Some(f), Some(l)) => {
-                let recovered = window[l + 1..].iter().find(|s| s.outcome.is_ok());
-                let until =
-                    recovered.map_or_else(|| window[l].start + window[l].latency, |r| r.start);
-                until.saturating_duration_since(f.start)
+        // The longest run of consecutive failed requests (all clients merged by start time),
+        // from its first request to the next successful one (or the run's last failure's end).
+        let mut outage = Duration::ZERO;
+        let mut i = 0;
+        while i < window.len() {
+            if window[i].outcome.is_ok() {
+                i += 1;
+                continue;
             }
-            _ => Duration::ZERO,
-        };
-        // The route before the event: the last successful answer that started before it.
-        let before = samples
-            .iter()
-            .rev()
-            .filter(|s| s.start < e.at)
-            .find_map(|s| route(&s.outcome));
-        let switch = before
-            .filter(|_| e.node.starts_with("lb"))
-            .and_then(|(via, _)| {
+            let first = window[i].start;
+            let mut j = i;
+            while j < window.len() && !window[j].outcome.is_ok() {
+                j += 1;
+            }
+            let until = window.get(j).map_or_else(
+                || window[j - 1].start + window[j - 1].latency,
+                |ok| ok.start,
+            );
+            outage = outage.max(until.saturating_duration_since(first));
+            i = j;
+        }
+        // Balancer events: the first answer through another balancer (down) or through this
+        // one again (up).
+        let switch = e
+            .node
+            .starts_with("lb")
+            .then(|| {
                 window
                     .iter()
-                    .find(|s| route(&s.outcome).is_some_and(|(v, _)| v != via))
-                    .map(|s| ms(s.start.saturating_duration_since(e.at)))
-            });
+                    .find(|s| route(&s.outcome).is_some_and(|(via, _)| (via == e.node) != e.down))
+            })
+            .flatten()
+            .map(|s| ms(s.start.saturating_duration_since(e.at)));
         let max_latency = window
             .iter()
             .filter(|s| s.outcome.is_ok())

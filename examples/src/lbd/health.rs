@@ -1,9 +1,11 @@
 //! Active health checks: every `interval`, each server of an upstream with `health_check` is
 //! probed (TCP connect, or `GET uri` expecting `status`); `fall` consecutive failures take it
-//! out of the balancer, `rise` consecutive passes bring it back.
+//! out of the balancer, `rise` consecutive passes bring it back. The runs and the verdict live
+//! in the [`Peer`](super::upstream::Peer), so a reload carries them over.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use bytes::Bytes;
 use http::{Request, header};
@@ -90,11 +92,15 @@ pub fn spawn(up: &Arc<Upstream>, stop: &watch::Receiver<bool>) {
         let conf = conf.clone();
         let mut stop = stop.clone();
         tokio::spawn(async move {
-            let Some(addr) = up.peers.get(i).map(|p| p.addr) else {
+            let Some(peer) = up.peers.get(i) else {
                 return;
             };
-            let (mut ok_run, mut fail_run) = (0u32, 0u32);
-            let mut healthy = true;
+            let addr = peer.addr;
+            // Carried over from the previous generation on a reload (see
+            // `Upstream::with_previous`), else a fresh start: healthy, no runs.
+            let mut ok_run = peer.check_passes.load(Ordering::Relaxed);
+            let mut fail_run = peer.check_fails.load(Ordering::Relaxed);
+            let mut healthy = peer.healthy.load(Ordering::Relaxed);
             let mut tick = tokio::time::interval(conf.interval);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
@@ -102,7 +108,12 @@ pub fn spawn(up: &Arc<Upstream>, stop: &watch::Receiver<bool>) {
                     _ = tick.tick() => {}
                     _ = stop.changed() => return,
                 }
-                match probe(addr, &conf).await {
+                let verdict = probe(addr, &conf).await;
+                if *stop.borrow() {
+                    // Replaced by a reload while probing: the new generation carries on.
+                    return;
+                }
+                match verdict {
                     Ok(()) => {
                         fail_run = 0;
                         ok_run = ok_run.saturating_add(1);
@@ -128,6 +139,8 @@ pub fn spawn(up: &Arc<Upstream>, stop: &watch::Receiver<bool>) {
                         }
                     }
                 }
+                peer.check_passes.store(ok_run, Ordering::Relaxed);
+                peer.check_fails.store(fail_run, Ordering::Relaxed);
             }
         });
     }

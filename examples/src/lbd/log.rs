@@ -101,6 +101,8 @@ pub struct Record {
     pub start: std::time::Instant,
     /// The upstream attempts.
     pub attempts: Vec<Attempt>,
+    /// Whether the line will be written (with `access_log off` nothing is captured).
+    pub enabled: bool,
 }
 
 thread_local! {
@@ -157,9 +159,27 @@ fn quoted(v: Option<&HeaderValue>, out: &mut String) {
 }
 
 impl Record {
-    /// Capture the fields of `req`.
+    /// Capture the fields of `req` for `log` (nothing but the start time when it is off).
     #[must_use]
-    pub fn new(req: &http::request::Parts, remote: SocketAddr, start: std::time::Instant) -> Self {
+    pub fn new(
+        req: &http::request::Parts,
+        remote: SocketAddr,
+        start: std::time::Instant,
+        log: &AccessLog,
+    ) -> Self {
+        if !log.enabled() {
+            return Self {
+                remote,
+                method: Method::GET,
+                uri: Uri::default(),
+                version: req.version,
+                referer: None,
+                user_agent: None,
+                start,
+                attempts: Vec::new(),
+                enabled: false,
+            };
+        }
         Self {
             remote,
             method: req.method.clone(),
@@ -169,12 +189,20 @@ impl Record {
             user_agent: req.headers.get(http::header::USER_AGENT).cloned(),
             start,
             attempts: Vec::new(),
+            enabled: true,
+        }
+    }
+
+    /// Note an upstream attempt (kept only when the line will be written).
+    pub fn attempt(&mut self, a: Attempt) {
+        if self.enabled {
+            self.attempts.push(a);
         }
     }
 
     /// Write the line for a response with `status` and `bytes` body bytes sent.
     pub fn write(&self, log: &AccessLog, status: u16, bytes: u64) {
-        if !log.enabled() {
+        if !log.enabled() || !self.enabled {
             return;
         }
         LINE.with_borrow_mut(|line| {

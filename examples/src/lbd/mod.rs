@@ -59,7 +59,25 @@
 //! when it is non-idempotent (POST, LOCK, PATCH) unless `non_idempotent` is listed.
 //! Unlike nginx, upstream connections always use HTTP/1.1 with keep-alive. `proxy_pass http://IP:PORT`
 //! without an upstream of that name proxies to that one server (nginx's implicit upstream).
-//! Passive and active health state starts afresh on reload (nginx without a `zone`).
+//! A reload keeps the health state of the servers it does not change (same upstream name and
+//! address): their `max_fails` count and `fail_timeout` window, and, when the upstream has a
+//! `health_check` before and after, the active check verdict and its `rise`/`fall` runs. New
+//! servers start as configured (up, no failures); removed ones are dropped.
+//!
+//! Bad input: a request head over 32 KiB gets 431, a malformed request 400, a body over
+//! `client_max_body_size` 413. An upstream that fails before a complete response head (closes,
+//! sends garbage, or a head over 64 KiB) gives 502 (or the next server, per
+//! `proxy_next_upstream`); once the head has been passed on, a broken body (bad chunking, the
+//! upstream closing early) can no longer become a 502: the bytes received are sent and the
+//! client connection is aborted, as nginx does.
+//!
+//! # Threads
+//!
+//! `workers N` starts N threads, each running its own single-threaded tokio runtime; the
+//! listening sockets are accepted on the control thread (signals, reloads, health checks),
+//! which deals the connections to the workers in turn. A client connection, the upstream
+//! connections it uses and its requests then stay on one thread, with a keep-alive pool shard
+//! of its own.
 //!
 //! With an IPVS scheduler, `max_fails`/`fail_timeout` are applied by asking the scheduler
 //! again (round-robin-like schedulers move on; hashing ones such as `sh`, `dh`, `mh` answer
@@ -95,6 +113,7 @@
 //! lbd_status = true
 //! ```
 
+pub mod client;
 pub mod config;
 pub mod health;
 pub mod log;
@@ -183,10 +202,27 @@ impl State {
     /// # Errors
     /// [`LbdError::AccessLog`].
     pub fn new(conf: Config, workers: usize) -> Result<Self, LbdError> {
+        Self::with_previous(conf, workers, None)
+    }
+
+    /// Build the state of `conf` for a reload from `prev`, the running generation: the
+    /// servers it keeps (same upstream name and address) keep their health state (see
+    /// [`Upstream::with_previous`]).
+    ///
+    /// # Errors
+    /// [`LbdError::AccessLog`].
+    pub fn with_previous(
+        conf: Config,
+        workers: usize,
+        prev: Option<&Self>,
+    ) -> Result<Self, LbdError> {
         let upstreams: Vec<Arc<Upstream>> = conf
             .upstreams
             .iter()
-            .map(|u| Arc::new(Upstream::new(u, workers)))
+            .map(|u| {
+                let old = prev.and_then(|p| p.upstreams.iter().find(|o| *o.name == *u.name));
+                Arc::new(Upstream::with_previous(u, workers, old.map(|o| &**o)))
+            })
             .collect();
         let node_name: Box<str> = conf.node_name.as_str().into();
         let mut servers = Vec::new();
@@ -351,12 +387,13 @@ fn start(opts: Options, conf: Config) -> Result<(), LbdError> {
     } else {
         conf.workers
     };
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(workers)
-        .thread_name("lbd-worker")
+    // The control runtime (signals, reloads, health checks) runs on this thread; the client
+    // connections on `workers` threads of their own.
+    let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(LbdError::Runtime)?;
+    let pool = Workers::start(workers)?;
     let pid = opts.pid.clone().or_else(|| conf.pid_file.clone());
     if let Some(p) = &pid {
         std::fs::write(p, format!("{}\n", std::process::id())).map_err(|source| LbdError::Pid {
@@ -364,17 +401,72 @@ fn start(opts: Options, conf: Config) -> Result<(), LbdError> {
             source,
         })?;
     }
-    let r = rt.block_on(serve(opts.config, conf, workers));
+    let r = rt.block_on(serve(opts.config, conf, &pool));
     if let Some(p) = &pid {
         let _ = std::fs::remove_file(p);
     }
     // Do not wait for stray tasks (idle upstream connections, health probes).
+    pool.stop();
     rt.shutdown_timeout(Duration::from_millis(100));
     r
 }
 
+/// The worker threads, each running a single-threaded tokio runtime: a client connection,
+/// its upstream connections and its requests stay on the thread that accepted it, so no work
+/// moves between threads and the per-thread keep-alive pool shards are never contended.
+struct Workers {
+    handles: Vec<tokio::runtime::Handle>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+    stop: watch::Sender<bool>,
+}
+
+impl Workers {
+    fn start(n: usize) -> Result<Self, LbdError> {
+        let (stop, stop_rx) = watch::channel(false);
+        let mut w = Self {
+            handles: Vec::with_capacity(n),
+            threads: Vec::with_capacity(n),
+            stop,
+        };
+        for _ in 0..n.max(1) {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(LbdError::Runtime)?;
+            w.handles.push(rt.handle().clone());
+            let mut stop = stop_rx.clone();
+            let t = std::thread::Builder::new()
+                .name("lbd-worker".into())
+                .spawn(move || {
+                    rt.block_on(async move {
+                        let _ = stop.wait_for(|s| *s).await;
+                    });
+                    rt.shutdown_timeout(Duration::from_millis(100));
+                })
+                .map_err(LbdError::Runtime)?;
+            w.threads.push(t);
+        }
+        Ok(w)
+    }
+
+    /// Stop the runtimes (their remaining tasks are dropped) and wait for the threads.
+    fn stop(mut self) {
+        self.stop.send_replace(true);
+        for t in std::mem::take(&mut self.threads) {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for Workers {
+    fn drop(&mut self) {
+        // On an early error return: let the threads end rather than block forever.
+        self.stop.send_replace(true);
+    }
+}
+
 /// Bind a listening socket with `SO_REUSEADDR` and a deep backlog.
-fn bind(addr: SocketAddr) -> Result<TcpListener, LbdError> {
+fn bind(addr: SocketAddr) -> Result<std::net::TcpListener, LbdError> {
     let e = |source| LbdError::Bind { addr, source };
     let sock = socket2::Socket::new(
         socket2::Domain::for_address(addr),
@@ -386,7 +478,7 @@ fn bind(addr: SocketAddr) -> Result<TcpListener, LbdError> {
     sock.set_nonblocking(true).map_err(e)?;
     sock.bind(&addr.into()).map_err(e)?;
     sock.listen(4096).map_err(e)?;
-    TcpListener::from_std(sock.into()).map_err(e)
+    Ok(sock.into())
 }
 
 /// How long a client connection may still start a request after a reload or stop.
@@ -408,30 +500,67 @@ struct Shared {
     active: Arc<AtomicUsize>,
 }
 
-fn spawn_listener(listener: TcpListener, addr: SocketAddr, shared: Shared) -> JoinHandle<()> {
-    tokio::spawn(async move {
-        loop {
-            let (stream, remote) = match listener.accept().await {
-                Ok(v) => v,
-                Err(e) => {
-                    // EMFILE and friends: back off instead of spinning.
-                    eprintln!("lbd: [alert] accept on {addr}: {e}");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            };
-            let state = Arc::clone(&shared.state.borrow());
-            let Some(server) = state.server_for(addr) else {
-                continue;
-            };
-            shared.active.fetch_add(1, Ordering::AcqRel);
-            let guard = ConnGuard(Arc::clone(&shared.active));
-            let drain = shared.drain.clone();
-            tokio::spawn(serve_conn(
-                state, server, stream, remote, addr, drain, guard,
-            ));
+/// Accept on `listener` (on the control thread) and hand the connections to the workers in
+/// turn, so that each gets its share however the kernel would have spread the wake-ups.
+fn spawn_listener(
+    listener: &std::net::TcpListener,
+    addr: SocketAddr,
+    shared: &Shared,
+    workers: &Workers,
+) -> Vec<JoinHandle<()>> {
+    let listener = match listener.try_clone().and_then(TcpListener::from_std) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("lbd: [alert] cannot register the listener on {addr}: {e}");
+            return Vec::new();
         }
-    })
+    };
+    let handles = workers.handles.clone();
+    vec![tokio::spawn(accept_loop(
+        listener,
+        addr,
+        shared.clone(),
+        handles,
+    ))]
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    addr: SocketAddr,
+    shared: Shared,
+    workers: Vec<tokio::runtime::Handle>,
+) {
+    let mut next = 0usize;
+    loop {
+        let (stream, remote) = match listener.accept().await {
+            Ok(v) => v,
+            Err(e) => {
+                // EMFILE and friends: back off instead of spinning.
+                eprintln!("lbd: [alert] accept on {addr}: {e}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let state = Arc::clone(&shared.state.borrow());
+        let Some(server) = state.server_for(addr) else {
+            continue;
+        };
+        let Ok(stream) = stream.into_std() else {
+            continue;
+        };
+        let Some(worker) = workers.get(next % workers.len().max(1)) else {
+            continue;
+        };
+        next = next.wrapping_add(1);
+        shared.active.fetch_add(1, Ordering::AcqRel);
+        let guard = ConnGuard(Arc::clone(&shared.active));
+        let drain = shared.drain.clone();
+        worker.spawn(async move {
+            if let Ok(stream) = TcpStream::from_std(stream) {
+                serve_conn(state, server, stream, remote, addr, drain, guard).await;
+            }
+        });
+    }
 }
 
 async fn serve_conn(
@@ -471,10 +600,11 @@ async fn serve_conn(
     drop(guard);
 }
 
-async fn serve(path: PathBuf, conf: Config, workers: usize) -> Result<(), LbdError> {
+async fn serve(path: PathBuf, conf: Config, pool: &Workers) -> Result<(), LbdError> {
+    let workers = pool.handles.len();
     let shutdown_timeout = conf.shutdown_timeout;
     let state = Arc::new(State::new(conf, workers)?);
-    let mut listeners: HashMap<SocketAddr, JoinHandle<()>> = HashMap::new();
+    let mut listeners: HashMap<SocketAddr, Vec<JoinHandle<()>>> = HashMap::new();
     let mut bound = Vec::new();
     for (addr, _) in &state.listen {
         bound.push((*addr, bind(*addr)?));
@@ -487,7 +617,7 @@ async fn serve(path: PathBuf, conf: Config, workers: usize) -> Result<(), LbdErr
         active: Arc::new(AtomicUsize::new(0)),
     };
     for (addr, l) in bound {
-        listeners.insert(addr, spawn_listener(l, addr, shared.clone()));
+        listeners.insert(addr, spawn_listener(&l, addr, &shared, pool));
     }
     state.start_health();
     drop(state);
@@ -501,14 +631,14 @@ async fn serve(path: PathBuf, conf: Config, workers: usize) -> Result<(), LbdErr
     );
     loop {
         tokio::select! {
-            _ = hup.recv() => reload(&path, workers, &state_tx, &drain_tx, &mut listeners, &shared),
+            _ = hup.recv() => reload(&path, pool, &state_tx, &drain_tx, &mut listeners, &shared),
             _ = term.recv() => break,
             _ = quit.recv() => break,
             _ = int.recv() => break,
         }
     }
     eprintln!("lbd: [notice] stopping: closing listeners, finishing requests in flight");
-    for (_, h) in listeners.drain() {
+    for h in listeners.drain().flat_map(|(_, v)| v) {
         h.abort();
     }
     state_tx.borrow().stop_health();
@@ -529,12 +659,13 @@ async fn serve(path: PathBuf, conf: Config, workers: usize) -> Result<(), LbdErr
 
 fn reload(
     path: &Path,
-    workers: usize,
+    pool: &Workers,
     state_tx: &watch::Sender<Arc<State>>,
     drain_tx: &watch::Sender<u64>,
-    listeners: &mut HashMap<SocketAddr, JoinHandle<()>>,
+    listeners: &mut HashMap<SocketAddr, Vec<JoinHandle<()>>>,
     shared: &Shared,
 ) {
+    let workers = pool.handles.len();
     let conf = match config::load(path) {
         Ok(c) => c,
         Err(e) => {
@@ -545,7 +676,8 @@ fn reload(
     if conf.workers != 0 && conf.workers != workers {
         eprintln!("lbd: [warn] the worker count changes only on restart (running with {workers})");
     }
-    let state = match State::new(conf, workers) {
+    let prev = Arc::clone(&state_tx.borrow());
+    let state = match State::with_previous(conf, workers, Some(&prev)) {
         Ok(s) => Arc::new(s),
         Err(e) => {
             eprintln!("lbd: [emerg] reload failed, keeping the running configuration: {e}");
@@ -565,15 +697,17 @@ fn reload(
             }
         }
     }
-    listeners.retain(|addr, h| {
+    listeners.retain(|addr, tasks| {
         let keep = state.listen.iter().any(|(a, _)| a == addr);
         if !keep {
-            h.abort();
+            for h in tasks.iter() {
+                h.abort();
+            }
         }
         keep
     });
     for (addr, l) in fresh {
-        listeners.insert(addr, spawn_listener(l, addr, shared.clone()));
+        listeners.insert(addr, spawn_listener(&l, addr, shared, pool));
     }
     state.start_health();
     let old = state_tx.send_replace(state);

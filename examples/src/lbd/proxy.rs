@@ -2,6 +2,7 @@
 //! response body that returns the upstream connection to its pool when it ends.
 
 use std::convert::Infallible;
+use std::io::Write as _;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -9,20 +10,20 @@ use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::header::{self, HeaderName, HeaderValue};
 use http::request::Parts;
-use http::{Method, Request, Response, StatusCode, Uri, Version};
+use http::{Method, Request, Response, StatusCode, Version};
 use http_body_util::{BodyExt as _, Full, Limited};
 use hyper::body::{Body, Frame, Incoming, SizeHint};
-use hyper::client::conn::http1::SendRequest;
 use lvs_sched::{DestId, Flow};
 use tokio::time::Sleep;
 
 use super::State;
+use super::client::{BodyReader, ClientError, Conn, Head};
 use super::config::{NextUpstream, ProxyConf};
 use super::log::{Attempt, Record};
 use super::template::{Ctx, Template, cookie};
-use super::upstream::{Outcome, Picked, UpBody, Upstream, connect};
+use super::upstream::{Outcome, Picked, Upstream, connect};
 
 /// The body of every response `lbd` sends.
 #[derive(Debug)]
@@ -47,7 +48,7 @@ pub enum BodyError {
     Timeout,
     /// The upstream connection failed mid-body.
     #[error("upstream failed mid-response: {0}")]
-    Upstream(#[from] hyper::Error),
+    Upstream(#[from] ClientError),
 }
 
 impl Body for RespBody {
@@ -68,13 +69,16 @@ impl Body for RespBody {
     fn is_end_stream(&self) -> bool {
         match self {
             Self::Full(f) => f.is_end_stream(),
-            Self::Upstream(u) => u.done.is_none() || u.inner.is_end_stream(),
+            Self::Upstream(u) => u.held.is_none() && (u.done.is_none() || u.inner.is_end()),
         }
     }
     fn size_hint(&self) -> SizeHint {
         match self {
             Self::Full(f) => f.size_hint(),
-            Self::Upstream(u) => u.inner.size_hint(),
+            Self::Upstream(u) => u
+                .inner
+                .exact_len()
+                .map_or_else(SizeHint::default, SizeHint::with_exact),
         }
     }
 }
@@ -84,16 +88,18 @@ impl Body for RespBody {
 struct Done {
     state: Arc<State>,
     picked: Picked,
-    tx: SendRequest<UpBody>,
     record: Record,
     status: u16,
     outcome: Outcome,
 }
 
 impl Done {
-    fn finish(self, clean: bool, bytes: u64) {
-        if clean && let Some(p) = self.picked.upstream().peers.get(self.picked.id().0) {
-            p.pool.put(self.tx);
+    /// `conn`: the connection, when the response was complete and it may carry another.
+    fn finish(self, conn: Option<Conn>, clean: bool, bytes: u64) {
+        if let Some(conn) = conn
+            && let Some(p) = self.picked.upstream().peers.get(self.picked.id().0)
+        {
+            p.pool.put(conn);
         }
         // A body cut short is not an upstream failure in nginx's accounting.
         let outcome = if clean { self.outcome } else { Outcome::Next };
@@ -105,62 +111,89 @@ impl Done {
 /// An upstream response body being streamed to the client.
 #[derive(Debug)]
 pub struct UpstreamBody {
-    inner: Incoming,
+    inner: BodyReader,
     done: Option<Done>,
     read_timeout: Duration,
     sleep: Option<Pin<Box<Sleep>>>,
     bytes: u64,
+    /// Data was handed out since the last `Pending`: an error is held back for one poll so
+    /// that the client gets those bytes before its connection is aborted.
+    fresh: bool,
+    held: Option<BodyError>,
 }
 
 impl UpstreamBody {
     fn poll(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
+        if let Some(e) = self.held.take() {
+            return Poll::Ready(Some(Err(e)));
+        }
         if self.done.is_none() {
             return Poll::Ready(None);
         }
-        match Pin::new(&mut self.inner).poll_frame(cx) {
-            Poll::Ready(Some(Ok(f))) => {
-                if let Some(d) = f.data_ref() {
-                    self.bytes += d.len() as u64;
-                }
+        match self.inner.poll_data(cx) {
+            Poll::Ready(Some(Ok(data))) => {
+                self.fresh = true;
+                self.bytes += data.len() as u64;
                 if let Some(s) = &mut self.sleep {
                     s.as_mut()
                         .reset(tokio::time::Instant::now() + self.read_timeout);
                 }
-                Poll::Ready(Some(Ok(f)))
+                if self.inner.is_end() {
+                    // The last bytes: hand the connection back now rather than on the next
+                    // poll, so that the next request can use it at once.
+                    self.finish_clean();
+                }
+                Poll::Ready(Some(Ok(Frame::data(data))))
             }
             Poll::Ready(Some(Err(e))) => {
                 if let Some(d) = self.done.take() {
-                    d.finish(false, self.bytes);
+                    d.finish(None, false, self.bytes);
+                }
+                if std::mem::take(&mut self.fresh) {
+                    // Let hyper flush what it has (it does on `Pending`), then fail.
+                    self.held = Some(BodyError::Upstream(e));
+                    cx.waker().wake_by_ref();
+                    return Poll::Pending;
                 }
                 Poll::Ready(Some(Err(BodyError::Upstream(e))))
             }
             Poll::Ready(None) => {
-                if let Some(d) = self.done.take() {
-                    d.finish(true, self.bytes);
-                }
+                self.finish_clean();
                 Poll::Ready(None)
             }
             Poll::Pending => {
+                self.fresh = false;
                 let t = self.read_timeout;
                 let s = self
                     .sleep
                     .get_or_insert_with(|| Box::pin(tokio::time::sleep(t)));
                 ready!(s.as_mut().poll(cx));
                 if let Some(d) = self.done.take() {
-                    d.finish(false, self.bytes);
+                    d.finish(None, false, self.bytes);
                 }
                 Poll::Ready(Some(Err(BodyError::Timeout)))
             }
+        }
+    }
+
+    /// The body is complete: account it and pool the connection if it may be reused.
+    fn finish_clean(&mut self) {
+        if let Some(d) = self.done.take() {
+            let conn = self.inner.take_reusable();
+            d.finish(conn, true, self.bytes);
         }
     }
 }
 
 impl Drop for UpstreamBody {
     fn drop(&mut self) {
-        if let Some(d) = self.done.take() {
-            // The client went away (or the body was never polled to its end).
-            let clean = self.inner.is_end_stream();
-            d.finish(clean, self.bytes);
+        if self.done.is_some() {
+            if self.inner.is_end() {
+                self.finish_clean();
+            } else if let Some(d) = self.done.take() {
+                // The client went away (or the body was never polled to its end).
+                d.finish(None, false, self.bytes);
+            }
         }
     }
 }
@@ -196,6 +229,16 @@ pub enum SetHeader {
     Remove(HeaderName),
 }
 
+impl SetHeader {
+    /// The header it sets.
+    #[must_use]
+    pub const fn name(&self) -> &HeaderName {
+        match self {
+            Self::Fixed(n, _) | Self::Dynamic(n, _) | Self::Remove(n) => n,
+        }
+    }
+}
+
 /// A proxy location at run time.
 #[derive(Debug)]
 pub struct ProxyRt {
@@ -209,6 +252,8 @@ pub struct ProxyRt {
     pub sets_host: bool,
     /// `Host: $proxy_host`.
     pub default_host: Option<HeaderValue>,
+    /// Whether a header is set more than once (the last value wins).
+    pub dup_names: bool,
 }
 
 impl ProxyRt {
@@ -229,12 +274,18 @@ impl ProxyRt {
             .collect();
         let sets_host = conf.set_headers.iter().any(|(n, _)| n == header::HOST);
         let default_host = HeaderValue::from_str(&upstream.name).ok();
+        let dup_names = conf
+            .set_headers
+            .iter()
+            .enumerate()
+            .any(|(i, (n, _))| conf.set_headers.iter().skip(i + 1).any(|(m, _)| m == n));
         Self {
             conf,
             upstream,
             set_headers,
             sets_host,
             default_host,
+            dup_names,
         }
     }
 }
@@ -297,7 +348,7 @@ pub async fn handle(
         .servers
         .get(server)
         .and_then(|s| s.find(parts.uri.path()));
-    let record = Record::new(&parts, conn.remote, start);
+    let record = Record::new(&parts, conn.remote, start, &state.log);
     let resp = match handler {
         None => error_page(StatusCode::NOT_FOUND),
         Some(Handler::Status(text)) => {
@@ -355,62 +406,83 @@ fn in_connection(parts: &Parts, n: &HeaderName) -> bool {
     })
 }
 
-fn build_request(
+/// Append `name: value\r\n`.
+fn header_line(out: &mut Vec<u8>, name: &HeaderName, value: &[u8]) {
+    out.extend_from_slice(name.as_str().as_bytes());
+    out.extend_from_slice(b": ");
+    out.extend_from_slice(value);
+    out.extend_from_slice(b"\r\n");
+}
+
+/// Serialize the upstream request head into `out`: the client's method and target, its
+/// end-to-end headers, then `Host` and the `proxy_set_header` ones, then `Content-Length`.
+fn write_request(
     parts: &Parts,
     rt: &ProxyRt,
     ctx: &Ctx<'_>,
-    body: &Bytes,
+    body_len: usize,
     scratch: &mut Vec<u8>,
-) -> Request<UpBody> {
-    let mut headers = HeaderMap::with_capacity(parts.headers.len() + rt.set_headers.len() + 2);
+    out: &mut Vec<u8>,
+) {
+    out.extend_from_slice(parts.method.as_str().as_bytes());
+    out.push(b' ');
+    let target = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+    out.extend_from_slice(if target.is_empty() { "/" } else { target }.as_bytes());
+    out.extend_from_slice(b" HTTP/1.1\r\n");
     let has_conn = parts.headers.contains_key(header::CONNECTION);
     for (n, v) in &parts.headers {
         if skip_request_header(n)
-            || rt.set_headers.iter().any(|s| match s {
-                SetHeader::Fixed(h, _) | SetHeader::Dynamic(h, _) | SetHeader::Remove(h) => h == n,
-            })
+            || rt.set_headers.iter().any(|s| s.name() == n)
             || (has_conn && in_connection(parts, n))
         {
             continue;
         }
-        headers.append(n.clone(), v.clone());
+        header_line(out, n, v.as_bytes());
     }
     if !rt.sets_host
         && let Some(h) = &rt.default_host
     {
-        headers.insert(header::HOST, h.clone());
+        header_line(out, &header::HOST, h.as_bytes());
     }
-    for s in &rt.set_headers {
+    for (i, s) in rt.set_headers.iter().enumerate() {
+        // A later setting of the same header that yields a value wins (as a map insert).
+        let overridden = |scratch: &mut Vec<u8>| {
+            rt.set_headers.iter().skip(i + 1).any(|later| {
+                later.name() == s.name()
+                    && match later {
+                        SetHeader::Fixed(..) => true,
+                        SetHeader::Remove(_) => false,
+                        SetHeader::Dynamic(_, t) => {
+                            scratch.clear();
+                            t.eval(ctx, scratch);
+                            !scratch.is_empty() && HeaderValue::from_bytes(scratch).is_ok()
+                        }
+                    }
+            })
+        };
         match s {
             SetHeader::Fixed(n, v) => {
-                headers.insert(n.clone(), v.clone());
+                if !rt.dup_names || !overridden(scratch) {
+                    header_line(out, n, v.as_bytes());
+                }
             }
             SetHeader::Dynamic(n, t) => {
+                if rt.dup_names && overridden(scratch) {
+                    continue;
+                }
                 scratch.clear();
                 t.eval(ctx, scratch);
-                if !scratch.is_empty()
-                    && let Ok(v) = HeaderValue::from_bytes(scratch)
-                {
-                    headers.insert(n.clone(), v);
+                if !scratch.is_empty() && HeaderValue::from_bytes(scratch).is_ok() {
+                    header_line(out, n, scratch);
                 }
             }
             SetHeader::Remove(_) => {}
         }
     }
-    if !body.is_empty() || parts.headers.contains_key(header::CONTENT_LENGTH) {
-        headers.insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
+    if body_len > 0 || parts.headers.contains_key(header::CONTENT_LENGTH) {
+        let _ = write!(out, "content-length: {body_len}\r\n");
     }
-    let uri = parts
-        .uri
-        .path_and_query()
-        .cloned()
-        .map_or_else(|| Uri::from_static("/"), Uri::from);
-    let mut req = Request::new(Full::new(body.clone()));
-    *req.method_mut() = parts.method.clone();
-    *req.uri_mut() = uri;
-    *req.version_mut() = Version::HTTP_11;
-    *req.headers_mut() = headers;
-    req
+    out.extend_from_slice(b"\r\n");
 }
 
 /// How an attempt failed.
@@ -442,67 +514,62 @@ impl Fail {
 }
 
 /// One try on server `id`: a pooled connection (replaced once if it turns out stale) or a
-/// new one, then the request, then the response header.
+/// new one, then the request, then the response head.
 async fn attempt(
     rt: &ProxyRt,
     id: DestId,
     idempotent: bool,
-    has_body: bool,
-    mut make: impl FnMut() -> Request<UpBody>,
-) -> Result<(Response<Incoming>, SendRequest<UpBody>), Fail> {
+    head_request: bool,
+    body: &Bytes,
+    mut make: impl FnMut(&mut Vec<u8>),
+) -> Result<(Head, Conn), Fail> {
     let Some(peer) = rt.upstream.peers.get(id.0) else {
         return Err(Fail::Error { sent: false });
     };
     let conf = &rt.conf;
     // proxy_read_timeout covers the wait for the response header; a request body adds
     // proxy_send_timeout for sending it.
-    let wait = if has_body {
-        conf.read_timeout.saturating_add(conf.send_timeout)
-    } else {
+    let wait = if body.is_empty() {
         conf.read_timeout
+    } else {
+        conf.read_timeout.saturating_add(conf.send_timeout)
     };
     let mut stale_retry = true;
     loop {
-        let (mut tx, pooled) = match peer.pool.take() {
-            Some(tx) => (tx, true),
+        let (mut conn, pooled) = match peer.pool.take() {
+            Some(c) => (c, true),
             None => match connect(peer.addr, conf.connect_timeout).await {
-                Ok(tx) => (tx, false),
+                Ok(c) => (c, false),
                 Err(super::upstream::ConnectError::Timeout) => {
                     return Err(Fail::Timeout { sent: false });
                 }
                 Err(_) => return Err(Fail::Error { sent: false }),
             },
         };
-        if tx.ready().await.is_err() {
-            if pooled {
-                continue;
-            }
-            return Err(Fail::Error { sent: false });
-        }
-        let req = make();
-        match tokio::time::timeout(wait, tx.try_send_request(req)).await {
+        make(conn.request_buf());
+        let exchange = async {
+            conn.send(body).await?;
+            conn.read_head(head_request).await.map_err(|e| (e, true))
+        };
+        let res = tokio::time::timeout(wait, exchange).await;
+        match res {
             Err(_) => return Err(Fail::Timeout { sent: true }),
-            Ok(Ok(resp)) => return Ok((resp, tx)),
-            Ok(Err(mut e)) => {
-                let unsent = e.take_message().is_some();
-                let err = e.error();
+            Ok(Ok(head)) => return Ok((head, conn)),
+            Ok(Err((e, sent))) => {
                 // A kept-alive connection the server closed meanwhile: not the server's
                 // fault, try a fresh connection once (nginx does the same for cached ones).
                 if pooled
                     && stale_retry
-                    && (unsent
-                        || (idempotent
-                            && (err.is_incomplete_message()
-                                || err.is_canceled()
-                                || err.is_closed())))
+                    && matches!(e, ClientError::Closed | ClientError::Io(_))
+                    && (!sent || idempotent)
                 {
                     stale_retry = false;
                     continue;
                 }
-                if err.is_parse() || err.is_parse_status() || err.is_parse_too_large() {
+                if matches!(e, ClientError::Invalid(_) | ClientError::TooLarge) {
                     return Err(Fail::InvalidHeader);
                 }
-                return Err(Fail::Error { sent: !unsent });
+                return Err(Fail::Error { sent });
             }
         }
     }
@@ -566,6 +633,7 @@ async fn proxy(
         flow = flow.with_key(&key);
     }
     let sticky = up.sticky_cookie.as_deref().and_then(|c| cookie(&parts, c));
+    let head_request = parts.method == Method::HEAD;
     let idempotent = !(parts.method == Method::POST
         || parts.method == Method::PATCH
         || parts.method.as_str() == "LOCK");
@@ -584,8 +652,8 @@ async fn proxy(
         let picked = Picked::new(up, id);
         let t0 = std::time::Instant::now();
         let addr = up.peers.get(id.0).map_or(conn.local, |p| p.addr);
-        let res = attempt(rt, id, idempotent, !body.is_empty(), || {
-            build_request(&parts, rt, &ctx, &body, &mut scratch)
+        let res = attempt(rt, id, idempotent, head_request, &body, |out| {
+            write_request(&parts, rt, &ctx, body.len(), &mut scratch, out);
         })
         .await;
         let may_retry = |sent: bool| {
@@ -594,9 +662,9 @@ async fn proxy(
                 && (!sent || idempotent || conf.next_upstream.has(NextUpstream::NON_IDEMPOTENT))
         };
         match res {
-            Ok((resp, tx)) => {
-                let status = resp.status().as_u16();
-                record.attempts.push(Attempt {
+            Ok((resp, conn)) => {
+                let status = resp.status.as_u16();
+                record.attempt(Attempt {
                     addr,
                     status,
                     time: t0.elapsed(),
@@ -612,10 +680,10 @@ async fn proxy(
                     picked.release(outcome);
                     continue;
                 }
-                return respond(state, rt, picked, resp, tx, sticky, record, outcome);
+                return respond(state, rt, picked, resp, conn, sticky, record, outcome);
             }
             Err(f) => {
-                record.attempts.push(Attempt {
+                record.attempt(Attempt {
                     addr,
                     status: 0,
                     time: t0.elapsed(),
@@ -641,13 +709,17 @@ fn respond(
     state: &Arc<State>,
     rt: &ProxyRt,
     picked: Picked,
-    resp: Response<Incoming>,
-    tx: SendRequest<UpBody>,
+    head: Head,
+    conn: Conn,
     sticky: Option<&[u8]>,
     record: Record,
     outcome: Outcome,
 ) -> Response<RespBody> {
-    let (mut parts, inner) = resp.into_parts();
+    let inner = BodyReader::new(conn, &head);
+    let mut resp = Response::new(());
+    *resp.status_mut() = head.status;
+    *resp.headers_mut() = head.headers;
+    let (mut parts, ()) = resp.into_parts();
     let status = parts.status.as_u16();
     if parts.headers.contains_key(header::CONNECTION) {
         let names: Vec<HeaderName> = parts
@@ -683,7 +755,6 @@ fn respond(
         done: Some(Done {
             state: Arc::clone(state),
             picked,
-            tx,
             record,
             status,
             outcome,
@@ -691,6 +762,8 @@ fn respond(
         read_timeout: rt.conf.read_timeout,
         sleep: None,
         bytes: 0,
+        fresh: false,
+        held: None,
     };
     Response::from_parts(parts, RespBody::Upstream(Box::new(body)))
 }

@@ -1,25 +1,20 @@
 //! The run-time state of an `upstream` block: the lvs-sched [`Service`] behind a mutex whose
 //! critical sections are one pick or one report, the per-server keep-alive pools, and the
-//! health flags.
+//! health flags. A reload hands the health state of the servers it keeps to the new
+//! generation ([`Upstream::with_previous`]).
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
-use bytes::Bytes;
 use http::HeaderValue;
-use http_body_util::Full;
-use hyper::client::conn::http1::SendRequest;
-use hyper_util::rt::TokioIo;
 use lvs_sched::{Dest, DestId, DestSet, Flow, Instant, SchedConfig, SchedulerKind, Service};
 use tokio::net::TcpStream;
 
+use super::client::Conn;
 use super::config::UpstreamConf;
 use super::template::Template;
-
-/// The body type of requests sent upstream (buffered, so a request can be retried).
-pub type UpBody = Full<Bytes>;
 
 /// Milliseconds since the first call, the clock handed to lvs-sched.
 #[must_use]
@@ -55,6 +50,10 @@ pub struct Peer {
     pub conf_down: bool,
     /// The last active health check result (true until a check fails `fall` times).
     pub healthy: AtomicBool,
+    /// Consecutive passed active health checks (toward `rise`).
+    pub check_passes: AtomicU32,
+    /// Consecutive failed active health checks (toward `fall`).
+    pub check_fails: AtomicU32,
     /// Idle keep-alive connections.
     pub pool: Pool,
 }
@@ -132,6 +131,16 @@ impl Upstream {
     /// Build the run-time state of `conf`; `workers` sizes the pool shards.
     #[must_use]
     pub fn new(conf: &UpstreamConf, workers: usize) -> Self {
+        Self::with_previous(conf, workers, None)
+    }
+
+    /// Build the run-time state of `conf` for a reload: the servers of `prev` (the upstream of
+    /// the same name in the running generation) that `conf` still lists at the same address
+    /// keep their passive health state (`max_fails` count and `fail_timeout` window) and, when
+    /// both generations have a `health_check`, their active check state; the other servers
+    /// start as configured.
+    #[must_use]
+    pub fn with_previous(conf: &UpstreamConf, workers: usize, prev: Option<&Self>) -> Self {
         let mut set = DestSet::new();
         for p in &conf.peers {
             let mut d = Dest::new(p.addr, p.weight);
@@ -175,10 +184,15 @@ impl Upstream {
                     set_cookie,
                     conf_down: p.down,
                     healthy: AtomicBool::new(true),
+                    check_passes: AtomicU32::new(0),
+                    check_fails: AtomicU32::new(0),
                     pool: Pool::new(workers, conf.keepalive),
                 }
             })
             .collect();
+        if let Some(old) = prev {
+            carry_health(old, &mut svc, &peers, conf.health.is_some());
+        }
         Self {
             name: conf.name.as_str().into(),
             hash_key: conf.hash_key.clone(),
@@ -287,6 +301,47 @@ impl Upstream {
     }
 }
 
+/// Copy the health state of the servers of `old` that `peers` lists again (matched by address,
+/// in order, so a server listed twice matches its own occurrence) into `svc` and `peers`.
+fn carry_health(old: &Upstream, svc: &mut Service, peers: &[Peer], checked: bool) {
+    let old_svc = old.lock();
+    let mut used = vec![false; old.peers.len()];
+    let active = checked && old.conf.health.is_some();
+    for (i, p) in peers.iter().enumerate() {
+        let Some(j) = old
+            .peers
+            .iter()
+            .enumerate()
+            .position(|(j, o)| o.addr == p.addr && !used.get(j).copied().unwrap_or(true))
+        else {
+            continue;
+        };
+        if let Some(u) = used.get_mut(j) {
+            *u = true;
+        }
+        if let Some(d) = old_svc.dests().get(DestId(j)) {
+            let was = &d.nginx;
+            let (fails, accessed, checked_at) = (was.fails, was.accessed, was.checked);
+            svc.configure_nginx(DestId(i), |n| {
+                n.fails = fails;
+                n.accessed = accessed;
+                n.checked = checked_at;
+            });
+        }
+        if active && let Some(o) = old.peers.get(j) {
+            let healthy = o.healthy.load(Ordering::Relaxed);
+            p.healthy.store(healthy, Ordering::Relaxed);
+            p.check_passes
+                .store(o.check_passes.load(Ordering::Relaxed), Ordering::Relaxed);
+            p.check_fails
+                .store(o.check_fails.load(Ordering::Relaxed), Ordering::Relaxed);
+            if !healthy {
+                svc.set_available(DestId(i), false);
+            }
+        }
+    }
+}
+
 /// A request counted on a server by [`Upstream::pick`]: released with an outcome, or, if
 /// dropped first (the client went away), released without accounting, so the connection
 /// counts `least_conn` and the IPVS schedulers read never drift.
@@ -342,7 +397,7 @@ pub struct Pool {
 
 #[derive(Debug)]
 struct Idle {
-    tx: SendRequest<UpBody>,
+    conn: Conn,
     since: std::time::Instant,
 }
 
@@ -379,22 +434,22 @@ impl Pool {
     }
 
     /// An idle connection that is still open, most recently used first.
-    pub fn take(&self) -> Option<SendRequest<UpBody>> {
+    pub fn take(&self) -> Option<Conn> {
         let shard = self.shard()?;
         loop {
             let idle = shard
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
                 .pop()?;
-            if !idle.tx.is_closed() && idle.since.elapsed() < IDLE_TIMEOUT {
-                return Some(idle.tx);
+            if idle.conn.is_reusable() && idle.since.elapsed() < IDLE_TIMEOUT {
+                return Some(idle.conn);
             }
         }
     }
 
-    /// Keep `tx` for reuse (dropped, which closes it, when the pool is full).
-    pub fn put(&self, tx: SendRequest<UpBody>) {
-        if self.per_shard == 0 || tx.is_closed() {
+    /// Keep `conn` for reuse (dropped, which closes it, when the pool is full).
+    pub fn put(&self, conn: Conn) {
+        if self.per_shard == 0 {
             return;
         }
         let Some(shard) = self.shard() else { return };
@@ -405,7 +460,7 @@ impl Pool {
             v.remove(0);
         }
         v.push(Idle {
-            tx,
+            conn,
             since: std::time::Instant::now(),
         });
     }
@@ -420,32 +475,17 @@ pub enum ConnectError {
     /// Refused, unreachable, ...
     #[error("connect failed: {0}")]
     Io(#[from] std::io::Error),
-    /// The HTTP/1 handshake failed.
-    #[error("HTTP handshake failed: {0}")]
-    Handshake(#[from] hyper::Error),
 }
 
-/// Open a new HTTP/1.1 connection to `addr`.
+/// Open a new connection to `addr` (with `TCP_NODELAY`).
 ///
 /// # Errors
 /// [`ConnectError`].
-pub async fn connect(
-    addr: SocketAddr,
-    timeout: Duration,
-) -> Result<SendRequest<UpBody>, ConnectError> {
+pub async fn connect(addr: SocketAddr, timeout: Duration) -> Result<Conn, ConnectError> {
     let stream = match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
         Err(_) => return Err(ConnectError::Timeout),
         Ok(r) => r?,
     };
     let _ = stream.set_nodelay(true);
-    let (tx, conn) = hyper::client::conn::http1::Builder::new()
-        .max_buf_size(64 * 1024)
-        .handshake(TokioIo::new(stream))
-        .await?;
-    tokio::spawn(async move {
-        // The connection ends when the upstream closes it or the sender is dropped; errors
-        // surface on the request that was in flight.
-        let _ = conn.await;
-    });
-    Ok(tx)
+    Ok(Conn::new(stream))
 }
