@@ -136,9 +136,15 @@ fn have(program: &str, package: &str) -> bool {
     false
 }
 
-#[test]
-fn failover_demo_with_redis_sessions() {
-    if !Netns::require_or_skip() || !have("redis-server", "redis-server") {
+/// The demo with sessions in a server it starts on a `db` host (redis-server or memcached,
+/// each its own Debian package).
+fn demo_with_server_store(store: &str) {
+    if !Netns::require_or_skip()
+        || !have(
+            &format!("{store}{}", if store == "redis" { "-server" } else { "" }),
+            store,
+        )
+    {
         return;
     }
     let _g = serial();
@@ -148,30 +154,21 @@ fn failover_demo_with_redis_sessions() {
         "--advert-int",
         "0.2",
         "--store",
-        "redis",
+        store,
         "--no-svg",
     ]);
     check(&json, &stdout, ok);
-    assert_eq!(json["store"], "redis");
+    assert_eq!(json["store"], store);
+}
+
+#[test]
+fn failover_demo_with_redis_sessions() {
+    demo_with_server_store("redis");
 }
 
 #[test]
 fn failover_demo_with_memcached_sessions() {
-    if !Netns::require_or_skip() || !have("memcached", "memcached") {
-        return;
-    }
-    let _g = serial();
-    let (json, stdout, ok) = run_demo(&[
-        "--settle",
-        "0.8",
-        "--advert-int",
-        "0.2",
-        "--store",
-        "memcached",
-        "--no-svg",
-    ]);
-    check(&json, &stdout, ok);
-    assert_eq!(json["store"], "memcached");
+    demo_with_server_store("memcached");
 }
 
 /// Eight clients, 1,000 requests/s in total, through the same failures: nothing answered
