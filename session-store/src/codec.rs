@@ -100,13 +100,19 @@ pub enum Error {
 pub fn encode_into(rec: &Record, out: &mut Vec<u8>) -> Result<(), Error> {
     let len = encoded_len(rec)?;
     out.reserve(len);
+    put_record(out, rec);
+    Ok(())
+}
+
+/// Appends the encoding of `rec`, which [`encoded_len`] has already accepted (it checks the
+/// depth and numbers that this writes without checking again).
+pub(crate) fn put_record(out: &mut Vec<u8>, rec: &Record) {
     out.push(FORMAT_V2);
     out.extend_from_slice(rec.id().as_bytes());
     put_varint(out, rec.created().as_secs());
     put_varint(out, rec.expires().as_secs());
     put_varint(out, rec.version());
     put_map(out, rec.data());
-    Ok(())
 }
 
 /// Encodes `rec` in the binary format ([`FORMAT_V2`]).

@@ -6,7 +6,7 @@ mod conformance;
 
 use std::time::Duration;
 
-use session_store::cookie::{MAX_COOKIE_BYTES, OpenError};
+use session_store::cookie::{MAX_COOKIE_BYTES, OpenError, TOKEN_FORMAT_V1, TOKEN_FORMAT_V2};
 use session_store::{CookieStore, KeyRing, ManualClock, SessionStore, StoreError};
 
 const K1: [u8; 32] = [1; 32];
@@ -96,12 +96,31 @@ async fn reasons_are_typed() {
         s.open(&vec![b'A'; MAX_COOKIE_BYTES + 1]),
         Err(OpenError::TooLong { .. })
     ));
-    // Format byte 0x02: base64 of 0x02 followed by the rest.
+    // Format byte 0x03: base64 of 0x03 followed by the rest.
     let mut raw = base64_decode(bytes);
-    raw[0] = 2;
+    assert_eq!(raw[0], TOKEN_FORMAT_V2);
+    raw[0] = 3;
     assert!(matches!(
         s.open(base64_encode(&raw).as_bytes()),
-        Err(OpenError::UnknownFormat(2))
+        Err(OpenError::UnknownFormat(3))
+    ));
+    // Non-canonical base64url (non-zero trailing bits, padding, other alphabet) is Malformed.
+    let mut t = bytes.to_vec();
+    if t.len() % 4 != 0 {
+        let last = t.len() - 1;
+        t[last] = if t[last] == b'B' { b'C' } else { b'B' };
+        assert!(matches!(s.open(&t), Err(OpenError::Malformed)));
+    }
+    assert!(matches!(s.open(b"AAAAAAAA===="), Err(OpenError::Malformed)));
+    let mut t = bytes.to_vec();
+    t[10] = b'+';
+    assert!(matches!(s.open(&t), Err(OpenError::Malformed)));
+    // A version-1 header too short for its 24-byte nonce is Truncated.
+    let mut short = vec![TOKEN_FORMAT_V1, 0, 0, 0, 1];
+    short.extend_from_slice(&[0; 12 + 16 + 1]);
+    assert!(matches!(
+        s.open(base64_encode(&short).as_bytes()),
+        Err(OpenError::Truncated { .. })
     ));
     c.advance(conformance::TTL);
     assert!(matches!(s.open(bytes), Err(OpenError::Expired { .. })));
@@ -159,35 +178,110 @@ async fn every_seal_uses_a_fresh_nonce() {
 
 #[test]
 fn known_answer_vector() {
-    // Fixed key 1 = [1; 32], cookie "sid", nonce [9; 24], record(1), binary payload (codec
-    // format 2): the format is frozen.
+    // Fixed key 1 = [1; 32], cookie "sid", nonce [9; 12], record(1), binary payload (codec
+    // format 2), token format 2 (AES-256-GCM): the format is frozen.
     let s = store(clock());
-    let t = s.seal_with_nonce(&conformance::record(1), [9; 24]).unwrap();
-    assert_eq!(t.as_str(), KAT_TOKEN);
+    let t = s.seal_with_nonce(&conformance::record(1), [9; 12]).unwrap();
+    assert_eq!(t.as_str(), KAT_TOKEN_V2);
     assert_eq!(
-        s.open(KAT_TOKEN.as_bytes()).unwrap(),
+        s.open(KAT_TOKEN_V2.as_bytes()).unwrap(),
         conformance::record(1)
     );
 }
 
-const KAT_TOKEN: &str = "AQAAAAEJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQnx7L6XX8c5Y1Is8SIWT-h483x1RntmM59_M-90T0YCIXdhOZnz_mWRjJZA9fuwm6MPxP0G-9Jm7WU9EZwU";
+const KAT_TOKEN_V2: &str = "AgAAAAEJCQkJCQkJCQkJCQmiYRHAJaXpm9ip_HH78KNfu8T52qCH0WluW9E8b60lCWsRwRgv_qEqZgnS9tKod_N9M9eaZA5H8nJ9vSXO";
 
 #[test]
-fn format_1_json_token_still_opens() {
-    // The known-answer token of the versions before the binary codec (JSON payload, codec
-    // format 1), frozen then: cookies issued before the upgrade keep working.
+fn version_1_tokens_still_open() {
+    // The known-answer tokens of the versions before AES-GCM (token format 1,
+    // XChaCha20-Poly1305), frozen then, with a binary (codec format 2) and a JSON (codec
+    // format 1) payload: cookies issued before the upgrades keep working.
     let s = store(clock());
-    assert_eq!(
-        s.open(KAT_TOKEN_V1.as_bytes()).unwrap(),
-        conformance::record(1)
-    );
+    for t in [KAT_TOKEN_V1_BINARY, KAT_TOKEN_V1_JSON] {
+        assert_eq!(s.open(t.as_bytes()).unwrap(), conformance::record(1));
+    }
+    // Bound to the name and key like version 2.
+    let other = CookieStore::with_clock("other", KeyRing::new(1, K1), clock());
+    assert!(matches!(
+        other.open(KAT_TOKEN_V1_BINARY.as_bytes()),
+        Err(OpenError::Tampered)
+    ));
+    let k2 = CookieStore::with_clock("sid", KeyRing::new(2, K1), clock());
+    assert!(matches!(
+        k2.open(KAT_TOKEN_V1_BINARY.as_bytes()),
+        Err(OpenError::UnknownKey(1))
+    ));
 }
 
-const KAT_TOKEN_V1: &str = "AQAAAAEJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQnylp3_fPwaIwJosmJGC6s4o7nVyIAlzTzh3Ks1HGVAABVHdtuhvFOk3coZpq7R_gHphl612zvfE0VFL_8NxBrNhhxhCN7q0-WLtNNsxVHWIM64ZwFhPfGV8JjP7yqRE5HqknPtWXq6Y-XsVjwOhg";
+const KAT_TOKEN_V1_BINARY: &str = "AQAAAAEJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQnx7L6XX8c5Y1Is8SIWT-h483x1RntmM59_M-90T0YCIXdhOZnz_mWRjJZA9fuwm6MPxP0G-9Jm7WU9EZwU";
 
-/// The token layout written out independently of `CookieStore` (header, nonce, AEAD with
-/// the documented associated data), around any codec payload.
-fn independent_seal(
+const KAT_TOKEN_V1_JSON: &str = "AQAAAAEJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQnylp3_fPwaIwJosmJGC6s4o7nVyIAlzTzh3Ks1HGVAABVHdtuhvFOk3coZpq7R_gHphl612zvfE0VFL_8NxBrNhhxhCN7q0-WLtNNsxVHWIM64ZwFhPfGV8JjP7yqRE5HqknPtWXq6Y-XsVjwOhg";
+
+/// The documented associated data: prefix, name, 0x00, header.
+fn aad(prefix: &[u8], name: &str, header: &[u8]) -> Vec<u8> {
+    let mut aad = prefix.to_vec();
+    aad.extend_from_slice(name.as_bytes());
+    aad.push(0);
+    aad.extend_from_slice(header);
+    aad
+}
+
+/// The documented AES key: HKDF-SHA256, no salt, info "session-store/cookie/v2 aes-256-gcm",
+/// computed with RustCrypto's `hkdf` (not the store's `ring`).
+fn v2_key(key: [u8; 32]) -> [u8; 32] {
+    let mut okm = [0; 32];
+    hkdf::Hkdf::<sha2::Sha256>::new(None, &key)
+        .expand(b"session-store/cookie/v2 aes-256-gcm", &mut okm)
+        .unwrap();
+    okm
+}
+
+/// The version-2 token layout written out independently of `CookieStore` (RustCrypto's
+/// `aes-gcm` and `hkdf` instead of `ring`), around any codec payload.
+fn independent_seal_v2(
+    key: [u8; 32],
+    key_id: u32,
+    name: &str,
+    nonce: [u8; 12],
+    plain: &[u8],
+) -> String {
+    use aes_gcm::aead::{Aead, KeyInit, Payload};
+    let mut header = vec![2_u8];
+    header.extend_from_slice(&key_id.to_be_bytes());
+    let aad = aad(b"session-store/cookie/v2\0", name, &header);
+    let ct = aes_gcm::Aes256Gcm::new(&v2_key(key).into())
+        .encrypt(
+            &nonce.into(),
+            Payload {
+                msg: plain,
+                aad: &aad,
+            },
+        )
+        .unwrap();
+    let mut raw = header;
+    raw.extend_from_slice(&nonce);
+    raw.extend_from_slice(&ct);
+    base64_encode(&raw)
+}
+
+/// Decrypts a version-2 token independently of `CookieStore`; returns the plaintext.
+fn independent_open_v2(key: [u8; 32], name: &str, token: &str) -> Vec<u8> {
+    use aes_gcm::aead::{Aead, KeyInit, Payload};
+    let raw = base64_decode(token.as_bytes());
+    let (header, rest) = raw.split_at(5);
+    assert_eq!(header[0], 2);
+    let (nonce, ct) = rest.split_at(12);
+    let aad = aad(b"session-store/cookie/v2\0", name, header);
+    aes_gcm::Aes256Gcm::new(&v2_key(key).into())
+        .decrypt(
+            &<[u8; 12]>::try_from(nonce).unwrap().into(),
+            Payload { msg: ct, aad: &aad },
+        )
+        .unwrap()
+}
+
+/// A version-1 token (XChaCha20-Poly1305, the key used directly), as earlier versions sealed.
+fn independent_seal_v1(
     key: [u8; 32],
     key_id: u32,
     name: &str,
@@ -198,10 +292,7 @@ fn independent_seal(
     use chacha20poly1305::{XChaCha20Poly1305, XNonce};
     let mut header = vec![1_u8];
     header.extend_from_slice(&key_id.to_be_bytes());
-    let mut aad = b"session-store/cookie/v1\0".to_vec();
-    aad.extend_from_slice(name.as_bytes());
-    aad.push(0);
-    aad.extend_from_slice(&header);
+    let aad = aad(b"session-store/cookie/v1\0", name, &header);
     let ct = XChaCha20Poly1305::new(&key.into())
         .encrypt(
             &XNonce::from(nonce),
@@ -217,27 +308,8 @@ fn independent_seal(
     base64_encode(&raw)
 }
 
-/// Decrypts a token independently of `CookieStore`; returns the plaintext.
-fn independent_open(key: [u8; 32], name: &str, token: &str) -> Vec<u8> {
-    use chacha20poly1305::aead::{Aead, KeyInit, Payload};
-    use chacha20poly1305::{XChaCha20Poly1305, XNonce};
-    let raw = base64_decode(token.as_bytes());
-    let (header, rest) = raw.split_at(5);
-    let (nonce, ct) = rest.split_at(24);
-    let mut aad = b"session-store/cookie/v1\0".to_vec();
-    aad.extend_from_slice(name.as_bytes());
-    aad.push(0);
-    aad.extend_from_slice(header);
-    XChaCha20Poly1305::new(&key.into())
-        .decrypt(
-            &XNonce::try_from(nonce).unwrap(),
-            Payload { msg: ct, aad: &aad },
-        )
-        .unwrap()
-}
-
 #[test]
-fn both_payload_formats_open_and_match_the_documented_layout() {
+fn every_format_opens_and_matches_the_documented_layout() {
     let s = store(clock());
     let r = conformance::record(1);
     let json = session_store::codec::encode_json(&r).unwrap();
@@ -245,21 +317,73 @@ fn both_payload_formats_open_and_match_the_documented_layout() {
     assert_eq!(json[0], session_store::codec::FORMAT_V1);
     assert_eq!(binary[0], session_store::codec::FORMAT_V2);
     assert!(binary.len() < json.len());
-    let t1 = independent_seal(K1, 1, "sid", [4; 24], &json);
-    let t2 = independent_seal(K1, 1, "sid", [4; 24], &binary);
-    assert_eq!(s.open(t1.as_bytes()).unwrap(), r);
-    assert_eq!(s.open(t2.as_bytes()).unwrap(), r);
-    // What the store seals is exactly the layout above with a binary payload.
-    assert_eq!(s.seal_with_nonce(&r, [4; 24]).unwrap().as_str(), t2);
-    // A format-1 session re-seals in format 2 on save.
-    let mut loaded = s.open(t1.as_bytes()).unwrap();
+    // Version 2 with either payload, and version 1 with either payload, all open.
+    let v2_json = independent_seal_v2(K1, 1, "sid", [4; 12], &json);
+    let v2_bin = independent_seal_v2(K1, 1, "sid", [4; 12], &binary);
+    let v1_json = independent_seal_v1(K1, 1, "sid", [4; 24], &json);
+    let v1_bin = independent_seal_v1(K1, 1, "sid", [4; 24], &binary);
+    for t in [&v2_json, &v2_bin, &v1_json, &v1_bin] {
+        assert_eq!(s.open(t.as_bytes()).unwrap(), r);
+    }
+    // What the store seals is exactly the version-2 layout above with a binary payload.
+    assert_eq!(s.seal_with_nonce(&r, [4; 12]).unwrap().as_str(), v2_bin);
+    // A version-1 session with a JSON payload re-seals as version 2, binary, on save.
+    let mut loaded = s.open(v1_json.as_bytes()).unwrap();
     let t = futures_ready(s.save(&mut loaded));
-    let plain = independent_open(K1, "sid", t.as_str());
+    let plain = independent_open_v2(K1, "sid", t.as_str());
     assert_eq!(plain[0], session_store::codec::FORMAT_V2);
     assert_eq!(s.open(t.as_str().as_bytes()).unwrap(), loaded);
     // An authentic payload of an unknown codec format is `Corrupt`, not `Tampered`.
-    let t9 = independent_seal(K1, 1, "sid", [4; 24], &[9, 0, 0]);
-    assert!(matches!(s.open(t9.as_bytes()), Err(OpenError::Corrupt(_))));
+    for t9 in [
+        independent_seal_v2(K1, 1, "sid", [4; 12], &[9, 0, 0]),
+        independent_seal_v1(K1, 1, "sid", [4; 24], &[9, 0, 0]),
+    ] {
+        assert!(matches!(s.open(t9.as_bytes()), Err(OpenError::Corrupt(_))));
+    }
+    // Sealed with the ring key itself instead of the HKDF-derived one: Tampered.
+    let mut raw = base64_decode(v2_bin.as_bytes());
+    let plain_len = raw.len() - 5 - 12 - 16;
+    let underived = {
+        use aes_gcm::aead::{AeadInOut, KeyInit};
+        let c = aes_gcm::Aes256Gcm::new(&K1.into());
+        let aad = aad(b"session-store/cookie/v2\0", "sid", &raw[..5]);
+        let mut buf = binary.clone();
+        let tag = c
+            .encrypt_inout_detached(&[4; 12].into(), &aad, buf.as_mut_slice().into())
+            .unwrap();
+        buf.extend_from_slice(&tag);
+        buf
+    };
+    assert_eq!(underived.len(), plain_len + 16);
+    raw.truncate(5 + 12);
+    raw.extend_from_slice(&underived);
+    assert!(matches!(
+        s.open(base64_encode(&raw).as_bytes()),
+        Err(OpenError::Tampered)
+    ));
+}
+
+#[test]
+fn nonces_count_up_from_one_random_start_per_process() {
+    let s = store(clock());
+    let r = conformance::record(1);
+    let nonce = |t: &str| -> u128 {
+        let raw = base64_decode(t.as_bytes());
+        let mut b = [0; 16];
+        b[4..].copy_from_slice(&raw[5..17]);
+        u128::from_be_bytes(b)
+    };
+    let a = nonce(s.seal(&r).unwrap().as_str());
+    let b = nonce(s.seal(&r).unwrap().as_str());
+    // Other tests seal concurrently in this process, so only strictly increasing (mod 2^96)
+    // and never equal is certain.
+    let step = b.wrapping_sub(a) & ((1 << 96) - 1);
+    assert!((1..1 << 32).contains(&step), "step {step}");
+    // Another store (another key) in the same process continues the same sequence.
+    let other = CookieStore::with_clock("x", KeyRing::new(9, K2), clock());
+    let c = nonce(other.seal(&r).unwrap().as_str());
+    let step = c.wrapping_sub(b) & ((1 << 96) - 1);
+    assert!((1..1 << 32).contains(&step), "step {step}");
 }
 
 fn futures_ready<T>(f: impl Future<Output = Result<T, StoreError>>) -> T {

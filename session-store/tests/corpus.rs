@@ -34,7 +34,7 @@ fn cookie_open_seeds() {
         }
         names.push(name);
     }
-    assert!(names.len() >= 7, "seeds missing: {names:?}");
+    assert!(names.len() >= 10, "seeds missing: {names:?}");
 }
 
 #[test]
