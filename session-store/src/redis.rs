@@ -92,6 +92,13 @@ redis.call('PEXPIRE', KEYS[1], ARGV[6])
 return 'ok'
 ";
 
+/// The Lua script [`RedisStore`]'s `save` runs (by `EVALSHA`): `KEYS[1]` the session key;
+/// `ARGV` the record's version, its encoding, its expiry (Unix seconds) and the TTL in
+/// milliseconds; returns the version stored (the larger of the stored and given versions,
+/// plus one). Public so that a benchmark can time the same server-side work with another
+/// client (the crate's load tool runs it under `redis-benchmark`).
+pub const SAVE_SCRIPT: &str = SAVE;
+
 /// `KEYS[1]`; `ARGV`: record version, data, expires, ttl ms. Returns the version stored.
 const SAVE: &str = r"
 local cur = tonumber(redis.call('HGET', KEYS[1], 'v') or '0')
