@@ -460,3 +460,85 @@ fn bad_configurations_are_typed_errors() {
         MemcachedStore::new(MemcachedOptions::new(["[::1]:1", "h:2"]).replicas(2), c()).is_ok()
     );
 }
+
+/// One counter of memcached's `stats`.
+fn stat(addr: &str, name: &str) -> u64 {
+    let reply = kv::memcached_raw(addr, b"stats\r\n", &["END"]);
+    reply
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("STAT {name} ")))
+        .unwrap_or_else(|| panic!("no {name} in {reply:?}"))
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_save_after_a_load_is_one_round_trip_and_stale_copies_are_caught() {
+    let Some(ring) = shared_ring() else {
+        return;
+    };
+    // Two stores sharing keys, as two web servers would.
+    let p = prefix();
+    let mk = || {
+        let opts = MemcachedOptions::new(addrs(ring)).key_prefix(p.clone());
+        MemcachedStore::new(opts, ManualClock::new(conformance::T0)).unwrap()
+    };
+    let (a, b) = (mk(), mk());
+    let mut r = conformance::record(1);
+    let t = a.create(&mut r).await.unwrap();
+    let addr = a.servers_for(&t)[0].to_owned();
+    let gets = || stat(&addr, "cmd_get");
+    let sets = || stat(&addr, "cmd_set");
+
+    // Load then save through one store: the save reads nothing (one meta set, CAS-checked).
+    let mut loaded = a.load(&t).await.unwrap().unwrap();
+    let (g0, s0) = (gets(), sets());
+    loaded.insert("n", &1).unwrap();
+    a.save(&mut loaded).await.unwrap();
+    assert_eq!((gets() - g0, sets() - s0), (0, 1));
+    // Saving again (the store remembers what it wrote): still one round trip.
+    loaded.insert("n", &2).unwrap();
+    a.compare_and_save(&mut loaded).await.unwrap();
+    assert_eq!((gets() - g0, sets() - s0), (0, 2));
+    assert_eq!(loaded.version(), 3);
+
+    // The other server writes meanwhile: what `a` remembers is stale.
+    let mut other = b.load(&t).await.unwrap().unwrap();
+    other.insert("n", &10).unwrap();
+    b.compare_and_save(&mut other).await.unwrap();
+    assert_eq!(other.version(), 4);
+
+    // A compare-and-save from `a`'s old copy fails on the server's CAS, then a real read
+    // reports the version mismatch (not a lost update).
+    let mut stale = loaded.clone();
+    let (g1, s1) = (gets(), sets());
+    match a.compare_and_save(&mut stale).await {
+        Err(StoreError::VersionMismatch {
+            expected: 3,
+            found: Some(4),
+        }) => {}
+        other => panic!("expected VersionMismatch, got {other:?}"),
+    }
+    assert_eq!((gets() - g1, sets() - s1), (1, 1));
+    // A compare-and-save of the current copy through `a`, whose remembered copy is older, is
+    // not refused on that memory: it succeeds.
+    let mut current = b.load(&t).await.unwrap().unwrap();
+    assert_eq!(current.get::<i32>("n").unwrap(), Some(10));
+    // `a` was refreshed by its failed attempt's read; make it stale again through `b`.
+    current.insert("n", &11).unwrap();
+    b.compare_and_save(&mut current).await.unwrap();
+    current.insert("n", &12).unwrap();
+    a.compare_and_save(&mut current).await.unwrap();
+    assert_eq!(current.version(), 6);
+    // An unconditional save from a stale copy still moves the version forward.
+    let mut old = loaded.clone();
+    old.insert("n", &99).unwrap();
+    a.save(&mut old).await.unwrap();
+    assert_eq!(old.version(), 7);
+    let seen = b.load(&t).await.unwrap().unwrap();
+    assert_eq!(
+        (seen.version(), seen.get::<i32>("n").unwrap()),
+        (7, Some(99))
+    );
+}

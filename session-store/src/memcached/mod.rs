@@ -8,8 +8,16 @@
 //!   `replicas(r)` it is also written to the next `r - 1` distinct servers clockwise.
 //! * **Versions.** The value is the record in the crate's [`codec`] encoding,
 //!   version and expiry included. `compare_and_save` reads it with `gets`, checks the version
-//!   and writes with `cas`, so a write in between (memcached's CAS unique changed) makes it
-//!   re-read: no lost update across any number of application servers. `create` is `add`.
+//!   and writes with a meta set compared against the CAS unique read (`ms … C<unique>`), so a
+//!   write in between (memcached's CAS unique changed) makes it re-read: no lost update across
+//!   any number of application servers. `create` is an add-mode meta set (`ME`).
+//! * **One round trip per save.** Every write asks for the item's new CAS unique (flag `c`),
+//!   and without replicas the store remembers, for the sessions it recently read or wrote,
+//!   the copy and unique it saw. A `save`, `compare_and_save` or `touch` then starts from that
+//!   copy and sends only the CAS-checked write: if nothing else wrote the session meanwhile it
+//!   lands, otherwise the server refuses it (`EX`) and the store reads and decides as above. A
+//!   version mismatch or a missing session is never reported from the remembered copy alone.
+//!   The meta protocol needs memcached 1.6 or later (Debian 12 has 1.6.18).
 //! * **Expiry** follows the store's [`Clock`]: the expiry inside the value decides. The
 //!   memcached `exptime` (remaining lifetime plus a grace period) only makes memcached drop the
 //!   item eventually, so application servers' clocks may differ a little from memcached's.
@@ -27,6 +35,7 @@
 mod proto;
 mod ring;
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -327,7 +336,18 @@ pub struct MemcachedStore<C: Clock = SystemClock> {
     ring: Ring,
     opts: MemcachedOptions,
     clock: C,
+    hints: Mutex<Hints>,
 }
+
+/// The last copy of each recently read or written session that this store saw on its server,
+/// with that server's index and the item's CAS unique (kept only with `replicas(1)`, at most
+/// [`MAX_HINTS`] entries, all dropped when full). A write starts from it instead of reading
+/// the session first, and the server's CAS check refuses the write if the item changed since:
+/// the usual load-then-save of a request, and repeated saves, take one round trip each.
+type Hints = HashMap<String, (usize, Record, u64)>;
+
+/// How many sessions [`Hints`] remembers before it starts over.
+const MAX_HINTS: usize = 4096;
 
 /// Splits `host:port` (or `[v6]:port`).
 fn parse_addr(addr: &str) -> Option<(String, u16)> {
@@ -392,6 +412,7 @@ impl<C: Clock> MemcachedStore<C> {
             ring,
             opts,
             clock,
+            hints: Mutex::new(HashMap::new()),
         })
     }
 
@@ -603,6 +624,7 @@ impl<C: Clock> MemcachedStore<C> {
             return Err(unexpected(reply.name()));
         };
         let Some(item) = items.pop() else {
+            self.forget(key);
             return Ok(None);
         };
         match (items.is_empty(), item.cas) {
@@ -611,36 +633,90 @@ impl<C: Clock> MemcachedStore<C> {
                     server: node.addr.clone(),
                     source,
                 })?;
+                self.remember(i, key, &rec, cas);
                 Ok(Some((rec, cas)))
             }
             _ => Err(unexpected("VALUE for another key or without CAS")),
         }
     }
 
-    /// A storage command (`add`, `cas`) on server `i`; returns the storage reply.
+    /// Stores `value`, the encoding of `rec`, on server `i` with a meta set: only if the item's
+    /// CAS unique is still `cas`, or with `None` only if the key is absent (like `cas` / `add`).
+    /// Returns
+    /// [`Reply::Stored`] with the item's new unique, or the reply that refused it
+    /// ([`Reply::Exists`], [`Reply::NotFound`], [`Reply::NotStored`]) with `None`.
     async fn put(
         &self,
         i: usize,
         op: &'static str,
         key: &str,
+        rec: &Record,
         value: &[u8],
-        expires: UnixTime,
         cas: Option<u64>,
-    ) -> Result<Reply, MemcachedError> {
-        let verb = if cas.is_some() { "cas" } else { "add" };
+    ) -> Result<(Reply, Option<u64>), MemcachedError> {
         let mut cmd = Vec::with_capacity(key.len() + value.len() + 64);
-        proto::storage(&mut cmd, verb, key, self.exptime(expires), value, cas);
-        let reply = self.request(i, op, &cmd).await?;
-        match reply {
-            Reply::Stored | Reply::NotStored | Reply::Exists | Reply::NotFound => Ok(reply),
+        proto::meta_set(&mut cmd, key, self.exptime(rec.expires()), value, cas);
+        let reply = self.request(i, op, &cmd).await;
+        if !matches!(reply, Ok(Reply::Hd(Some(_)))) {
+            self.forget(key);
+        }
+        match reply? {
+            Reply::Hd(unique) => {
+                if let Some(u) = unique {
+                    self.remember(i, key, rec, u);
+                }
+                Ok((Reply::Stored, unique))
+            }
+            reply @ (Reply::NotStored | Reply::Exists | Reply::NotFound) => Ok((reply, None)),
             other => Err(MemcachedError::Protocol {
                 server: self.node(i)?.addr.clone(),
                 op,
                 source: ProtocolError::Unexpected {
-                    op: verb,
+                    op: "ms",
                     reply: other.name(),
                 },
             }),
+        }
+    }
+
+    /// Remembers that server `i` holds `rec` under `key` with CAS unique `cas` (from a read or
+    /// a write of this store), so the next write of `key` can skip its read: see [`Hints`].
+    fn remember(&self, i: usize, key: &str, rec: &Record, cas: u64) {
+        if self.opts.replicas > 1 {
+            return;
+        }
+        let mut hints = self
+            .hints
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if hints.len() >= MAX_HINTS && !hints.contains_key(key) {
+            hints.clear();
+        }
+        hints.insert(key.to_owned(), (i, rec.clone(), cas));
+    }
+
+    fn forget(&self, key: &str) {
+        if self.opts.replicas > 1 {
+            return;
+        }
+        self.hints
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(key);
+    }
+
+    /// The remembered copy of `key` on server `i`, if any.
+    fn hint(&self, i: usize, key: &str) -> Option<(Record, u64)> {
+        if self.opts.replicas > 1 {
+            return None;
+        }
+        let hints = self
+            .hints
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match hints.get(key) {
+            Some((node, rec, cas)) if *node == i => Some((rec.clone(), *cas)),
+            _ => None,
         }
     }
 
@@ -700,8 +776,8 @@ impl<C: Clock> MemcachedStore<C> {
                 primary,
                 op,
                 key,
+                &newer,
                 &value,
-                newer.expires(),
                 current.map(|(_, cas)| cas),
             )
             .await?;
@@ -742,8 +818,8 @@ impl<C: Clock> MemcachedStore<C> {
                         Some(*cas)
                     }
                 };
-                match self.put(r, op, key, value, stored.expires(), cas).await {
-                    Ok(Reply::Stored) | Err(_) => break,
+                match self.put(r, op, key, stored, value, cas).await {
+                    Ok((Reply::Stored, _)) | Err(_) => break,
                     Ok(_) => {}
                 }
             }
@@ -758,8 +834,9 @@ impl<C: Clock> MemcachedStore<C> {
             let (&primary, replicas) = targets.split_first().ok_or(MemcachedError::AllEjected)?;
             let (stored, value) = self.encode(rec, id, 1)?;
             let mut done = matches!(
-                self.put(primary, "create", &key, &value, stored.expires(), None)
-                    .await?,
+                self.put(primary, "create", &key, &stored, &value, None)
+                    .await?
+                    .0,
                 Reply::Stored
             );
             if !done {
@@ -768,8 +845,9 @@ impl<C: Clock> MemcachedStore<C> {
                     None => {}
                     Some((old, cas)) if old.is_expired(self.clock.now()) => {
                         done = matches!(
-                            self.put(primary, "create", &key, &value, stored.expires(), Some(cas))
-                                .await?,
+                            self.put(primary, "create", &key, &stored, &value, Some(cas))
+                                .await?
+                                .0,
                             Reply::Stored
                         );
                     }
@@ -787,8 +865,15 @@ impl<C: Clock> MemcachedStore<C> {
     }
 
     /// The common loop of `save`, `compare_and_save` and `touch`: read the primary, let
-    /// `decide` turn its copy into the record to store (or an early answer), write it with
-    /// `cas`/`add`, retry if another writer got in between, then replicate.
+    /// `decide` turn its copy into the record to store (or an early answer), write it with a
+    /// CAS-checked (or add-mode) meta set, retry if another writer got in between, then
+    /// replicate.
+    ///
+    /// Without replicas, the first attempt starts from this store's remembered copy of the
+    /// session when it has one (see [`Hints`]) instead of reading it: one round trip instead of
+    /// two. The CAS unique makes that safe — the write lands only if the server still holds
+    /// exactly that copy — and an early answer (a version mismatch, a missing session) is never
+    /// given from a remembered copy: it is checked against a real read first.
     async fn write_loop<T>(
         &self,
         op: &'static str,
@@ -796,20 +881,36 @@ impl<C: Clock> MemcachedStore<C> {
         mut decide: impl FnMut(Option<&Record>) -> Result<Result<Record, T>, StoreError>,
     ) -> Result<Result<Record, T>, StoreError> {
         let key = self.key_for(id);
-        for _ in 0..WRITE_RETRIES {
+        let mut may_use_hint = true;
+        let mut reads = 0;
+        loop {
             let targets = self.targets(&key)?;
             let (&primary, replicas) = targets.split_first().ok_or(MemcachedError::AllEjected)?;
-            let current = self.primary_state(op, &key, &targets).await?;
+            let hinted = if may_use_hint && replicas.is_empty() {
+                self.hint(primary, &key)
+            } else {
+                None
+            };
+            may_use_hint = false;
+            let from_hint = hinted.is_some();
+            let current = match hinted {
+                Some(h) => Some(h),
+                None => {
+                    if reads == WRITE_RETRIES {
+                        break;
+                    }
+                    reads += 1;
+                    self.primary_state(op, &key, &targets).await?
+                }
+            };
             let next = match decide(current.as_ref().map(|(r, _)| r))? {
                 Ok(next) => next,
+                Err(_) if from_hint => continue,
                 Err(answer) => return Ok(Err(answer)),
             };
             let (stored, value) = self.encode(&next, id, next.version())?;
             let cas = current.map(|(_, cas)| cas);
-            if let Reply::Stored = self
-                .put(primary, op, &key, &value, stored.expires(), cas)
-                .await?
-            {
+            if let (Reply::Stored, _) = self.put(primary, op, &key, &stored, &value, cas).await? {
                 self.replicate(op, &key, replicas, &stored, &value).await;
                 return Ok(Ok(stored));
             }
@@ -894,6 +995,7 @@ impl<C: Clock> MemcachedStore<C> {
         let key = self.key_for(id);
         let mut cmd = Vec::with_capacity(key.len() + 8);
         proto::keyed(&mut cmd, "delete", &key);
+        self.forget(&key);
         let mut first_err = None;
         for t in self.targets(&key)? {
             match self.request(t, "delete", &cmd).await {

@@ -31,6 +31,11 @@ pub(crate) enum Reply {
     Values(Vec<Item>),
     /// `STORED`
     Stored,
+    /// `HD`, a meta command's success, with the item's new CAS unique when the command asked
+    /// for it (flag `c`: `HD c<unique>`). Meta `NS`, `EX` and `NF` parse as
+    /// [`NotStored`](Self::NotStored), [`Exists`](Self::Exists) and
+    /// [`NotFound`](Self::NotFound).
+    Hd(Option<u64>),
     /// `NOT_STORED` (`add` found the key, or `replace` did not).
     NotStored,
     /// `EXISTS` (`cas`: the item changed since `gets`).
@@ -97,6 +102,7 @@ impl Reply {
         match self {
             Self::Values(_) => "VALUE/END",
             Self::Stored => "STORED",
+            Self::Hd(_) => "HD",
             Self::NotStored => "NOT_STORED",
             Self::Exists => "EXISTS",
             Self::NotFound => "NOT_FOUND",
@@ -184,6 +190,11 @@ pub(crate) fn parse_reply(
         if let Some(reply) = simple {
             return Ok(Some((reply, buf.len() - after.len())));
         }
+        if items.is_empty()
+            && let Some(reply) = meta_status(l)?
+        {
+            return Ok(Some((reply, buf.len() - after.len())));
+        }
         let Some(fields) = l.strip_prefix(b"VALUE ") else {
             return Err(ProtocolError::UnknownReply { len: l.len() });
         };
@@ -226,25 +237,48 @@ pub(crate) fn parse_reply(
     }
 }
 
+/// A meta command's status line (`HD`, `NS`, `EX`, `NF`, each maybe followed by return flags),
+/// or `None` if `l` is not one. Of the return flags only `c<unique>` is read; others are
+/// skipped.
+fn meta_status(l: &[u8]) -> Result<Option<Reply>, ProtocolError> {
+    let mut words = l.split(|&b| b == b' ');
+    let status = match words.next() {
+        Some(b"HD") => Reply::Hd(None),
+        Some(b"NS") => Reply::NotStored,
+        Some(b"EX") => Reply::Exists,
+        Some(b"NF") => Reply::NotFound,
+        _ => return Ok(None),
+    };
+    let mut cas = None;
+    for w in words {
+        match w.split_first() {
+            Some((b'c', digits)) => cas = Some(number::<u64>("cas", Some(digits))?),
+            Some(_) => {}
+            // Two spaces in a row, or a trailing one: not what a server writes.
+            None => return Err(ProtocolError::UnknownReply { len: l.len() }),
+        }
+    }
+    Ok(Some(match status {
+        Reply::Hd(_) => Reply::Hd(cas),
+        other => other,
+    }))
+}
+
 fn message(after_word: &[u8]) -> String {
     String::from_utf8_lossy(after_word.strip_prefix(b" ").unwrap_or(after_word)).into_owned()
 }
 
-/// Appends a storage command (`add`, `set`, `cas`) to `out`.
-pub(crate) fn storage(
-    out: &mut Vec<u8>,
-    verb: &str,
-    key: &str,
-    exptime: u32,
-    data: &[u8],
-    cas: Option<u64>,
-) {
-    out.extend_from_slice(verb.as_bytes());
-    out.push(b' ');
+/// Appends a meta set that returns the new CAS unique (`ms <key> <len> T<exptime> c`): with
+/// `cas`, only if the item's unique is still `cas` (`C<cas>`; `EX` if it changed, `NF` if it is
+/// gone); without, only if the key is absent (mode `E`, like `add`; `NS` if present). Client
+/// flags are 0, as the text commands store them.
+pub(crate) fn meta_set(out: &mut Vec<u8>, key: &str, exptime: u32, data: &[u8], cas: Option<u64>) {
+    out.extend_from_slice(b"ms ");
     out.extend_from_slice(key.as_bytes());
-    out.extend_from_slice(format!(" 0 {exptime} {}", data.len()).as_bytes());
-    if let Some(c) = cas {
-        out.extend_from_slice(format!(" {c}").as_bytes());
+    out.extend_from_slice(format!(" {} T{exptime} c", data.len()).as_bytes());
+    match cas {
+        Some(c) => out.extend_from_slice(format!(" C{c}").as_bytes()),
+        None => out.extend_from_slice(b" ME"),
     }
     out.extend_from_slice(b"\r\n");
     out.extend_from_slice(data);
@@ -278,6 +312,7 @@ pub(crate) fn encode_reply(r: &Reply) -> Vec<u8> {
             }
             out.extend_from_slice(b"END\r\n");
         }
+        Reply::Hd(Some(c)) => out.extend_from_slice(format!("HD c{c}\r\n").as_bytes()),
         Reply::ClientError(m) => out.extend_from_slice(format!("CLIENT_ERROR {m}\r\n").as_bytes()),
         Reply::ServerError(m) => out.extend_from_slice(format!("SERVER_ERROR {m}\r\n").as_bytes()),
         other => {
@@ -392,10 +427,37 @@ mod tests {
     }
 
     #[test]
+    fn meta_statuses() {
+        let p = |b: &[u8]| parse_reply(b, 10);
+        assert_eq!(p(b"HD c17\r\n").unwrap(), Some((Reply::Hd(Some(17)), 8)));
+        assert_eq!(p(b"HD\r\n").unwrap(), Some((Reply::Hd(None), 4)));
+        assert_eq!(
+            p(b"HD k t5 c9\r\n").unwrap(),
+            Some((Reply::Hd(Some(9)), 12))
+        );
+        assert_eq!(p(b"EX c0\r\n").unwrap(), Some((Reply::Exists, 7)));
+        assert_eq!(p(b"NS\r\n").unwrap(), Some((Reply::NotStored, 4)));
+        assert_eq!(p(b"NF\r\n").unwrap(), Some((Reply::NotFound, 4)));
+        assert_eq!(
+            p(b"HD cx\r\n"),
+            Err(ProtocolError::BadValueLine { field: "cas" })
+        );
+        assert_eq!(
+            p(b"HD  c1\r\n"),
+            Err(ProtocolError::UnknownReply { len: 6 })
+        );
+        assert_eq!(p(b"HDX\r\n"), Err(ProtocolError::UnknownReply { len: 3 }));
+        assert_eq!(p(b"HD c1").unwrap(), None);
+    }
+
+    #[test]
     fn commands_are_framed() {
         let mut out = Vec::new();
-        storage(&mut out, "cas", "s:k", 60, b"v\r\n", Some(7));
-        assert_eq!(out, b"cas s:k 0 60 3 7\r\nv\r\n\r\n");
+        meta_set(&mut out, "s:k", 60, b"v", Some(7));
+        assert_eq!(out, b"ms s:k 1 T60 c C7\r\nv\r\n");
+        out.clear();
+        meta_set(&mut out, "s:k", 0, b"", None);
+        assert_eq!(out, b"ms s:k 0 T0 c ME\r\n\r\n");
         out.clear();
         keyed(&mut out, "gets", "s:k");
         assert_eq!(out, b"gets s:k\r\n");
@@ -420,6 +482,7 @@ mod tests {
         prop_oneof![
             proptest::collection::vec(item(), 0..3).prop_map(Reply::Values),
             Just(Reply::Stored),
+            proptest::option::of(any::<u64>()).prop_map(Reply::Hd),
             Just(Reply::NotStored),
             Just(Reply::Exists),
             Just(Reply::NotFound),
