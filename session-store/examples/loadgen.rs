@@ -16,12 +16,20 @@
 //! for each concurrency, runs `redis-benchmark -t set,get -d 1024 -P 1` and `memcslap --test
 //! set|get` against them, then this tool against the same servers, and prints one table.
 //!
+//! `--servers` starts a throw-away PostgreSQL and MariaDB (`initdb` / `mariadb-install-db` in
+//! a temp dir, loopback ports; the SQL tests' `tests/support/servers.rs`), a Redis and a
+//! memcached, and runs this tool on every backend: memory, an SQLite file, PostgreSQL,
+//! MariaDB, Redis, memcached.
+//!
 //! One phase is `--ops` operations spread over `concurrency` tokio tasks on a 2-worker
 //! runtime: `save` (unconditional write of a task's own sessions, version bumped each time) or
 //! `load` (of the sessions saved before, every load must find its session). Latency is measured
 //! per operation, from the call to the completed future.
 #[path = "../tests/support/kv.rs"]
 mod kv;
+#[cfg(all(feature = "postgres", feature = "mysql"))]
+#[path = "../tests/support/servers.rs"]
+mod servers;
 
 use std::error::Error;
 use std::process::Command;
@@ -39,6 +47,7 @@ struct Opts {
     concurrency: Vec<usize>,
     sessions: usize,
     compare: bool,
+    servers: bool,
     backends: Vec<String>,
 }
 
@@ -48,6 +57,7 @@ fn parse_args() -> BoxResult<Opts> {
         concurrency: vec![1, 64],
         sessions: 1000,
         compare: false,
+        servers: false,
         backends: Vec::new(),
     };
     let mut args = std::env::args().skip(1);
@@ -64,9 +74,10 @@ fn parse_args() -> BoxResult<Opts> {
                     .collect::<Result<_, _>>()?;
             }
             "--compare" => o.compare = true,
+            "--servers" => o.servers = true,
             "-h" | "--help" => {
                 println!(
-                    "loadgen [--ops N] [--concurrency 1,64] [--sessions N] (--compare | BACKEND...)"
+                    "loadgen [--ops N] [--concurrency 1,64] [--sessions N] (--compare | --servers | BACKEND...)"
                 );
                 std::process::exit(0);
             }
@@ -77,8 +88,8 @@ fn parse_args() -> BoxResult<Opts> {
     if o.ops == 0 || o.sessions == 0 || o.concurrency.contains(&0) {
         return Err("--ops, --sessions and --concurrency must be positive".into());
     }
-    if !o.compare && o.backends.is_empty() {
-        return Err("name a BACKEND or pass --compare (see --help)".into());
+    if !o.compare && !o.servers && o.backends.is_empty() {
+        return Err("name a BACKEND or pass --compare or --servers (see --help)".into());
     }
     Ok(o)
 }
@@ -459,6 +470,39 @@ async fn compare(opts: &Opts) -> BoxResult<Vec<Row>> {
     Ok(rows)
 }
 
+/// Every backend on throw-away servers (`--servers`).
+#[cfg(all(feature = "postgres", feature = "mysql", feature = "sqlite"))]
+async fn every_backend(opts: &Opts) -> BoxResult<()> {
+    let pg = servers::postgres().ok_or("PostgreSQL is not installed")?;
+    let maria = servers::mariadb().ok_or("MariaDB is not installed")?;
+    let redis = kv::redis_standalone().ok_or("no redis-server")?;
+    let mc = kv::memcached_cluster(1)
+        .and_then(|mut v| v.pop())
+        .ok_or("no memcached")?;
+    let dir = kv::temp_dir("loadgen-sqlite");
+    let urls = [
+        "memory".to_owned(),
+        format!("sqlite:{}", dir.join("sessions.db").display()),
+        pg.fresh_database().await,
+        maria.fresh_database().await,
+        format!("redis://{}/0", redis.addr()),
+        format!("memcached://{}", mc.addr()),
+    ];
+    Row::print_header();
+    for url in &urls {
+        run_backend(url, opts).await?;
+    }
+    drop(redis);
+    drop(mc);
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
+
+#[cfg(not(all(feature = "postgres", feature = "mysql", feature = "sqlite")))]
+async fn every_backend(_: &Opts) -> BoxResult<()> {
+    Err("--servers needs the sqlite, postgres and mysql features (--all-features)".into())
+}
+
 fn main() -> BoxResult<()> {
     let opts = parse_args()?;
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -468,6 +512,9 @@ fn main() -> BoxResult<()> {
     rt.block_on(async {
         if opts.compare {
             compare(&opts).await?;
+        }
+        if opts.servers {
+            every_backend(&opts).await?;
         }
         if !opts.backends.is_empty() {
             Row::print_header();
