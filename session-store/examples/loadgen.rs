@@ -27,7 +27,9 @@
 //! per operation, from the call to the completed future.
 #[path = "../tests/support/kv.rs"]
 mod kv;
+// kv.rs and servers.rs each include tests/support/reaper.rs as their own private module.
 #[cfg(all(feature = "postgres", feature = "mysql"))]
+#[allow(clippy::duplicate_mod)]
 #[path = "../tests/support/servers.rs"]
 mod servers;
 

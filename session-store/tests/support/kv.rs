@@ -17,13 +17,17 @@
 )]
 
 use std::ffi::OsString;
-use std::io::{BufRead, BufReader, Write};
-use std::net::{Ipv4Addr, TcpListener, TcpStream};
-use std::os::unix::process::CommandExt;
+use std::io::Write;
+use std::net::{Ipv4Addr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, Stdio};
+use std::process::{Child, ChildStdin, Command};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
+
+#[path = "reaper.rs"]
+mod reaper;
+use reaper::spawn_reaped;
+pub use reaper::{alive, is_root, try_free_port, which_any};
 
 /// How long a server may take to accept connections.
 const START_TIMEOUT: Duration = Duration::from_secs(30);
@@ -104,41 +108,12 @@ pub fn skip<T>(reason: &str) -> Option<T> {
 
 /// The first of `name` found on `PATH` or in /usr/sbin, /usr/bin.
 pub fn which(name: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    let mut dirs: Vec<PathBuf> = std::env::split_paths(&path).collect();
-    dirs.extend(["/usr/sbin", "/usr/bin", "/sbin"].map(PathBuf::from));
-    dirs.iter().map(|d| d.join(name)).find(|p| p.is_file())
-}
-
-pub fn is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("Uid:"))
-                .and_then(|rest| rest.split_whitespace().nth(1).map(|e| e == "0"))
-        })
-        .unwrap_or(false)
+    which_any(&[name])
 }
 
 /// A loopback port that was free a moment ago.
 pub fn free_port() -> u16 {
-    TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// `false` once `pid` has exited (gone, or a zombie awaiting its reaper).
-pub fn alive(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .ok()
-        .and_then(|s| {
-            s.rsplit_once(')')
-                .and_then(|(_, rest)| rest.split_whitespace().next().map(|st| st != "Z"))
-        })
-        .unwrap_or(false)
+    try_free_port().unwrap()
 }
 
 /// A fresh temp dir that the reaper will delete.
@@ -150,40 +125,8 @@ pub fn temp_dir(prefix: &str) -> PathBuf {
 /// Starts `argv` under a reaper in `dir` (log: `dir/server.log`) and waits until `port`
 /// accepts connections.
 pub fn spawn(kind: &'static str, argv: &[OsString], port: u16, dir: &Path) -> Result<Proc, String> {
-    const SCRIPT: &str = r#"
-"$@" >"$REAP_LOG" 2>&1 </dev/null &
-pid=$!
-echo "$pid"
-read -r _ignored || true
-kill -s TERM "$pid" 2>/dev/null
-( sleep 10; kill -s KILL "$pid" 2>/dev/null ) >/dev/null 2>&1 </dev/null &
-wait "$pid"
-rm -rf "$REAP_DIR"
-"#;
     let log = dir.join("server.log");
-    let mut child = Command::new("sh")
-        .arg("-c")
-        .arg(SCRIPT)
-        .arg("session-store-kv-reaper")
-        .args(argv)
-        .env("REAP_LOG", &log)
-        .env("REAP_DIR", dir)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .process_group(0)
-        .spawn()
-        .map_err(|e| format!("cannot spawn the reaper shell: {e}"))?;
-    let stdin = child.stdin.take().ok_or("reaper has no stdin")?;
-    let stdout = child.stdout.take().ok_or("reaper has no stdout")?;
-    let mut line = String::new();
-    BufReader::new(stdout)
-        .read_line(&mut line)
-        .map_err(|e| format!("reading the server pid: {e}"))?;
-    let pid = line
-        .trim()
-        .parse::<u32>()
-        .map_err(|e| format!("reaper printed {line:?} instead of a pid: {e}"))?;
+    let (pid, child, stdin) = spawn_reaped(argv, dir, &log, 10)?;
     let proc = Proc {
         kind,
         port,

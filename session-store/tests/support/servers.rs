@@ -20,9 +20,8 @@
     clippy::expect_used
 )]
 
-use std::io::{BufRead, BufReader, Write};
-use std::net::{Ipv4Addr, TcpListener, TcpStream};
-use std::os::unix::process::CommandExt;
+use std::io::Write;
+use std::net::{Ipv4Addr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{ChildStdin, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -30,6 +29,10 @@ use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use session_store::sql::sqlx::{self, Connection};
+
+#[path = "reaper.rs"]
+mod reaper;
+use reaper::{alive, is_root, spawn_reaped, try_free_port, which_any};
 
 /// How long a server may take to become ready.
 const START_TIMEOUT: Duration = Duration::from_secs(90);
@@ -183,43 +186,12 @@ struct MariaBins {
 }
 
 fn find_mariadb() -> Result<MariaBins, String> {
-    let install_db = which(&["mariadb-install-db", "mysql_install_db"]);
-    let server = which(&["mariadbd", "mysqld"]);
+    let install_db = which_any(&["mariadb-install-db", "mysql_install_db"]);
+    let server = which_any(&["mariadbd", "mysqld"]);
     match (install_db, server) {
         (Some(install_db), Some(server)) => Ok(MariaBins { install_db, server }),
         _ => Err("no mariadb-install-db and mariadbd (apt-get install mariadb-server)".to_owned()),
     }
-}
-
-/// The first of `names` found on `PATH` or in /usr/sbin, /usr/bin.
-fn which(names: &[&str]) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    let mut dirs: Vec<PathBuf> = std::env::split_paths(&path).collect();
-    dirs.extend(["/usr/sbin", "/usr/bin", "/sbin"].map(PathBuf::from));
-    names
-        .iter()
-        .flat_map(|n| dirs.iter().map(move |d| d.join(n)))
-        .find(|p| p.is_file())
-}
-
-fn is_root() -> bool {
-    // /proc/self/status: "Uid:\treal\teffective\tsaved\tfs".
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("Uid:"))
-                .and_then(|rest| rest.split_whitespace().nth(1).map(|e| e == "0"))
-        })
-        .unwrap_or(false)
-}
-
-/// A loopback port that was free a moment ago.
-fn free_port() -> Result<u16, String> {
-    let l = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).map_err(|e| format!("bind: {e}"))?;
-    l.local_addr()
-        .map(|a| a.port())
-        .map_err(|e| format!("local_addr: {e}"))
 }
 
 /// Runs `cmd` to completion, failing with its output.
@@ -238,61 +210,6 @@ fn run(what: &str, cmd: &mut Command) -> Result<(), String> {
             String::from_utf8_lossy(&out.stderr)
         ))
     }
-}
-
-/// Starts `server` (program and arguments) under a reaper; returns its PID and the pipe whose
-/// closing stops it.
-fn spawn_reaped(
-    server: &[&std::ffi::OsStr],
-    dir: &Path,
-    log: &Path,
-) -> Result<(u32, ChildStdin), String> {
-    const SCRIPT: &str = r#"
-"$@" >"$REAP_LOG" 2>&1 </dev/null &
-pid=$!
-echo "$pid"
-read -r _ignored || true
-kill -s TERM "$pid" 2>/dev/null
-( sleep 20; kill -s KILL "$pid" 2>/dev/null ) >/dev/null 2>&1 </dev/null &
-wait "$pid"
-rm -rf "$REAP_DIR"
-"#;
-    let mut child = Command::new("sh")
-        .arg("-c")
-        .arg(SCRIPT)
-        .arg("session-store-test-reaper")
-        .args(server)
-        .env("REAP_LOG", log)
-        .env("REAP_DIR", dir)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        // Its own process group: a Ctrl-C aimed at the tests must not kill the reaper first.
-        .process_group(0)
-        .spawn()
-        .map_err(|e| format!("cannot spawn the reaper shell: {e}"))?;
-    let stdin = child.stdin.take().ok_or("reaper has no stdin")?;
-    let stdout = child.stdout.take().ok_or("reaper has no stdout")?;
-    let mut line = String::new();
-    BufReader::new(stdout)
-        .read_line(&mut line)
-        .map_err(|e| format!("reading the server pid: {e}"))?;
-    let pid = line
-        .trim()
-        .parse::<u32>()
-        .map_err(|e| format!("reaper printed {line:?} instead of a pid: {e}"))?;
-    Ok((pid, stdin))
-}
-
-/// `false` once `pid` has exited (gone, or a zombie awaiting its reaper).
-fn alive(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .ok()
-        .and_then(|s| {
-            s.rsplit_once(')')
-                .and_then(|(_, rest)| rest.split_whitespace().next().map(|st| st != "Z"))
-        })
-        .unwrap_or(false)
 }
 
 fn wait_ready(
@@ -368,7 +285,7 @@ fn start_postgres(bins: &PgBins) -> Result<Server, String> {
             .arg(&data)
             .args(["-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-sync"]),
     )?;
-    let port = free_port()?;
+    let port = try_free_port()?;
     let mut server = as_user(&bins.postgres);
     server.push("-D".into());
     server.push(data.clone().into());
@@ -388,7 +305,7 @@ fn start_postgres(bins: &PgBins) -> Result<Server, String> {
         server.push(setting.into());
     }
     let args: Vec<&std::ffi::OsStr> = server.iter().map(|s| s.as_os_str()).collect();
-    let (pid, stdin) = spawn_reaped(&args, &dir, &log)?;
+    let (pid, _reaper, stdin) = spawn_reaped(&args, &dir, &log, 20)?;
     // From here on the reaper owns the directory.
     let _ = tmp.keep();
     let isready = bins.pg_isready.clone();
@@ -434,7 +351,7 @@ fn start_mariadb(bins: &MariaBins) -> Result<Server, String> {
             .args(["--auth-root-authentication-method=normal", "--skip-test-db"])
             .args(&user),
     )?;
-    let port = free_port()?;
+    let port = try_free_port()?;
     let mut server: Vec<std::ffi::OsString> = vec![
         bins.server.clone().into(),
         "--no-defaults".into(),
@@ -451,7 +368,7 @@ fn start_mariadb(bins: &MariaBins) -> Result<Server, String> {
     ];
     server.extend(user.into_iter().map(Into::into));
     let args: Vec<&std::ffi::OsStr> = server.iter().map(|s| s.as_os_str()).collect();
-    let (pid, stdin) = spawn_reaped(&args, &dir, &log)?;
+    let (pid, _reaper, stdin) = spawn_reaped(&args, &dir, &log, 20)?;
     let _ = tmp.keep();
     wait_ready("mariadb", pid, &log, || {
         TcpStream::connect((Ipv4Addr::LOCALHOST, port)).is_ok()
