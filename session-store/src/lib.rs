@@ -5,6 +5,74 @@
 use std::fmt;
 use std::future::Future;
 
+/// Implements [`SessionStore`] (server side) for `$store<C>` by forwarding every method to the
+/// store's inherent `async fn create_impl`, `save_impl`, `compare_and_save_impl`, `load_impl`,
+/// `delete_impl` and `touch_impl`, with the same arguments.
+#[cfg(any(
+    feature = "sqlite",
+    feature = "postgres",
+    feature = "mysql",
+    feature = "memcached",
+    feature = "redis"
+))]
+macro_rules! forward_session_store {
+    ($store:ident) => {
+        impl<C: $crate::Clock> $crate::SessionStore for $store<C> {
+            const SERVER_SIDE: bool = true;
+
+            fn create(
+                &self,
+                rec: &mut $crate::Record,
+            ) -> impl ::std::future::Future<Output = Result<$crate::Token, $crate::StoreError>> + Send
+            {
+                self.create_impl(rec)
+            }
+
+            fn save(
+                &self,
+                rec: &mut $crate::Record,
+            ) -> impl ::std::future::Future<Output = Result<$crate::Token, $crate::StoreError>> + Send
+            {
+                self.save_impl(rec)
+            }
+
+            fn compare_and_save(
+                &self,
+                rec: &mut $crate::Record,
+            ) -> impl ::std::future::Future<Output = Result<$crate::Token, $crate::StoreError>> + Send
+            {
+                self.compare_and_save_impl(rec)
+            }
+
+            fn load(
+                &self,
+                token: &$crate::Token,
+            ) -> impl ::std::future::Future<
+                Output = Result<Option<$crate::Record>, $crate::StoreError>,
+            > + Send {
+                self.load_impl(token)
+            }
+
+            fn delete(
+                &self,
+                token: &$crate::Token,
+            ) -> impl ::std::future::Future<Output = Result<(), $crate::StoreError>> + Send {
+                self.delete_impl(token)
+            }
+
+            fn touch(
+                &self,
+                token: &$crate::Token,
+                expires: $crate::UnixTime,
+            ) -> impl ::std::future::Future<
+                Output = Result<Option<$crate::Token>, $crate::StoreError>,
+            > + Send {
+                self.touch_impl(token, expires)
+            }
+        }
+    };
+}
+
 pub mod clock;
 pub mod codec;
 #[cfg(feature = "cookie")]

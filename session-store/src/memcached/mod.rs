@@ -36,7 +36,6 @@ mod proto;
 mod ring;
 
 use std::collections::HashMap;
-use std::future::Future;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -1041,43 +1040,7 @@ impl<C: Clock> MemcachedStore<C> {
     }
 }
 
-impl<C: Clock> crate::SessionStore for MemcachedStore<C> {
-    const SERVER_SIDE: bool = true;
-
-    fn create(&self, rec: &mut Record) -> impl Future<Output = Result<Token, StoreError>> + Send {
-        self.create_impl(rec)
-    }
-
-    fn save(&self, rec: &mut Record) -> impl Future<Output = Result<Token, StoreError>> + Send {
-        self.save_impl(rec)
-    }
-
-    fn compare_and_save(
-        &self,
-        rec: &mut Record,
-    ) -> impl Future<Output = Result<Token, StoreError>> + Send {
-        self.compare_and_save_impl(rec)
-    }
-
-    fn load(
-        &self,
-        token: &Token,
-    ) -> impl Future<Output = Result<Option<Record>, StoreError>> + Send {
-        self.load_impl(token)
-    }
-
-    fn delete(&self, token: &Token) -> impl Future<Output = Result<(), StoreError>> + Send {
-        self.delete_impl(token)
-    }
-
-    fn touch(
-        &self,
-        token: &Token,
-        expires: UnixTime,
-    ) -> impl Future<Output = Result<Option<Token>, StoreError>> + Send {
-        self.touch_impl(token, expires)
-    }
-}
+forward_session_store!(MemcachedStore);
 
 impl<C: Clock> std::fmt::Debug for MemcachedStore<C> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

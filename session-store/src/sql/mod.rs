@@ -275,11 +275,7 @@ macro_rules! sql_store {
             /// # Errors
             /// [`SqlError::Migrate`](crate::SqlError::Migrate) if a statement fails.
             pub async fn migrate(&self) -> Result<(), $crate::SqlError> {
-                let mut tx = self
-                    .pool
-                    .begin()
-                    .await
-                    .map_err($crate::SqlError::Migrate)?;
+                let mut tx = self.pool.begin().await.map_err($crate::SqlError::Migrate)?;
                 for stmt in self.q.schema {
                     sqlx::query(stmt)
                         .execute(&mut *tx)
@@ -501,59 +497,7 @@ macro_rules! sql_store {
             }
         }
 
-        impl<C: $crate::Clock> $crate::SessionStore for $store<C> {
-            const SERVER_SIDE: bool = true;
-
-            fn create(
-                &self,
-                rec: &mut $crate::Record,
-            ) -> impl ::std::future::Future<Output = Result<$crate::Token, $crate::StoreError>> + Send
-            {
-                self.create_impl(rec)
-            }
-
-            fn save(
-                &self,
-                rec: &mut $crate::Record,
-            ) -> impl ::std::future::Future<Output = Result<$crate::Token, $crate::StoreError>> + Send
-            {
-                self.save_impl(rec)
-            }
-
-            fn compare_and_save(
-                &self,
-                rec: &mut $crate::Record,
-            ) -> impl ::std::future::Future<Output = Result<$crate::Token, $crate::StoreError>> + Send
-            {
-                self.compare_and_save_impl(rec)
-            }
-
-            fn load(
-                &self,
-                token: &$crate::Token,
-            ) -> impl ::std::future::Future<
-                Output = Result<Option<$crate::Record>, $crate::StoreError>,
-            > + Send {
-                self.load_impl(token)
-            }
-
-            fn delete(
-                &self,
-                token: &$crate::Token,
-            ) -> impl ::std::future::Future<Output = Result<(), $crate::StoreError>> + Send {
-                self.delete_impl(token)
-            }
-
-            fn touch(
-                &self,
-                token: &$crate::Token,
-                expires: $crate::UnixTime,
-            ) -> impl ::std::future::Future<
-                Output = Result<Option<$crate::Token>, $crate::StoreError>,
-            > + Send {
-                self.touch_impl(token, expires)
-            }
-        }
+        forward_session_store!($store);
 
         impl<C: $crate::Clock> ::std::fmt::Debug for $store<C> {
             fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
