@@ -65,6 +65,7 @@ pub fn run_ops(data: &[u8]) {
             port: f & 2 != 0,
         },
         seed: u64::from(f),
+        ..SchedConfig::default()
     };
     let mut svc = Service::new(kind, config);
     // The nginx balancers with a fast path (cycle cache, weight index) run beside their
@@ -151,6 +152,8 @@ pub fn run_ops(data: &[u8]) {
             10 => {
                 let Some(d) = b.u8() else { break };
                 now = Instant(now.0 + u64::from(d) * 1000);
+                // Run the lblc/lblcr collection timer without scheduling.
+                both(&mut svc, &mut shadow, |s| s.tick(now));
             }
             _ => {
                 let (Some(c), Some(p)) = (b.u8(), b.u8()) else {

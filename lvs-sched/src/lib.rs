@@ -140,6 +140,13 @@ pub trait Scheduler: Send + fmt::Debug {
     fn load_changed(&mut self, dests: &DestSet, id: DestId) {
         let _ = (dests, id);
     }
+    /// Run the scheduler's timers due at or before `now` (the kernel's `lblc`/`lblcr`
+    /// garbage-collection timer; see [`ipvs::lblc_table`]). `schedule` runs them itself
+    /// before deciding, so calling this is only needed to collect state without scheduling.
+    /// The default does nothing.
+    fn tick(&mut self, now: Instant) {
+        let _ = now;
+    }
     /// Choose a destination for `flow`. `None` is the kernel's "no destination available"
     /// (nginx: `NGX_BUSY`). nginx balancers update their per-peer smooth-WRR state in `dests`.
     fn schedule(&mut self, dests: &mut DestSet, flow: &Flow<'_>, now: Instant) -> Option<DestId>;

@@ -232,6 +232,13 @@ impl Service {
         Some(id)
     }
 
+    /// Run the scheduler's timers due at or before `now` (`lblc`/`lblcr` table collection,
+    /// see [`Scheduler::tick`]); [`Service::schedule`] does it too whenever the scheduler
+    /// decides, so this is for collecting the table while no connection arrives.
+    pub fn tick(&mut self, now: Instant) {
+        self.sched.tick(now);
+    }
+
     /// Drop expired persistence templates.
     pub fn expire(&mut self, now: Instant) {
         if let Some(p) = &mut self.persistence {

@@ -150,6 +150,7 @@ fn sh_weighted_buckets_and_fallback() {
                 port: false,
             },
             seed: 0,
+            ..SchedConfig::default()
         },
     );
     fb.add_dest(Dest::new(v4(10, 0, 0, 1, 80), 1));
