@@ -37,7 +37,10 @@ pub struct Ring {
     points: Vec<(u32, usize)>,
 }
 
-/// Split an nginx server name into host and port at the last `:` (`unix:` names have no port).
+/// Split an nginx server name into host and port as `ngx_http_upstream_update_chash` does:
+/// `unix:` names have no port; otherwise the port is what follows the last `:` only when
+/// that is all digits (scanning back from the end, a non-digit before any `:` means the
+/// whole name is the host, e.g. `backend` or `[2001:db8::1]`).
 fn split_name(name: &[u8]) -> (&[u8], &[u8]) {
     if name.len() >= 5
         && name
@@ -46,13 +49,18 @@ fn split_name(name: &[u8]) -> (&[u8], &[u8]) {
     {
         return (name.get(5..).unwrap_or(&[]), &[]);
     }
-    match name.iter().rposition(|&c| c == b':') {
-        Some(i) => (
-            name.get(..i).unwrap_or(&[]),
-            name.get(i + 1..).unwrap_or(&[]),
-        ),
-        None => (name, &[]),
+    for (j, &c) in name.iter().enumerate().rev() {
+        if c == b':' {
+            return (
+                name.get(..j).unwrap_or(&[]),
+                name.get(j + 1..).unwrap_or(&[]),
+            );
+        }
+        if !c.is_ascii_digit() {
+            break;
+        }
     }
+    (name, &[])
 }
 
 impl Ring {
@@ -119,5 +127,31 @@ impl Ring {
             return None;
         }
         self.points.get(i % self.points.len()).map(|p| p.1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::split_name;
+
+    #[test]
+    fn split_like_nginx() {
+        let cases: [(&[u8], &[u8], &[u8]); 7] = [
+            (b"10.0.0.1:80", b"10.0.0.1", b"80"),
+            (b"[2001:db8::1]:8080", b"[2001:db8::1]", b"8080"),
+            (b"[2001:db8::1]", b"[2001:db8::1]", b""),
+            (b"backend", b"backend", b""),
+            (b"host:", b"host", b""),
+            (b"unix:/tmp/s:1", b"/tmp/s:1", b""),
+            (b"a:b1", b"a:b1", b""),
+        ];
+        for (name, host, port) in cases {
+            assert_eq!(
+                split_name(name),
+                (host, port),
+                "{:?}",
+                core::str::from_utf8(name)
+            );
+        }
     }
 }
