@@ -7,9 +7,10 @@
 use core::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use alloc::boxed::Box;
+use alloc::vec::Vec;
 
 use crate::ipvs::{lc, nq, sed, wlc};
-use crate::nginx::{hash::Hash, ip_hash::IpHash, random::Random, round_robin::RoundRobin};
+use crate::nginx::{Tried, hash::Hash, ip_hash::IpHash, random::Random, round_robin::RoundRobin};
 use crate::{
     Dest, DestId, DestSet, Flow, Instant, Protocol, SchedConfig, SchedFlags, Scheduler,
     SchedulerKind, Service, SplitMix64,
@@ -45,11 +46,13 @@ fn addr(b: u8, port: u16) -> SocketAddr {
 }
 
 /// Decode `data` as: kind, flags, then operations (add/weight/availability/thresholds/
-/// open/deactivate/close/failure/success/schedule/advance time), checking after every
+/// open/deactivate/close/failure/success/schedule/advance time and run timers/a retried
+/// request), checking after every
 /// `schedule` that the choice is an available destination with weight > 0 (and, for IPVS
 /// schedulers other than `lblc`, not overloaded), that the O(log n) least-connection
 /// schedulers agree with the kernel's linear scan, and that the nginx balancers' fast paths
-/// (smooth-WRR cycle cache, weight index) agree with nginx's walks, state included.
+/// (smooth-WRR cycle cache, weight index) agree with nginx's walks, state included, on
+/// first tries and on retries (which never offer a peer twice).
 pub fn run_ops(data: &[u8]) {
     let mut b = Bytes(data);
     let (Some(k), Some(f)) = (b.u8(), b.u8()) else {
@@ -65,6 +68,7 @@ pub fn run_ops(data: &[u8]) {
             port: f & 2 != 0,
         },
         seed: u64::from(f),
+        ..SchedConfig::default()
     };
     let mut svc = Service::new(kind, config);
     // The nginx balancers with a fast path (cycle cache, weight index) run beside their
@@ -79,7 +83,7 @@ pub fn run_ops(data: &[u8]) {
         }
         let n = svc.dests().len();
         let pick = |x: u8| DestId(if n == 0 { 0 } else { usize::from(x) % n });
-        match op % 12 {
+        match op % 13 {
             0 => {
                 let (Some(a), Some(w)) = (b.u8(), b.u32()) else {
                     break;
@@ -151,6 +155,14 @@ pub fn run_ops(data: &[u8]) {
             10 => {
                 let Some(d) = b.u8() else { break };
                 now = Instant(now.0 + u64::from(d) * 1000);
+                // Run the lblc/lblcr collection timer without scheduling.
+                both(&mut svc, &mut shadow, |s| s.tick(now));
+            }
+            12 => {
+                let (Some(c), Some(k)) = (b.u8(), b.u8()) else {
+                    break;
+                };
+                retries(&mut svc, &mut shadow, c, k, now);
             }
             _ => {
                 let (Some(c), Some(p)) = (b.u8(), b.u8()) else {
@@ -181,6 +193,39 @@ pub fn run_ops(data: &[u8]) {
                 }
             }
         }
+    }
+}
+
+/// One request retried up to `k % 8 + 1` times (`schedule_next` with one [`Tried`]): an nginx
+/// balancer never offers a peer twice, and the fast paths agree with the reference walks.
+fn retries(svc: &mut Service, shadow: &mut Option<Service>, c: u8, k: u8, now: Instant) {
+    let kind = svc.kind();
+    let key = [c];
+    let flow = Flow::tcp(addr(c, 4000), addr(c.wrapping_add(1), 80)).with_key(&key);
+    let (mut t, mut rt) = (Tried::new(), Tried::new());
+    let mut seen: Vec<DestId> = Vec::new();
+    for _ in 0..=(k % 8) {
+        let got = svc.schedule_next(&flow, now, &mut t);
+        if let Some(r) = shadow {
+            assert_eq!(
+                got,
+                r.schedule_next(&flow, now, &mut rt),
+                "{kind}: retry: fast path and reference walk disagree"
+            );
+            assert!(
+                svc.dests() == r.dests(),
+                "{kind}: retry: state differs from the reference walk"
+            );
+        }
+        let Some(id) = got else { break };
+        if kind.is_nginx() {
+            assert!(!seen.contains(&id), "{kind}: retry offered {id:?} twice");
+            let Some(d) = svc.dests().get(id) else {
+                panic!("{kind}: picked unknown {id:?}")
+            };
+            assert!(!d.nginx.down, "{kind}: retry picked down {id:?}");
+        }
+        seen.push(id);
     }
 }
 

@@ -140,7 +140,34 @@ pub trait Scheduler: Send + fmt::Debug {
     fn load_changed(&mut self, dests: &DestSet, id: DestId) {
         let _ = (dests, id);
     }
+    /// Run the scheduler's timers due at or before `now` (the kernel's `lblc`/`lblcr`
+    /// garbage-collection timer; see [`ipvs::lblc_table`]). `schedule` runs them itself
+    /// before deciding, so calling this is only needed to collect state without scheduling.
+    /// The default does nothing.
+    fn tick(&mut self, now: Instant) {
+        let _ = now;
+    }
     /// Choose a destination for `flow`. `None` is the kernel's "no destination available"
     /// (nginx: `NGX_BUSY`). nginx balancers update their per-peer smooth-WRR state in `dests`.
     fn schedule(&mut self, dests: &mut DestSet, flow: &Flow<'_>, now: Instant) -> Option<DestId>;
+    /// Choose the next peer for a request that may already have tried some (nginx's
+    /// `proxy_next_upstream` retries): `tried` is the request's state (see [`nginx::Tried`]),
+    /// updated with the pick. The nginx balancers skip the peers already tried, move to the
+    /// backup list when the primary list has nothing left, and carry their per-request hash
+    /// state over, as nginx does; `None` is `NGX_BUSY`. The first call with a new
+    /// [`nginx::Tried`] decides exactly as [`Scheduler::schedule`].
+    ///
+    /// IPVS has no per-request retries: the default (used by the IPVS schedulers) is
+    /// [`Scheduler::schedule`], with the choice recorded in `tried`.
+    fn schedule_next(
+        &mut self,
+        dests: &mut DestSet,
+        flow: &Flow<'_>,
+        now: Instant,
+        tried: &mut nginx::Tried,
+    ) -> Option<DestId> {
+        let id = self.schedule(dests, flow, now)?;
+        tried.insert(id);
+        Some(id)
+    }
 }

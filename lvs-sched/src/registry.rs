@@ -5,8 +5,11 @@ use alloc::boxed::Box;
 use alloc::string::String;
 use core::fmt;
 use core::str::FromStr;
+use core::time::Duration;
 
-use crate::{Scheduler, SplitMix64, ipvs, nginx};
+use crate::ipvs::lblc::DEFAULT_EXPIRATION;
+use crate::ipvs::lblc_table::DEFAULT_TAB_BITS;
+use crate::{Instant, Scheduler, SplitMix64, ipvs, nginx};
 
 /// Every scheduler this crate knows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -73,6 +76,12 @@ pub struct SchedConfig {
     pub flags: SchedFlags,
     /// Seed of the [`SplitMix64`] used by `twos`, `random`, `random_two`.
     pub seed: u64,
+    /// When the service is created (`ipvsadm -A`): `lblc`/`lblcr` run their collection
+    /// timer at `created + 60 s`, `+ 120 s`, ... Default `Instant(0)`.
+    pub created: Instant,
+    /// The `lblc_expiration` / `lblcr_expiration` sysctl for an `lblc`/`lblcr` scheduler;
+    /// `None` is the kernel's default, 24 h.
+    pub expiration: Option<Duration>,
 }
 
 /// An unknown scheduler name.
@@ -172,6 +181,7 @@ impl SchedulerKind {
     #[must_use]
     pub fn build(self, config: SchedConfig) -> Box<dyn Scheduler> {
         let rng = || Box::new(SplitMix64::new(config.seed));
+        let exp = config.expiration.unwrap_or(DEFAULT_EXPIRATION);
         match self {
             Self::Rr => Box::new(ipvs::rr::Rr::new()),
             Self::Wrr => Box::new(ipvs::wrr::Wrr::new()),
@@ -181,8 +191,16 @@ impl SchedulerKind {
             Self::Nq => Box::new(ipvs::nq::Nq::new()),
             Self::Dh => Box::new(ipvs::dh::Dh::new()),
             Self::Sh => Box::new(ipvs::sh::Sh::new(config.flags)),
-            Self::Lblc => Box::new(ipvs::lblc::Lblc::default()),
-            Self::Lblcr => Box::new(ipvs::lblcr::Lblcr::default()),
+            Self::Lblc => Box::new(ipvs::lblc::Lblc::with_table_bits(
+                exp,
+                config.created,
+                DEFAULT_TAB_BITS,
+            )),
+            Self::Lblcr => Box::new(ipvs::lblcr::Lblcr::with_table_bits(
+                exp,
+                config.created,
+                DEFAULT_TAB_BITS,
+            )),
             Self::Mh => Box::new(ipvs::mh::Mh::new(config.flags)),
             Self::Fo => Box::new(ipvs::fo::Fo),
             Self::Ovf => Box::new(ipvs::ovf::Ovf),

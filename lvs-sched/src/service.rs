@@ -5,6 +5,7 @@ use alloc::boxed::Box;
 use core::time::Duration;
 
 use crate::dest::{MAX_WEIGHT, NginxPeer};
+use crate::nginx::Tried;
 use crate::persistence::Persistence;
 use crate::{Dest, DestId, DestSet, Flow, Instant, SchedConfig, Scheduler, SchedulerKind};
 
@@ -230,6 +231,26 @@ impl Service {
             p.insert(flow.src.ip(), id, now);
         }
         Some(id)
+    }
+
+    /// Run the scheduler's timers due at or before `now` (`lblc`/`lblcr` table collection,
+    /// see [`Scheduler::tick`]); [`Service::schedule`] does it too whenever the scheduler
+    /// decides, so this is for collecting the table while no connection arrives.
+    pub fn tick(&mut self, now: Instant) {
+        self.sched.tick(now);
+    }
+
+    /// Choose the next peer for a request being retried (nginx `proxy_next_upstream`):
+    /// `tried` is the request's state, made with [`Tried::new`] for its first try and passed
+    /// to every later one; the pick is recorded in it. See [`Scheduler::schedule_next`].
+    /// Persistence is not consulted (a retry goes to the balancer, as in nginx).
+    pub fn schedule_next(
+        &mut self,
+        flow: &Flow<'_>,
+        now: Instant,
+        tried: &mut Tried,
+    ) -> Option<DestId> {
+        self.sched.schedule_next(&mut self.dests, flow, now, tried)
     }
 
     /// Drop expired persistence templates.

@@ -29,3 +29,17 @@ fn replay_seed_corpus() {
         lvs_sched::fuzzing::run_ops(&data);
     }
 }
+
+/// Pseudo-random byte strings through the fuzz target's function (a short fuzz run without
+/// libFuzzer): every op, including timer ticks and retried requests, for every kind.
+#[test]
+fn replay_random_inputs() {
+    use lvs_sched::Rng;
+    let mut rng = lvs_sched::SplitMix64::new(7);
+    for n in 0..1500u32 {
+        let len = 2 + (rng.next_u32() % 400) as usize;
+        let mut data: Vec<u8> = (0..len).map(|_| rng.next_u32() as u8).collect();
+        data[0] = (n % 21) as u8;
+        lvs_sched::fuzzing::run_ops(&data);
+    }
+}

@@ -1,12 +1,13 @@
 //! `dh`, destination hashing (`ip_vs_dh.c`): a 256-bucket table filled by cycling through
-//! the list (weights ignored); the bucket is `(ntohl(daddr_fold) * 2654435761) & 255`. The
+//! the list (weights ignored); the bucket is `hash_32(ntohl(daddr_fold), 8)` (current
+//! kernels; before `hash_32` was used here it was `(ntohl(daddr_fold) * 2654435761) & 255`). The
 //! bucket's destination is used only if it has weight > 0 and is not overloaded; otherwise
 //! there is no destination.
 
 use alloc::vec;
 use alloc::vec::Vec;
 
-use crate::hash::addr_fold;
+use crate::hash::{addr_fold, hash_32};
 use crate::{DestId, DestSet, Flow, Instant, SchedulerKind};
 
 /// `IP_VS_DH_TAB_SIZE` (`1 << 8`).
@@ -26,10 +27,13 @@ impl Dh {
     }
 }
 
-/// The kernel's `ip_vs_dh_hashkey`.
+/// `IP_VS_DH_TAB_BITS` (Kconfig default 8).
+pub const TAB_BITS: u32 = 8;
+
+/// The kernel's `ip_vs_dh_hashkey`: `hash_32` of the folded address, as `sh` does.
 #[must_use]
 pub fn hashkey(ip: core::net::IpAddr) -> usize {
-    (addr_fold(ip).wrapping_mul(2_654_435_761) as usize) & (TABLE_SIZE - 1)
+    hash_32(addr_fold(ip), TAB_BITS) as usize & (TABLE_SIZE - 1)
 }
 
 impl crate::Scheduler for Dh {

@@ -8,6 +8,7 @@
 pub mod dh;
 pub mod fo;
 pub mod lblc;
+pub mod lblc_table;
 pub mod lblcr;
 pub mod lc;
 pub mod mh;

@@ -16,6 +16,7 @@ use alloc::vec;
 use alloc::vec::Vec;
 use core::fmt::Write;
 
+use super::Tried;
 use crate::hash::Crc32;
 use crate::hash::ketama::Ring;
 use crate::{DestId, DestSet, Flow, Instant, SchedulerKind};
@@ -72,43 +73,72 @@ impl crate::Scheduler for Hash {
         self.index.dest_updated(dests, id);
     }
     fn schedule(&mut self, dests: &mut DestSet, flow: &Flow<'_>, now: Instant) -> Option<DestId> {
+        self.pick(dests, flow, now, &mut Tried::scratch())
+    }
+    fn schedule_next(
+        &mut self,
+        dests: &mut DestSet,
+        flow: &Flow<'_>,
+        now: Instant,
+        tried: &mut Tried,
+    ) -> Option<DestId> {
+        self.pick(dests, flow, now, tried)
+    }
+}
+
+impl Hash {
+    /// One try of a request (`ngx_http_upstream_get_hash_peer`): the accumulated hash, the
+    /// re-hash count and the count of failed draws carry over from the request's earlier
+    /// tries, and a tried peer counts as a failed draw.
+    fn pick(
+        &mut self,
+        dests: &mut DestSet,
+        flow: &Flow<'_>,
+        now: Instant,
+        t: &mut Tried,
+    ) -> Option<DestId> {
+        if t.start() {
+            t.hash = 0;
+            t.rehash = 0;
+            t.tries = 0;
+        }
         let key = flow.key.unwrap_or(&[]);
         let (peers, total) = if self.reference {
             super::primary_totals(dests.as_slice())
         } else {
             self.index.refresh(dests)
         };
-        let s = dests.as_mut_slice();
-        if peers < 2 || key.is_empty() || total == 0 {
-            return super::round_robin(dests, now);
+        if t.tries > 20 || peers < 2 || key.is_empty() || total == 0 {
+            return super::round_robin(dests, now, t);
         }
-        let mut acc: u64 = 0;
-        let mut rehash: u32 = 0;
-        let mut tries = 0u32;
+        let s = dests.as_mut_slice();
         let mut num = [0u8; 10];
         loop {
             let mut c = Crc32::new();
-            if rehash > 0 {
-                c = c.update(decimal(rehash, &mut num));
+            if t.rehash > 0 {
+                c = c.update(decimal(t.rehash, &mut num));
             }
             let h = (c.update(key).finish() >> 16) & 0x7fff;
-            acc += u64::from(h);
-            rehash += 1;
+            // nginx keeps the sum in a `uint32_t`.
+            t.hash = (t.hash + u64::from(h)) & u64::from(u32::MAX);
+            t.rehash = t.rehash.wrapping_add(1);
             let at = if self.reference {
-                super::primary_at_weight(s, super::rem(acc, total))
+                super::primary_at_weight(s, super::rem(t.hash, total))
             } else {
-                self.index.at(self.index.rem(acc))
+                self.index.at(self.index.rem(t.hash))
             };
             if let Some(i) = at
+                && !t.has(i)
                 && let Some(d) = s.get_mut(i)
                 && d.nginx_usable(now)
             {
                 super::mark_picked(d, now);
+                t.mark(i);
                 return Some(DestId(i));
             }
-            tries += 1;
-            if tries > 20 {
-                return super::round_robin(dests, now);
+            t.tries += 1;
+            if t.tries > 20 {
+                return super::round_robin(dests, now, t);
             }
         }
     }
@@ -197,15 +227,51 @@ impl crate::Scheduler for Chash {
         }));
     }
     fn schedule(&mut self, dests: &mut DestSet, flow: &Flow<'_>, now: Instant) -> Option<DestId> {
+        self.pick(dests, flow, now, &mut Tried::scratch())
+    }
+    fn schedule_next(
+        &mut self,
+        dests: &mut DestSet,
+        flow: &Flow<'_>,
+        now: Instant,
+        tried: &mut Tried,
+    ) -> Option<DestId> {
+        self.pick(dests, flow, now, tried)
+    }
+}
+
+impl Chash {
+    /// One try of a request (`ngx_http_upstream_get_chash_peer`): the request starts at the
+    /// first point at or after `crc32(key)` (`init_chash_peer`) and stays at the point of its
+    /// last pick, so a retry looks at the same server name first, skipping the tried peers;
+    /// the count of points passed over carries over too.
+    fn pick(
+        &mut self,
+        dests: &mut DestSet,
+        flow: &Flow<'_>,
+        now: Instant,
+        t: &mut Tried,
+    ) -> Option<DestId> {
         let key = flow.key.unwrap_or(&[]);
-        if key.is_empty() || self.ring.is_empty() || !super::has_two_primaries(dests.as_slice()) {
-            return super::round_robin(dests, now);
+        if t.start() {
+            t.tries = 0;
+            t.hash = if self.ring.is_empty() {
+                0
+            } else {
+                self.ring.find_point(crate::hash::crc32(key)) as u64
+            };
         }
-        let mut point = self.ring.find_point(crate::hash::crc32(key));
-        let mut tries = 0u32;
+        if t.tries > 20
+            || key.is_empty()
+            || self.ring.is_empty()
+            || !super::has_two_primaries(dests.as_slice())
+        {
+            return super::round_robin(dests, now, t);
+        }
         let s = dests.as_mut_slice();
         loop {
             // The primary peers named like the point's server, in list order.
+            let point = usize::try_from(t.hash).unwrap_or(usize::MAX);
             let first = self
                 .ring
                 .server_at(point)
@@ -216,6 +282,7 @@ impl crate::Scheduler for Chash {
                 while j != NONE {
                     if let Some(d) = s.get_mut(j)
                         && !d.nginx.backup
+                        && !t.has(j)
                         && d.nginx_usable(now)
                     {
                         acc.step(j, d);
@@ -226,13 +293,14 @@ impl crate::Scheduler for Chash {
                     if let Some(d) = s.get_mut(b) {
                         super::mark_picked(d, now);
                     }
+                    t.mark(b);
                     return Some(DestId(b));
                 }
             }
-            point = point.wrapping_add(1);
-            tries += 1;
-            if tries > 20 {
-                return super::round_robin(dests, now);
+            t.hash = u64::try_from(point.wrapping_add(1)).unwrap_or(0);
+            t.tries += 1;
+            if t.tries > 20 {
+                return super::round_robin(dests, now, t);
             }
         }
     }

@@ -9,6 +9,7 @@
 //! (a binary search within one bucket when weights are very uneven), rebuilt when a weight
 //! or `backup` flag changes or a peer is added. [`IpHash::reference`] keeps the walk.
 
+use super::Tried;
 use crate::{DestId, DestSet, Flow, Instant, SchedulerKind};
 
 /// nginx `ip_hash`.
@@ -71,30 +72,33 @@ fn stir(mut hash: u64, bytes: &[u8]) -> u64 {
     hash
 }
 
-impl crate::Scheduler for IpHash {
-    fn kind(&self) -> SchedulerKind {
-        SchedulerKind::NginxIpHash
-    }
-    fn rebuild(&mut self, _dests: &DestSet) {
-        self.index.invalidate();
-    }
-    fn dest_updated(&mut self, dests: &DestSet, id: DestId) {
-        self.index.dest_updated(dests, id);
-    }
-    fn schedule(&mut self, dests: &mut DestSet, flow: &Flow<'_>, now: Instant) -> Option<DestId> {
+impl IpHash {
+    /// One try of a request (`ngx_http_upstream_get_ip_hash_peer`), with its state in `t`:
+    /// the hash and the count of failed draws carry over from the request's earlier tries,
+    /// and tried peers count as failed draws.
+    fn pick(
+        &mut self,
+        dests: &mut DestSet,
+        flow: &Flow<'_>,
+        now: Instant,
+        t: &mut Tried,
+    ) -> Option<DestId> {
+        if t.start() {
+            t.hash = 89;
+            t.tries = 0;
+        }
         let (peers, total) = if self.reference {
             super::primary_totals(dests.as_slice())
         } else {
             self.index.refresh(dests)
         };
-        let s = dests.as_mut_slice();
-        if peers < 2 || total == 0 {
-            return super::round_robin(dests, now);
+        if t.tries > 20 || peers < 2 || total == 0 {
+            return super::round_robin(dests, now, t);
         }
+        let s = dests.as_mut_slice();
         let mut buf = [0u8; 16];
         let bytes = key_bytes(flow.src.ip(), &mut buf);
-        let mut hash: u64 = 89;
-        let mut tries = 0u32;
+        let mut hash = t.hash;
         loop {
             hash = if self.reference {
                 stir_bytewise(hash, bytes)
@@ -107,17 +111,44 @@ impl crate::Scheduler for IpHash {
                 self.index.at(self.index.rem(hash))
             };
             if let Some(i) = pick
+                && !t.has(i)
                 && let Some(d) = s.get_mut(i)
                 && d.nginx_usable(now)
             {
                 super::mark_picked(d, now);
+                t.mark(i);
+                t.hash = hash;
                 return Some(DestId(i));
             }
-            tries += 1;
-            if tries > 20 {
-                return super::round_robin(dests, now);
+            t.tries += 1;
+            if t.tries > 20 {
+                return super::round_robin(dests, now, t);
             }
         }
+    }
+}
+
+impl crate::Scheduler for IpHash {
+    fn kind(&self) -> SchedulerKind {
+        SchedulerKind::NginxIpHash
+    }
+    fn rebuild(&mut self, _dests: &DestSet) {
+        self.index.invalidate();
+    }
+    fn dest_updated(&mut self, dests: &DestSet, id: DestId) {
+        self.index.dest_updated(dests, id);
+    }
+    fn schedule(&mut self, dests: &mut DestSet, flow: &Flow<'_>, now: Instant) -> Option<DestId> {
+        self.pick(dests, flow, now, &mut Tried::scratch())
+    }
+    fn schedule_next(
+        &mut self,
+        dests: &mut DestSet,
+        flow: &Flow<'_>,
+        now: Instant,
+        tried: &mut Tried,
+    ) -> Option<DestId> {
+        self.pick(dests, flow, now, tried)
     }
 }
 

@@ -4,7 +4,9 @@
 //! robin and `least_conn` when no primary peer can be used, as in nginx. A peer is usable
 //! unless it is `down` (weight 0 and unavailable destinations count as down), has reached
 //! `max_fails` within `fail_timeout`, or has reached `max_conns`. Each call to `schedule` is a
-//! new request (nginx's per-request `tried` bitmap starts empty). After a pick,
+//! new request (nginx's per-request `tried` bitmap starts empty); for nginx's retries
+//! within one request (`proxy_next_upstream`), pass a [`Tried`] to
+//! [`crate::Scheduler::schedule_next`]. After a pick,
 //! `checked` is set to `now` if more than `fail_timeout` has passed, as every nginx balancer
 //! does.
 
@@ -85,44 +87,172 @@ impl Smooth {
     }
 }
 
-/// Smooth WRR over the usable peers of one list (`backup == false`: primary, `true`: backup).
-pub(crate) fn smooth_list(s: &mut [Dest], backup: bool, now: Instant) -> Option<usize> {
+/// Smooth WRR over the usable, untried peers of one list (`backup == false`: primary,
+/// `true`: backup): `ngx_http_upstream_get_peer`.
+pub(crate) fn smooth_list(
+    s: &mut [Dest],
+    backup: bool,
+    now: Instant,
+    tried: &Tried,
+) -> Option<usize> {
     let mut acc = Smooth::default();
     for (i, d) in s.iter_mut().enumerate() {
-        if d.nginx.backup == backup && d.nginx_usable(now) {
+        if d.nginx.backup == backup && !tried.has(i) && d.nginx_usable(now) {
             acc.step(i, d);
         }
     }
     acc.finish(s)
 }
 
-/// `ngx_http_upstream_get_round_robin_peer`: primary peers (the single-peer shortcut
-/// ignores failures), then backup peers.
-pub(crate) fn round_robin(dests: &mut DestSet, now: Instant) -> Option<DestId> {
+/// nginx's per-request peer state, for retries (`proxy_next_upstream`): the `tried` bitmap
+/// of `ngx_http_upstream_rr_peer_data_t`, which list the request is on (`rrp->peers`, switched
+/// to the backup list for the rest of the request once the primary list has nothing left),
+/// and the balancer's own per-request fields (`ip_hash`'s `hash` and `tries`, `hash`'s
+/// `hash`, `rehash` and `tries`, `hash consistent`'s current point and `tries`, `random`'s
+/// `tries`), which carry over from one try of the request to the next as in nginx.
+///
+/// Make one per request with [`Tried::new`] and pass it to every
+/// [`crate::Scheduler::schedule_next`] (or [`crate::Service::schedule_next`]) call for that
+/// request; each pick is recorded in it. `None` is nginx's `NGX_BUSY`: no untried usable
+/// peer is left (including the backup list), so nginx would answer 502.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Tried {
+    bits: Vec<u64>,
+    /// The request has moved to the backup list (`rrp->peers = peers->next`).
+    backup: bool,
+    /// The balancer's per-request fields are set (nginx's `init_peer` ran).
+    started: bool,
+    /// `iphp->tries` / `hp->tries` / `rp->tries`: failed hash draws so far (over 20: round
+    /// robin for the rest of the request).
+    pub(crate) tries: u32,
+    /// `iphp->hash` / `hp->hash` / the consistent-hash point index.
+    pub(crate) hash: u64,
+    /// `hp->rehash`.
+    pub(crate) rehash: u32,
+    /// Picks are recorded (false for the throwaway state of a plain `schedule`).
+    record: bool,
+}
+
+impl Tried {
+    /// The state of a new request: nothing tried, on the primary list.
+    #[must_use]
+    pub fn new() -> Self {
+        Self {
+            record: true,
+            ..Self::default()
+        }
+    }
+    /// A fresh state that records nothing (for `schedule`, one try per request): never
+    /// allocates.
+    pub(crate) fn scratch() -> Self {
+        Self::default()
+    }
+    pub(crate) fn has(&self, i: usize) -> bool {
+        self.bits
+            .get(i / 64)
+            .is_some_and(|w| w & (1 << (i % 64)) != 0)
+    }
+    pub(crate) fn mark(&mut self, i: usize) {
+        if !self.record {
+            return;
+        }
+        let w = i / 64;
+        if self.bits.len() <= w {
+            self.bits.resize(w + 1, 0);
+        }
+        if let Some(x) = self.bits.get_mut(w) {
+            *x |= 1 << (i % 64);
+        }
+    }
+    /// Start the balancer's per-request fields once (`init_peer`); returns whether this call
+    /// did.
+    pub(crate) fn start(&mut self) -> bool {
+        !core::mem::replace(&mut self.started, true)
+    }
+    /// Move the request to the backup list (nginx clears the bitmap, which now indexes it).
+    pub(crate) fn move_to_backup(&mut self) {
+        self.backup = true;
+        self.bits.clear();
+    }
+    /// Whether `id` was tried by this request (on the list it is on now).
+    #[must_use]
+    pub fn contains(&self, id: DestId) -> bool {
+        self.has(id.0)
+    }
+    /// Mark `id` as tried (as nginx's balancers do for each pick).
+    pub fn insert(&mut self, id: DestId) {
+        let record = core::mem::replace(&mut self.record, true);
+        self.mark(id.0);
+        self.record = record;
+    }
+    /// Number of peers marked as tried on the current list.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.bits.iter().map(|w| w.count_ones() as usize).sum()
+    }
+    /// Whether no peer is marked as tried on the current list.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.bits.iter().all(|&w| w == 0)
+    }
+    /// Whether the request has moved to the backup list (from then on only backup peers are
+    /// tried, and the bitmap was cleared when it moved, as nginx does).
+    #[must_use]
+    pub const fn on_backup(&self) -> bool {
+        self.backup
+    }
+    /// Whether this is still the state of a new request (no try made yet).
+    pub(crate) fn is_fresh(&self) -> bool {
+        !self.started && !self.backup && self.is_empty()
+    }
+}
+
+/// `ngx_http_upstream_get_round_robin_peer` with the request's state: the single-peer
+/// shortcut (exactly one primary peer and no backup peer: only `down` and `max_conns` are
+/// checked, failures are not), else smooth WRR over the untried usable primary peers; when
+/// that finds nothing and backup peers exist, the request moves to the backup list for good
+/// (its bitmap cleared) and smooth WRR runs over the untried usable backup peers.
+///
+/// nginx never retries a single peer (freeing it sets the request's `tries` to 0), so the
+/// single peer is not offered again to a request that has tried it.
+pub(crate) fn round_robin(dests: &mut DestSet, now: Instant, tried: &mut Tried) -> Option<DestId> {
     let s = dests.as_mut_slice();
-    let mut primaries = s
-        .iter()
-        .enumerate()
-        .filter(|(_, d)| !d.nginx.backup)
-        .map(|(i, _)| i);
-    let (first, second) = (primaries.next(), primaries.next());
-    let primary = match (first, second) {
-        (None, _) => None,
-        (Some(i), None) => Some(i).filter(|&i| {
-            s.get(i).is_some_and(|d| {
-                let full = d.nginx.max_conns != 0 && d.active >= d.nginx.max_conns;
-                !(d.nginx.down || d.weight == 0 || !d.available || full)
-            })
-        }),
-        (Some(_), Some(_)) => smooth_list(s, false, now),
-    };
-    let i = match primary {
-        Some(i) => i,
-        None => smooth_list(s, true, now)?,
-    };
+    if !tried.backup {
+        let mut primaries = s
+            .iter()
+            .enumerate()
+            .filter(|(_, d)| !d.nginx.backup)
+            .map(|(i, _)| i);
+        let (first, second) = (primaries.next(), primaries.next());
+        let has_backup = s.iter().any(|d| d.nginx.backup);
+        let primary = match (first, second) {
+            (None, _) => None,
+            (Some(i), None) if !has_backup => Some(i).filter(|&i| {
+                !tried.has(i)
+                    && s.get(i).is_some_and(|d| {
+                        let full = d.nginx.max_conns != 0 && d.active >= d.nginx.max_conns;
+                        !(d.nginx.down || d.weight == 0 || !d.available || full)
+                    })
+            }),
+            _ => smooth_list(s, false, now, tried),
+        };
+        if let Some(i) = primary {
+            if let Some(d) = s.get_mut(i) {
+                mark_picked(d, now);
+            }
+            tried.mark(i);
+            return Some(DestId(i));
+        }
+        if !has_backup {
+            return None;
+        }
+        tried.move_to_backup();
+    }
+    let i = smooth_list(s, true, now, tried)?;
     if let Some(d) = s.get_mut(i) {
         mark_picked(d, now);
     }
+    tried.mark(i);
     Some(DestId(i))
 }
 

@@ -9,6 +9,7 @@
 
 use alloc::boxed::Box;
 
+use super::Tried;
 use crate::{DestId, DestSet, Flow, Instant, Rng, SchedulerKind};
 
 /// nginx `random` / `random two least_conn`. nginx finds the peer for a draw by walking the
@@ -59,17 +60,43 @@ impl crate::Scheduler for Random {
     fn dest_updated(&mut self, dests: &DestSet, id: DestId) {
         self.index.dest_updated(dests, id);
     }
-    fn schedule(&mut self, dests: &mut DestSet, _flow: &Flow<'_>, now: Instant) -> Option<DestId> {
+    fn schedule(&mut self, dests: &mut DestSet, flow: &Flow<'_>, now: Instant) -> Option<DestId> {
+        self.pick(dests, flow, now, &mut Tried::scratch())
+    }
+    fn schedule_next(
+        &mut self,
+        dests: &mut DestSet,
+        flow: &Flow<'_>,
+        now: Instant,
+        tried: &mut Tried,
+    ) -> Option<DestId> {
+        self.pick(dests, flow, now, tried)
+    }
+}
+
+impl Random {
+    /// One try of a request (`ngx_http_upstream_get_random_peer` / `get_random2_peer`): the
+    /// count of failed draws carries over from the request's earlier tries (`rp->tries`),
+    /// and a tried peer counts as a failed draw.
+    fn pick(
+        &mut self,
+        dests: &mut DestSet,
+        _flow: &Flow<'_>,
+        now: Instant,
+        t: &mut Tried,
+    ) -> Option<DestId> {
+        if t.start() {
+            t.tries = 0;
+        }
         let (peers, total) = if self.reference {
             super::primary_totals(dests.as_slice())
         } else {
             self.index.refresh(dests)
         };
-        let s = dests.as_mut_slice();
-        if peers < 2 || total == 0 {
-            return super::round_robin(dests, now);
+        if t.tries > 20 || peers < 2 || total == 0 {
+            return super::round_robin(dests, now, t);
         }
-        let mut tries = 0u32;
+        let s = dests.as_mut_slice();
         let mut prev: Option<usize> = None;
         loop {
             let r = u64::from(self.rng.next_u32() >> 1);
@@ -79,7 +106,8 @@ impl crate::Scheduler for Random {
                 self.index.at(self.index.rem(r))
             };
             if let Some(i) = at {
-                let usable = prev != Some(i) && s.get(i).is_some_and(|d| d.nginx_usable(now));
+                let usable =
+                    prev != Some(i) && !t.has(i) && s.get(i).is_some_and(|d| d.nginx_usable(now));
                 if usable {
                     let pick = match (self.two, prev) {
                         (false, _) => Some(i),
@@ -104,13 +132,14 @@ impl crate::Scheduler for Random {
                         if let Some(d) = s.get_mut(k) {
                             super::mark_picked(d, now);
                         }
+                        t.mark(k);
                         return Some(DestId(k));
                     }
                 }
             }
-            tries += 1;
-            if tries > 20 {
-                return super::round_robin(dests, now);
+            t.tries += 1;
+            if t.tries > 20 {
+                return super::round_robin(dests, now, t);
             }
         }
     }

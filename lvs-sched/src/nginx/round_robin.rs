@@ -44,6 +44,7 @@
 use alloc::vec;
 use alloc::vec::Vec;
 
+use super::Tried;
 use crate::dest::Dest;
 use crate::{DestId, DestSet, Flow, Instant, SchedulerKind};
 
@@ -313,9 +314,35 @@ impl crate::Scheduler for RoundRobin {
             self.forget();
         }
     }
+    fn schedule_next(
+        &mut self,
+        dests: &mut DestSet,
+        flow: &Flow<'_>,
+        now: Instant,
+        tried: &mut Tried,
+    ) -> Option<DestId> {
+        if !tried.is_fresh() {
+            // A retry: nginx's walk without the tried peers (the cached period, if any, is
+            // left; it is learned again over the next plain picks).
+            self.learn = None;
+            return super::round_robin(dests, now, tried);
+        }
+        let pick = self.schedule(dests, flow, now);
+        let backup = match pick {
+            Some(id) => dests.get(id).is_some_and(|d| d.nginx.backup),
+            None => dests.iter().any(|(_, d)| d.nginx.backup),
+        };
+        if backup {
+            tried.move_to_backup();
+        }
+        if let Some(id) = pick {
+            tried.mark(id.0);
+        }
+        pick
+    }
     fn schedule(&mut self, dests: &mut DestSet, _flow: &Flow<'_>, now: Instant) -> Option<DestId> {
         if self.reference {
-            return super::round_robin(dests, now);
+            return super::round_robin(dests, now, &mut Tried::scratch());
         }
         if self.stale || dests.generation() != self.generation {
             dests.sync_nginx_state();
@@ -328,13 +355,13 @@ impl crate::Scheduler for RoundRobin {
         }
         if !super::has_two_primaries(dests.as_slice()) {
             self.learn = None;
-            return super::round_robin(dests, now);
+            return super::round_robin(dests, now, &mut Tried::scratch());
         }
         let s = dests.as_mut_slice();
         let (primary, steady) = walk_primaries(s, now);
         let i = match primary {
             Some(i) => i,
-            None => super::smooth_list(s, true, now)?,
+            None => super::smooth_list(s, true, now, &Tried::scratch())?,
         };
         if let Some(d) = s.get_mut(i) {
             super::mark_picked(d, now);
