@@ -393,7 +393,9 @@ impl<'a> Reader<'a> {
         let n = self.count(1)?;
         let start = self.pos;
         let s = self.bytes(n)?;
-        match std::str::from_utf8(s) {
+        // `simdutf8` validates exactly as `std::str::from_utf8` does, several times faster on
+        // long strings (the usual large session value).
+        match simdutf8::basic::from_utf8(s) {
             Ok(s) => Ok(s.to_owned()),
             Err(_) => {
                 self.pos = start;

@@ -208,6 +208,26 @@ impl fmt::Debug for KeyRing {
     }
 }
 
+thread_local! {
+    /// The buffer a seal builds its token in and an open decodes into, kept per thread so a
+    /// request costs no allocation for it. Cleared before it is put back; a buffer that grew
+    /// past [`MAX_COOKIE_BYTES`] (not reachable through the size checks) is dropped instead.
+    static SCRATCH: std::cell::Cell<Vec<u8>> = const { std::cell::Cell::new(Vec::new()) };
+}
+
+fn take_scratch() -> Vec<u8> {
+    SCRATCH.take()
+}
+
+fn put_scratch(mut buf: Vec<u8>) {
+    if buf.capacity() <= MAX_COOKIE_BYTES {
+        // The decrypted session must not linger in memory longer than the call.
+        buf.fill(0);
+        buf.clear();
+        SCRATCH.set(buf);
+    }
+}
+
 /// The process's nonce sequence: a random 96-bit start, drawn once, plus a counter.
 static NONCE_START: OnceLock<u128> = OnceLock::new();
 static NONCE_COUNTER: AtomicU64 = AtomicU64::new(0);
@@ -354,7 +374,8 @@ impl<C: Clock> CookieStore<C> {
         let header = [TOKEN_FORMAT_V2, a, b, c, d];
         // One buffer: header, nonce, the record encoded straight into it and encrypted in
         // place, then the tag.
-        let mut raw = Vec::with_capacity(sealed_len);
+        let mut raw = take_scratch();
+        raw.reserve(sealed_len);
         raw.extend_from_slice(&header);
         raw.extend_from_slice(&nonce);
         // `encoded_len` above validated the record.
@@ -372,7 +393,9 @@ impl<C: Clock> CookieStore<C> {
             None => return Err(StoreError::Backend("sealed buffer too short".into())),
         };
         raw.extend_from_slice(tag.as_ref());
-        Ok(Token::new(URL_SAFE_NO_PAD.encode_to_string(raw)))
+        let token = URL_SAFE_NO_PAD.encode_to_string(&raw);
+        put_scratch(raw);
+        Ok(Token::new(token))
     }
 
     /// Opens a token at the store clock's "now".
@@ -394,9 +417,17 @@ impl<C: Clock> CookieStore<C> {
                 limit: MAX_COOKIE_BYTES,
             });
         }
-        let mut raw = URL_SAFE_NO_PAD
-            .decode_to_vec(token)
-            .map_err(|_| OpenError::Malformed)?;
+        let mut raw = take_scratch();
+        let out = URL_SAFE_NO_PAD
+            .decode_append(token, &mut raw)
+            .map_err(|_| OpenError::Malformed)
+            .and_then(|()| self.open_raw(&mut raw, now));
+        put_scratch(raw);
+        out
+    }
+
+    /// [`open_at`](Self::open_at) after base64url: `raw` is the decoded token.
+    fn open_raw(&self, raw: &mut [u8], now: UnixTime) -> Result<Record, OpenError> {
         let len = raw.len();
         let truncated = OpenError::Truncated {
             len,
