@@ -547,11 +547,7 @@ async fn attempt(
             },
         };
         make(conn.request_buf());
-        let exchange = async {
-            conn.send(body).await?;
-            conn.read_head(head_request).await.map_err(|e| (e, true))
-        };
-        let res = tokio::time::timeout(wait, exchange).await;
+        let res = conn.exchange(body, head_request, wait).await;
         match res {
             Err(_) => return Err(Fail::Timeout { sent: true }),
             Ok(Ok(head)) => return Ok((head, conn)),
