@@ -3,6 +3,12 @@
 
 use std::process::ExitCode;
 
+/// mimalloc instead of glibc's malloc: every request allocates and frees a few small blocks
+/// (header maps, buffers, futures), and mimalloc's thread-local free lists make those cheaper
+/// (see examples/README.md, "lbd against nginx").
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     hapri_examples::lbd::run()
 }

@@ -12,12 +12,14 @@
 use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
+use std::time::Duration;
 
 use bytes::{Buf as _, Bytes, BytesMut};
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{StatusCode, Version};
 use tokio::io::{AsyncWriteExt as _, ReadBuf};
 use tokio::net::TcpStream;
+use tokio::time::{Instant, Sleep};
 
 /// The largest response head accepted (nginx answers 502 "upstream sent too big header" past
 /// its `proxy_buffer_size`).
@@ -52,6 +54,10 @@ pub enum ClientError {
     BadChunk,
 }
 
+/// The upstream did not answer in time (see [`Conn::exchange`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TimedOut;
+
 /// How the body of a response is delimited.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Framing {
@@ -84,6 +90,9 @@ pub struct Conn {
     buf: BytesMut,
     scratch: Box<[u8]>,
     out: Vec<u8>,
+    /// The timer of [`Conn::exchange`], kept from one request to the next: moving a
+    /// registered deadline forward costs tokio no lock, a new timer does.
+    sleep: Option<Pin<Box<Sleep>>>,
 }
 
 impl Conn {
@@ -95,7 +104,49 @@ impl Conn {
             buf: BytesMut::new(),
             scratch: vec![0; READ_CHUNK].into_boxed_slice(),
             out: Vec::new(),
+            sleep: None,
         }
+    }
+
+    /// Send the request serialized with [`Conn::request_buf`] and `body`, then read the
+    /// response head, all within `limit`.
+    ///
+    /// # Errors
+    /// [`TimedOut`] when the time ran out; otherwise as [`Conn::send`] and
+    /// [`Conn::read_head`] (the flag tells whether any of the request may have been written).
+    pub async fn exchange(
+        &mut self,
+        body: &Bytes,
+        head_request: bool,
+        limit: Duration,
+    ) -> Result<Result<Head, (ClientError, bool)>, TimedOut> {
+        let deadline = Instant::now() + limit;
+        let mut sleep = match self.sleep.take() {
+            Some(mut s) => {
+                s.as_mut().reset(deadline);
+                s
+            }
+            None => Box::pin(tokio::time::sleep_until(deadline)),
+        };
+        let res = {
+            let work = async {
+                self.send(body).await?;
+                self.read_head(head_request).await.map_err(|e| (e, true))
+            };
+            let mut work = std::pin::pin!(work);
+            std::future::poll_fn(|cx| {
+                if let Poll::Ready(r) = work.as_mut().poll(cx) {
+                    return Poll::Ready(Ok(r));
+                }
+                if sleep.as_mut().poll(cx).is_ready() {
+                    return Poll::Ready(Err(TimedOut));
+                }
+                Poll::Pending
+            })
+            .await
+        };
+        self.sleep = Some(sleep);
+        res
     }
 
     /// Whether an idle connection can still be used: the upstream has neither closed it nor
@@ -162,8 +213,11 @@ impl Conn {
                 let mut resp = httparse::Response::new(&mut slots);
                 match resp.parse(&self.buf) {
                     Ok(httparse::Status::Complete(n)) => {
-                        let head = Head::from_parsed(&resp, head_request)?;
-                        self.buf.advance(n);
+                        // The header values are slices of the head's bytes rather than copies.
+                        let mut fields = [Field::EMPTY; MAX_HEADERS];
+                        let parsed = Parsed::of(&resp, &self.buf, &mut fields);
+                        let bytes = self.buf.split_to(n).freeze();
+                        let head = Head::from_fields(&parsed, &fields, &bytes, head_request)?;
                         if head.status.is_informational()
                             && head.status != StatusCode::SWITCHING_PROTOCOLS
                         {
@@ -234,9 +288,80 @@ fn has_token(headers: &HeaderMap, name: &HeaderName, token: &[u8]) -> bool {
     })
 }
 
+/// Where a header field's name and value lie in the buffer a head was parsed from.
+#[derive(Clone, Copy, Debug)]
+struct Field {
+    name: (usize, usize),
+    value: (usize, usize),
+}
+
+impl Field {
+    const EMPTY: Self = Self {
+        name: (0, 0),
+        value: (0, 0),
+    };
+}
+
+/// A parsed status line and the positions of the header fields, so that the buffer can be
+/// split off (and its bytes shared by the header values) once the parser lets go of it.
+#[derive(Debug)]
+struct Parsed {
+    code: Option<u16>,
+    version: Option<u8>,
+    fields: usize,
+}
+
+impl Parsed {
+    /// Record `r`, parsed from `buf`, with the field positions in `fields`.
+    fn of(r: &httparse::Response<'_, '_>, buf: &[u8], fields: &mut [Field]) -> Self {
+        let base = buf.as_ptr() as usize;
+        // httparse hands out sub-slices of `buf`; anything else is treated as empty.
+        let span = |s: &[u8]| {
+            let start = (s.as_ptr() as usize).wrapping_sub(base);
+            if start <= buf.len() && s.len() <= buf.len() - start {
+                (start, start + s.len())
+            } else {
+                (0, 0)
+            }
+        };
+        let mut n = 0;
+        for (h, f) in r.headers.iter().zip(fields.iter_mut()) {
+            *f = Field {
+                name: span(h.name.as_bytes()),
+                value: span(h.value),
+            };
+            n += 1;
+        }
+        Self {
+            code: r.code,
+            version: r.version,
+            fields: n,
+        }
+    }
+}
+
 impl Head {
+    #[cfg(test)]
     fn from_parsed(
         r: &httparse::Response<'_, '_>,
+        text: &[u8],
+        head_request: bool,
+    ) -> Result<Self, ClientError> {
+        let mut fields = [Field::EMPTY; MAX_HEADERS];
+        let parsed = Parsed::of(r, text, &mut fields);
+        Self::from_fields(
+            &parsed,
+            &fields,
+            &Bytes::copy_from_slice(text),
+            head_request,
+        )
+    }
+
+    /// Build the head from the status line and fields found in `bytes`.
+    fn from_fields(
+        r: &Parsed,
+        fields: &[Field],
+        bytes: &Bytes,
         head_request: bool,
     ) -> Result<Self, ClientError> {
         let code = r.code.ok_or(ClientError::Invalid("no status"))?;
@@ -247,12 +372,19 @@ impl Head {
         } else {
             Version::HTTP_10
         };
-        let mut headers = HeaderMap::with_capacity(r.headers.len());
-        for h in r.headers.iter() {
-            let name = HeaderName::from_bytes(h.name.as_bytes())
-                .map_err(|_| ClientError::Invalid("bad header name"))?;
-            let value = HeaderValue::from_bytes(h.value)
-                .map_err(|_| ClientError::Invalid("bad header value"))?;
+        let fields = fields.get(..r.fields).unwrap_or_default();
+        let mut headers = HeaderMap::with_capacity(fields.len());
+        for f in fields {
+            let name = bytes
+                .get(f.name.0..f.name.1)
+                .and_then(|n| HeaderName::from_bytes(n).ok())
+                .ok_or(ClientError::Invalid("bad header name"))?;
+            let value = if f.value.0 < f.value.1 && f.value.1 <= bytes.len() {
+                HeaderValue::from_maybe_shared(bytes.slice(f.value.0..f.value.1))
+                    .map_err(|_| ClientError::Invalid("bad header value"))?
+            } else {
+                HeaderValue::from_static("")
+            };
             headers.append(name, value);
         }
         let mut keep_alive =
@@ -523,7 +655,7 @@ mod tests {
         let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
         let mut r = httparse::Response::new(&mut slots);
         assert!(r.parse(text.as_bytes()).unwrap().is_complete());
-        Head::from_parsed(&r, head_request)
+        Head::from_parsed(&r, text.as_bytes(), head_request)
     }
 
     #[test]

@@ -116,6 +116,7 @@
 pub mod client;
 pub mod config;
 pub mod health;
+pub mod idle;
 pub mod log;
 pub mod proxy;
 pub mod template;
@@ -127,12 +128,13 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::task::{Poll, Waker};
 use std::time::Duration;
 
 use bytes::Bytes;
 use http::StatusCode;
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::TokioIo;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::watch;
@@ -575,17 +577,30 @@ async fn serve_conn(
     let _ = stream.set_nodelay(true);
     drain.borrow_and_update();
     let info = ConnInfo { remote, local };
-    let svc = service_fn(move |req| proxy::handle(Arc::clone(&state), server, info, req));
+    let activity = Arc::new(idle::Activity::default());
+    let io = idle::IdleIo::new(stream, Arc::clone(&activity), idle::HEADER_TIMEOUT);
+    let svc = service_fn(move |req| {
+        // Counted from the head's arrival to the end of the response body (or its drop).
+        let busy = activity.begin();
+        let resp = proxy::handle(Arc::clone(&state), server, info, req);
+        async move {
+            let resp = resp.await?;
+            Ok::<_, std::convert::Infallible>(resp.map(|body| proxy::Tracked::new(body, busy)))
+        }
+    });
+    // No hyper timer: the header timeout is `IdleIo`'s (one timer per connection instead of
+    // one per request).
     let conn = hyper::server::conn::http1::Builder::new()
-        .timer(TokioTimer::new())
-        .header_read_timeout(Duration::from_secs(60))
         .max_buf_size(64 * 1024)
         .max_header_size(32 * 1024)
-        .serve_connection(TokioIo::new(stream), svc);
+        .serve_connection(TokioIo::new(io), svc);
     tokio::pin!(conn);
+    let drained = drained(&mut drain);
+    tokio::pin!(drained);
     tokio::select! {
+        biased;
         _ = conn.as_mut() => {}
-        _ = drain.changed() => {
+        () = drained => {
             // A connection accepted just before the reload or stop may not have sent its
             // request yet, and hyper would close it as idle: give it a moment first.
             let grace = tokio::time::sleep(DRAIN_GRACE);
@@ -598,6 +613,27 @@ async fn serve_conn(
         }
     }
     drop(guard);
+}
+
+/// `drain.changed()` (a reload or stop, or the sender gone), cheap to poll again: tokio's
+/// `Notified` takes the channel's waiter lock on every poll, shared by all the connections of
+/// all the workers, and a connection's task is woken several times per request. Once it has
+/// registered this task's waker, it is only polled again when the version moved.
+async fn drained(drain: &mut watch::Receiver<u64>) {
+    let probe = drain.clone();
+    let changed = drain.changed();
+    tokio::pin!(changed);
+    let mut registered: Option<Waker> = None;
+    std::future::poll_fn(|cx| {
+        if registered.as_ref().is_some_and(|w| w.will_wake(cx.waker()))
+            && probe.has_changed().is_ok_and(|c| !c)
+        {
+            return Poll::Pending;
+        }
+        registered = Some(cx.waker().clone());
+        changed.as_mut().poll(cx).map(|_| ())
+    })
+    .await;
 }
 
 async fn serve(path: PathBuf, conf: Config, pool: &Workers) -> Result<(), LbdError> {

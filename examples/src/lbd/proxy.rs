@@ -21,6 +21,7 @@ use tokio::time::Sleep;
 use super::State;
 use super::client::{BodyReader, ClientError, Conn, Head};
 use super::config::{NextUpstream, ProxyConf};
+use super::idle::Busy;
 use super::log::{Attempt, Record};
 use super::template::{Ctx, Template, cookie};
 use super::upstream::{Outcome, Picked, Upstream, connect};
@@ -37,6 +38,40 @@ pub enum RespBody {
 impl RespBody {
     fn text(s: &'static str) -> Self {
         Self::Full(Full::new(Bytes::from_static(s.as_bytes())))
+    }
+}
+
+/// A response body that holds its connection's [`Busy`] mark until hyper has sent it all (or
+/// dropped it), so that the header timeout does not run meanwhile.
+#[derive(Debug)]
+pub struct Tracked {
+    body: RespBody,
+    _busy: Busy,
+}
+
+impl Tracked {
+    /// `body`, with the request counted as in progress until it is dropped.
+    #[must_use]
+    pub const fn new(body: RespBody, busy: Busy) -> Self {
+        Self { body, _busy: busy }
+    }
+}
+
+impl Body for Tracked {
+    type Data = Bytes;
+    type Error = BodyError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
+        Pin::new(&mut self.get_mut().body).poll_frame(cx)
+    }
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
     }
 }
 
@@ -547,11 +582,7 @@ async fn attempt(
             },
         };
         make(conn.request_buf());
-        let exchange = async {
-            conn.send(body).await?;
-            conn.read_head(head_request).await.map_err(|e| (e, true))
-        };
-        let res = tokio::time::timeout(wait, exchange).await;
+        let res = conn.exchange(body, head_request, wait).await;
         match res {
             Err(_) => return Err(Fail::Timeout { sent: true }),
             Ok(Ok(head)) => return Ok((head, conn)),

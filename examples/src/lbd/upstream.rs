@@ -391,9 +391,15 @@ impl Drop for Picked {
 /// contend on one lock.
 #[derive(Debug)]
 pub struct Pool {
-    shards: Box<[Mutex<Vec<Idle>>]>,
+    shards: Box<[Shard]>,
     per_shard: usize,
 }
+
+/// One worker's idle connections, on a cache line of its own so that two workers taking and
+/// putting connections do not invalidate each other's line.
+#[derive(Debug, Default)]
+#[repr(align(64))]
+struct Shard(Mutex<Vec<Idle>>);
 
 #[derive(Debug)]
 struct Idle {
@@ -424,13 +430,15 @@ impl Pool {
             keepalive.div_ceil(n)
         };
         Self {
-            shards: (0..n).map(|_| Mutex::new(Vec::new())).collect(),
+            shards: (0..n).map(|_| Shard::default()).collect(),
             per_shard,
         }
     }
 
     fn shard(&self) -> Option<&Mutex<Vec<Idle>>> {
-        self.shards.get(shard_index(self.shards.len()))
+        self.shards
+            .get(shard_index(self.shards.len()))
+            .map(|s| &s.0)
     }
 
     /// An idle connection that is still open, most recently used first.
