@@ -737,6 +737,31 @@ async fn backup_only_when_primaries_are_down() {
 }
 
 #[tokio::test]
+async fn a_retry_moves_from_a_single_failing_primary_to_the_backup() {
+    // nginx: with one primary and a backup the request's retry goes to the backup list
+    // (lvs-sched's per-request tried state), and a refused or 502 primary is not tried twice.
+    let bad = Backend::status(502, "bad").await;
+    let backup = Backend::start("backup").await;
+    let up = upstream(
+        "u",
+        "",
+        &[(bad.addr, "max_fails=0"), (backup.addr, "backup")],
+    );
+    let lbd = Lbd::start(&conf(&up, "proxy_next_upstream error http_502;")).await;
+    for i in 1..=3 {
+        let r = lbd.get("/").await;
+        assert_eq!((r.status, r.body.as_str()), (200, "backup"));
+        assert_eq!((bad.app(), backup.app()), (i, i));
+    }
+    drop(lbd);
+    // Both down (refused): the primary and the backup are each tried once, then 502.
+    let (d1, d2) = (closed_port(), closed_port());
+    let up = upstream("u", "", &[(d1, "max_fails=0"), (d2, "backup")]);
+    let lbd = Lbd::start(&conf(&up, "proxy_next_upstream error;")).await;
+    assert_eq!(lbd.get("/").await.status, 502);
+}
+
+#[tokio::test]
 async fn proxy_headers() {
     let a = Backend::start("a").await;
     let up = upstream("u", "", &[(a.addr, "")]);

@@ -678,7 +678,10 @@ async fn proxy(
     let mut scratch = Vec::new();
     // The status answered if no server is left.
     let mut last_status = StatusCode::BAD_GATEWAY;
-    while let Some(id) = up.pick(&flow, &tried, if tried.is_empty() { sticky } else { None }) {
+    while let Some(id) = {
+        let sticky = if tried.is_empty() { sticky } else { None };
+        up.pick(&flow, &mut tried, sticky)
+    } {
         tried.push(id);
         let picked = Picked::new(up, id);
         let t0 = std::time::Instant::now();

@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
 use http::HeaderValue;
+use lvs_sched::nginx::Tried as NginxTried;
 use lvs_sched::{Dest, DestId, DestSet, Flow, Instant, SchedConfig, SchedulerKind, Service};
 use tokio::net::TcpStream;
 
@@ -75,12 +76,15 @@ pub struct Upstream {
     nginx: bool,
 }
 
-/// A small set of servers already tried for one request (no allocation up to 8).
+/// The servers already tried for one request (no allocation up to 8), and for the nginx
+/// balancers nginx's own per-request state (lvs-sched's [`NginxTried`]: the `tried` bitmap, the
+/// move to the backup list, the hash balancers' draw counters), made at the first pick.
 #[derive(Debug, Default)]
 pub struct Tried {
     small: [usize; 8],
     n: usize,
     more: Vec<usize>,
+    nginx: Option<NginxTried>,
 }
 
 impl Tried {
@@ -107,13 +111,6 @@ impl Tried {
     #[must_use]
     pub fn is_empty(&self) -> bool {
         self.n == 0
-    }
-    fn iter(&self) -> impl Iterator<Item = DestId> + '_ {
-        self.small
-            .iter()
-            .take(self.n)
-            .chain(self.more.iter())
-            .map(|&i| DestId(i))
     }
 }
 
@@ -218,9 +215,17 @@ impl Upstream {
         self.conf.kind
     }
 
-    /// Choose a server for a request, skipping `tried`, and count a connection on it.
-    /// `sticky` is the value of the sticky cookie, honoured while its server is usable.
-    pub fn pick(&self, flow: &Flow<'_>, tried: &Tried, sticky: Option<&[u8]>) -> Option<DestId> {
+    /// Choose a server for a request, skipping `tried`, and count a connection on it (the
+    /// caller records the pick with [`Tried::push`]). `sticky` is the value of the sticky
+    /// cookie, honoured while its server is usable. The nginx balancers choose as nginx does
+    /// for each try of a request (`Service::schedule_next`: tried peers skipped, the backup
+    /// list once the primaries are used up, `None` when nothing is left).
+    pub fn pick(
+        &self,
+        flow: &Flow<'_>,
+        tried: &mut Tried,
+        sticky: Option<&[u8]>,
+    ) -> Option<DestId> {
         let now = now();
         let sticky_id = sticky.and_then(|v| {
             self.peers
@@ -233,21 +238,15 @@ impl Upstream {
             && !tried.contains(id)
             && svc.dests().get(id).is_some_and(|d| d.nginx_usable(now))
         {
+            if self.nginx {
+                tried.nginx.get_or_insert_with(NginxTried::new).insert(id);
+            }
             svc.conn_opened(id);
             return Some(id);
         }
-        let id = if tried.is_empty() && self.nginx {
-            svc.schedule(flow, now)
-        } else if self.nginx {
-            // nginx's per-request `tried` bitmap: the tried peers are down for this pick.
-            for t in tried.iter() {
-                svc.configure_nginx(t, |p| p.down = true);
-            }
-            let id = svc.schedule(flow, now);
-            for t in tried.iter() {
-                svc.configure_nginx(t, |p| p.down = false);
-            }
-            id
+        let id = if self.nginx {
+            let state = tried.nginx.get_or_insert_with(NginxTried::new);
+            svc.schedule_next(flow, now, state)
         } else {
             // IPVS schedulers know nothing of tries or max_fails: ask again (rr-like ones
             // move on) and skip what nginx would skip.
