@@ -78,6 +78,37 @@ fn per_decision(c: &mut Criterion) {
                 });
             });
         }
+        // nq with every server busy (one connection held open on each): the kernel's scan can
+        // no longer stop at the first idle server, and must look at every one.
+        if n >= 1000 {
+            let mut tree = service(SchedulerKind::Nq, n);
+            let mut linear = service(SchedulerKind::Fo, n);
+            for s in [&mut tree, &mut linear] {
+                for d in 0..n {
+                    s.conn_opened(DestId(d));
+                }
+            }
+            g.bench_with_input(BenchmarkId::new("nq-busy", n), &n, |b, _| {
+                b.iter(|| {
+                    let d = tree.schedule(black_box(&flow(0, &keys[0])), Instant(0));
+                    if let Some(d) = d {
+                        tree.conn_opened(d);
+                        tree.conn_closed(d, true);
+                    }
+                    d
+                });
+            });
+            g.bench_with_input(BenchmarkId::new("nq-busy-linear", n), &n, |b, _| {
+                b.iter(|| {
+                    let d = nq::linear_pick(black_box(linear.dests()));
+                    if let Some(d) = d {
+                        linear.conn_opened(d);
+                        linear.conn_closed(d, true);
+                    }
+                    d
+                });
+            });
+        }
     }
     g.finish();
 }
