@@ -160,13 +160,24 @@ async fn raw_backend(bytes: &'static [u8]) -> SocketAddr {
 }
 
 /// A port nothing listens on.
+/// A loopback address that refuses connections for the rest of the test process: a socket is
+/// bound to it and never listens (and is never closed). A listener bound and dropped would
+/// leave the port free for another test to take, or for a connect to pick as its own source
+/// port and connect to itself; a port held by a bound socket is skipped by the kernel's
+/// ephemeral port choice.
 fn closed_port() -> SocketAddr {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap()
+    let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    s.bind(&SocketAddr::from(([127, 0, 0, 1], 0)).into())
+        .unwrap();
+    let addr = s.local_addr().unwrap().as_socket().unwrap();
+    std::mem::forget(s);
+    addr
 }
 
+/// A loopback port free a moment ago, for lbd to listen on.
 fn free_port() -> u16 {
-    closed_port().port()
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().port()
 }
 
 /// A running `lbd`, killed on drop; its stderr is collected.

@@ -175,9 +175,21 @@ async fn checkers_against_real_servers() {
     let tcp = Check::Tcp(connect(500, 1, 0));
     assert_eq!(check::run(&tcp, open, None).await, Ok(()));
     drop(l);
+    // The closed port: bound by a socket that never listens, so nothing else can take it and
+    // no connect picks it as its own source port (a connect to itself would succeed).
+    let closed = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)
+        .unwrap_or_else(|e| panic!("{e}"));
+    closed
+        .bind(&SocketAddr::from(([127, 0, 0, 1], 0)).into())
+        .unwrap_or_else(|e| panic!("{e}"));
+    let refused = closed
+        .local_addr()
+        .ok()
+        .and_then(|a| a.as_socket())
+        .unwrap_or_else(|| panic!("no local address"));
     let t = Instant::now();
     let tcp3 = Check::Tcp(connect(500, 3, 100));
-    let err = check::run(&tcp3, open, None).await;
+    let err = check::run(&tcp3, refused, None).await;
     assert!(matches!(err, Err(CheckError::Connect { .. })), "{err:?}");
     assert!(
         err.as_ref()

@@ -395,7 +395,7 @@ async fn corrupt_values_and_oversized_sessions_are_typed_errors() {
 
 #[tokio::test]
 async fn unreachable_servers_are_unavailable_then_all_ejected() {
-    let port = kv::free_port();
+    let port = kv::refused_port();
     let opts = MemcachedOptions::new([format!("127.0.0.1:{port}")]).failure_limit(2);
     let s = MemcachedStore::new(opts, ManualClock::new(conformance::T0)).unwrap();
     let t = Token::from(conformance::record(1).id());

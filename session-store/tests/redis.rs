@@ -172,7 +172,7 @@ async fn wait_without_replicas_reports_not_durable() {
 
 #[tokio::test]
 async fn unreachable_server_is_unavailable_and_bad_urls_are_config_errors() {
-    let port = kv::free_port();
+    let port = kv::refused_port();
     let s = RedisStore::standalone(
         &format!("redis://127.0.0.1:{port}"),
         RedisOptions::default(),

@@ -116,6 +116,18 @@ pub fn free_port() -> u16 {
     try_free_port().unwrap()
 }
 
+/// A loopback port that refuses connections for the rest of the test process: a socket is bound
+/// to it and never listens (and is never closed), so no other test takes the port and no
+/// connect picks it as its own source port (a connect to itself would succeed).
+pub fn refused_port() -> u16 {
+    let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    s.bind(&std::net::SocketAddr::from((Ipv4Addr::LOCALHOST, 0)).into())
+        .unwrap();
+    let port = s.local_addr().unwrap().as_socket().unwrap().port();
+    std::mem::forget(s);
+    port
+}
+
 /// A fresh temp dir that the reaper will delete.
 pub fn temp_dir(prefix: &str) -> PathBuf {
     let dir = tempfile::Builder::new().prefix(prefix).tempdir().unwrap();
