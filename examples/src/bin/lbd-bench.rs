@@ -3,8 +3,11 @@
 //!
 //! ```text
 //! lbd-bench [-w 1,2] [-c 50] [-d 10s] [-t 2] [-r 3] [--body 2] [--warmup 1s]
-//!           [--access-log] [--lbd PATH] [--nginx PATH] [--wrk PATH]
+//!           [--access-log] [--lbd PATH] [--nginx PATH] [--wrk PATH] [--baseline PATH]
 //! ```
+//!
+//! `--baseline PATH` runs another `lbd` binary (an older build) in nginx's place, with the
+//! same configuration as the `lbd` under test: an A/B comparison of two builds in one run.
 //!
 //! It installs nothing: `nginx` and `wrk` must be on the machine (`apt-get install
 //! nginx-light wrk`). For each worker count it starts, for every round, a fresh nginx
@@ -46,6 +49,8 @@ const USAGE: &str = "usage: lbd-bench [options]
   --lbd PATH           the lbd binary (default: next to lbd-bench)
   --nginx PATH         the nginx binary (default: nginx, looked up in PATH and /usr/sbin)
   --wrk PATH           the wrk binary (default: wrk)
+  --baseline PATH      run this lbd binary (another build) in nginx's place, to compare
+                       two lbd builds in one run
   --keep               keep the temporary directory (configurations, logs)
 ";
 
@@ -92,6 +97,7 @@ struct Opts {
     lbd: Option<PathBuf>,
     nginx: Option<PathBuf>,
     wrk: Option<PathBuf>,
+    baseline: Option<PathBuf>,
     keep: bool,
 }
 
@@ -130,6 +136,7 @@ impl Opts {
             lbd: None,
             nginx: None,
             wrk: None,
+            baseline: None,
             keep: false,
         };
         let mut it = args.into_iter();
@@ -161,6 +168,7 @@ impl Opts {
                 "--lbd" => o.lbd = Some(need(it.next())?.into()),
                 "--nginx" => o.nginx = Some(need(it.next())?.into()),
                 "--wrk" => o.wrk = Some(need(it.next())?.into()),
+                "--baseline" => o.baseline = Some(need(it.next())?.into()),
                 "--keep" => o.keep = true,
                 "-h" | "--help" => return Err(BenchError::Usage(String::new())),
                 other => return Err(BenchError::Usage(format!("unknown argument `{other}`"))),
@@ -461,7 +469,18 @@ struct Env {
     lbd: PathBuf,
     nginx: PathBuf,
     wrk: PathBuf,
+    baseline: Option<PathBuf>,
     ups: Vec<SocketAddr>,
+}
+
+impl Env {
+    /// What the proxy in slot `p` is called in the output.
+    const fn label(&self, p: Proxy) -> &'static str {
+        match (p, &self.baseline) {
+            (Proxy::Nginx, Some(_)) => "base",
+            _ => p.name(),
+        }
+    }
 }
 
 fn start_proxy(
@@ -471,8 +490,12 @@ fn start_proxy(
     workers: usize,
 ) -> Result<(Running, u16), BenchError> {
     let port = free_port()?;
-    let (mut cmd, conf_path) = match p {
-        Proxy::Nginx => {
+    let lbd_bin = match p {
+        Proxy::Lbd => Some(&env.lbd),
+        Proxy::Nginx => env.baseline.as_ref(),
+    };
+    let (mut cmd, conf_path) = match lbd_bin {
+        None => {
             let conf = env.dir.join("nginx.conf");
             std::fs::write(
                 &conf,
@@ -488,30 +511,28 @@ fn start_proxy(
                 .arg(&conf);
             (c, conf)
         }
-        Proxy::Lbd => {
-            let conf = env.dir.join("lbd.conf");
+        Some(bin) => {
+            let conf = env.dir.join(format!("{}.conf", env.label(p)));
             std::fs::write(
                 &conf,
                 lbd_conf(&env.dir, workers, port, &env.ups, o.access_log),
             )
             .map_err(io("write lbd.conf"))?;
-            let mut c = Command::new(&env.lbd);
+            let mut c = Command::new(bin);
             c.arg("-c").arg(&conf);
             (c, conf)
         }
     };
-    let err_path = env.dir.join(format!("{}-stderr.log", p.name()));
+    let name = env.label(p);
+    let err_path = env.dir.join(format!("{name}-stderr.log"));
     let err_file = std::fs::File::create(&err_path).map_err(io("stderr log"))?;
     let child = cmd
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(err_file)
         .spawn()
-        .map_err(io(format!("start {}", p.name())))?;
-    let mut running = Running {
-        child,
-        name: p.name(),
-    };
+        .map_err(io(format!("start {name}")))?;
+    let mut running = Running { child, name };
     let deadline = Instant::now() + Duration::from_secs(10);
     while Instant::now() < deadline {
         if probe(port) {
@@ -520,16 +541,14 @@ fn start_proxy(
         if let Ok(Some(st)) = running.child.try_wait() {
             let log = std::fs::read_to_string(&err_path).unwrap_or_default();
             return Err(BenchError::Start(format!(
-                "{} ({}) exited with {st}: {log}",
-                p.name(),
+                "{name} ({}) exited with {st}: {log}",
                 conf_path.display()
             )));
         }
         std::thread::sleep(Duration::from_millis(50));
     }
     Err(BenchError::Start(format!(
-        "{} ({}) did not answer 200 within 10 s",
-        p.name(),
+        "{name} ({}) did not answer 200 within 10 s",
         conf_path.display()
     )))
 }
@@ -715,6 +734,10 @@ fn run(o: &Opts) -> Result<(), BenchError> {
         lbd,
         nginx,
         wrk,
+        baseline: match &o.baseline {
+            Some(p) => Some(find_program(Some(p), "lbd")?),
+            None => None,
+        },
         ups,
     };
     let nginx_version = Command::new(&env.nginx)
@@ -734,8 +757,9 @@ fn run(o: &Opts) -> Result<(), BenchError> {
         o.rounds,
         o.warmup
     );
-    let mut table = String::from(
-        "| workers | nginx req/s | lbd req/s | lbd/nginx req/s | nginx p99 | lbd p99 | lbd/nginx p99 | nginx CPU µs/req | lbd CPU µs/req |\n|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+    let n = env.label(Proxy::Nginx);
+    let mut table = format!(
+        "| workers | {n} req/s | lbd req/s | lbd/{n} req/s | {n} p99 | lbd p99 | lbd/{n} p99 | {n} CPU µs/req | lbd CPU µs/req |\n|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
     );
     let result = (|| {
         for &w in &o.workers {
@@ -752,7 +776,7 @@ fn run(o: &Opts) -> Result<(), BenchError> {
                     eprintln!(
                         "lbd-bench: workers {w} round {} {:>5}: {:>10.0} req/s  p99 {}  CPU {cpu:.1} µs/req{}",
                         round + 1,
-                        p.name(),
+                        env.label(p),
                         s.rps,
                         ms(s.p99.as_secs_f64()),
                         if s.errors > 0 {

@@ -550,12 +550,14 @@ impl Fail {
 
 /// One try on server `id`: a pooled connection (replaced once if it turns out stale) or a
 /// new one, then the request, then the response head.
+/// `t0`: when the attempt starts (the timeouts count from it).
 async fn attempt(
     rt: &ProxyRt,
     id: DestId,
     idempotent: bool,
     head_request: bool,
     body: &Bytes,
+    t0: std::time::Instant,
     mut make: impl FnMut(&mut Vec<u8>),
 ) -> Result<(Head, Conn), Fail> {
     let Some(peer) = rt.upstream.peers.get(id.0) else {
@@ -569,9 +571,10 @@ async fn attempt(
     } else {
         conf.read_timeout.saturating_add(conf.send_timeout)
     };
+    let deadline = tokio::time::Instant::from_std(t0) + wait;
     let mut stale_retry = true;
     loop {
-        let (mut conn, pooled) = match peer.pool.take() {
+        let (mut conn, pooled) = match peer.pool.take(t0) {
             Some(c) => (c, true),
             None => match connect(peer.addr, conf.connect_timeout).await {
                 Ok(c) => (c, false),
@@ -582,7 +585,13 @@ async fn attempt(
             },
         };
         make(conn.request_buf());
-        let res = conn.exchange(body, head_request, wait).await;
+        // A fresh connection's wait counts from the end of the connect.
+        let deadline = if pooled {
+            deadline
+        } else {
+            tokio::time::Instant::now() + wait
+        };
+        let res = conn.exchange(body, head_request, deadline).await;
         match res {
             Err(_) => return Err(Fail::Timeout { sent: true }),
             Ok(Ok(head)) => return Ok((head, conn)),
@@ -678,18 +687,33 @@ async fn proxy(
     let mut scratch = Vec::new();
     // The status answered if no server is left.
     let mut last_status = StatusCode::BAD_GATEWAY;
+    // The time of each try: the request's start for the first (one clock read serves the
+    // choice, the pool's idle check and the timeout), read again for a retry.
+    let mut t0 = start;
     while let Some(id) = {
-        let sticky = if tried.is_empty() { sticky } else { None };
-        up.pick(&flow, &mut tried, sticky)
+        let sticky = if tried.is_empty() {
+            sticky
+        } else {
+            t0 = std::time::Instant::now();
+            None
+        };
+        up.pick(&flow, &mut tried, sticky, t0)
     } {
         tried.push(id);
         let picked = Picked::new(up, id);
-        let t0 = std::time::Instant::now();
         let addr = up.peers.get(id.0).map_or(conn.local, |p| p.addr);
-        let res = attempt(rt, id, idempotent, head_request, &body, |out| {
+        let res = attempt(rt, id, idempotent, head_request, &body, t0, |out| {
             write_request(&parts, rt, &ctx, body.len(), &mut scratch, out);
         })
         .await;
+        // Only the access log wants the time of each try.
+        let took = || {
+            if record.enabled {
+                t0.elapsed()
+            } else {
+                Duration::ZERO
+            }
+        };
         let may_retry = |sent: bool| {
             tried.len() < max_tries
                 && (conf.next_timeout.is_zero() || start.elapsed() < conf.next_timeout)
@@ -701,7 +725,7 @@ async fn proxy(
                 record.attempt(Attempt {
                     addr,
                     status,
-                    time: t0.elapsed(),
+                    time: took(),
                 });
                 let bit = NextUpstream::status_bit(status).filter(|&b| conf.next_upstream.has(b));
                 let outcome = match bit {
@@ -720,7 +744,7 @@ async fn proxy(
                 record.attempt(Attempt {
                     addr,
                     status: 0,
-                    time: t0.elapsed(),
+                    time: took(),
                 });
                 picked.release(Outcome::Failure);
                 last_status = if matches!(f, Fail::Timeout { .. }) {

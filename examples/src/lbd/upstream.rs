@@ -20,9 +20,16 @@ use super::template::Template;
 /// Milliseconds since the first call, the clock handed to lvs-sched.
 #[must_use]
 pub fn now() -> Instant {
+    at(std::time::Instant::now())
+}
+
+/// `t` on lvs-sched's clock (milliseconds since the first call of [`now`] or [`at`]; 0 for
+/// earlier instants): a request's start time read once serves every decision about it.
+#[must_use]
+pub fn at(t: std::time::Instant) -> Instant {
     static EPOCH: OnceLock<std::time::Instant> = OnceLock::new();
-    let e = EPOCH.get_or_init(std::time::Instant::now);
-    Instant(u64::try_from(e.elapsed().as_millis()).unwrap_or(u64::MAX))
+    let e = EPOCH.get_or_init(|| t);
+    Instant(u64::try_from(t.saturating_duration_since(*e).as_millis()).unwrap_or(u64::MAX))
 }
 
 /// How an attempt on a server ended, for the passive health accounting.
@@ -219,14 +226,16 @@ impl Upstream {
     /// caller records the pick with [`Tried::push`]). `sticky` is the value of the sticky
     /// cookie, honoured while its server is usable. The nginx balancers choose as nginx does
     /// for each try of a request (`Service::schedule_next`: tried peers skipped, the backup
-    /// list once the primaries are used up, `None` when nothing is left).
+    /// list once the primaries are used up, `None` when nothing is left). `now`: the time of
+    /// the decision (the request's start serves for its first try).
     pub fn pick(
         &self,
         flow: &Flow<'_>,
         tried: &mut Tried,
         sticky: Option<&[u8]>,
+        now: std::time::Instant,
     ) -> Option<DestId> {
-        let now = now();
+        let now = at(now);
         let sticky_id = sticky.and_then(|v| {
             self.peers
                 .iter()
@@ -268,7 +277,8 @@ impl Upstream {
 
     /// The request on `id` is over: close the connection count and account the outcome.
     pub fn release(&self, id: DestId, outcome: Outcome) {
-        let now = now();
+        // Only a failure needs the time (its fail_timeout window starts now).
+        let now = (outcome == Outcome::Failure).then(now);
         let mut svc = self.lock();
         svc.conn_closed(id, true);
         match outcome {
@@ -276,7 +286,9 @@ impl Upstream {
                 svc.report_success(id);
             }
             Outcome::Failure => {
-                svc.report_failure(id, now);
+                if let Some(now) = now {
+                    svc.report_failure(id, now);
+                }
             }
             Outcome::Next => {}
         }
@@ -440,15 +452,16 @@ impl Pool {
             .map(|s| &s.0)
     }
 
-    /// An idle connection that is still open, most recently used first.
-    pub fn take(&self) -> Option<Conn> {
+    /// An idle connection that is still open, most recently used first (`now`: about the
+    /// current time; the request's start serves).
+    pub fn take(&self, now: std::time::Instant) -> Option<Conn> {
         let shard = self.shard()?;
         loop {
             let idle = shard
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
                 .pop()?;
-            if idle.conn.is_reusable() && idle.since.elapsed() < IDLE_TIMEOUT {
+            if idle.conn.is_reusable() && now.saturating_duration_since(idle.since) < IDLE_TIMEOUT {
                 return Some(idle.conn);
             }
         }
