@@ -688,8 +688,13 @@ async fn proxy(
     // The status answered if no server is left.
     let mut last_status = StatusCode::BAD_GATEWAY;
     // The time of each try: the request's start for the first (one clock read serves the
-    // choice, the pool's idle check and the timeout), read again for a retry.
-    let mut t0 = start;
+    // choice, the pool's idle check and the timeout) unless reading a body took time, read
+    // again for a retry.
+    let mut t0 = if body.is_empty() {
+        start
+    } else {
+        std::time::Instant::now()
+    };
     while let Some(id) = {
         let sticky = if tried.is_empty() {
             sticky
