@@ -634,6 +634,42 @@ async fn read_timeout_is_504_or_next_server() {
     assert_eq!(lbd.get("/").await.status, 504);
 }
 
+/// The upstream timeouts count from when the request is complete: a client that takes longer
+/// to send its body than `proxy_read_timeout` + `proxy_send_timeout` still gets its answer.
+#[tokio::test]
+async fn a_slow_request_body_does_not_use_up_the_upstream_timeout() {
+    let b = Backend::start("b").await;
+    let up = upstream("u", "", &[(b.addr, "")]);
+    let lbd = Lbd::start(&conf(
+        &up,
+        "proxy_read_timeout 300ms;\nproxy_send_timeout 300ms;",
+    ))
+    .await;
+    // Kept-alive upstream connections in both workers' pools, so that the slow request's
+    // timeout is not counted from a fresh connect.
+    for _ in 0..2 {
+        assert_eq!(lbd.get("/").await.status, 200);
+    }
+    let port = lbd.port;
+    let out = tokio::task::spawn_blocking(move || {
+        let mut s = StdStream::connect(("127.0.0.1", port)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        s.write_all(
+            b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nConnection: close\r\n\r\nab",
+        )
+        .unwrap();
+        std::thread::sleep(Duration::from_millis(1000));
+        s.write_all(b"cd").unwrap();
+        let mut out = Vec::new();
+        let _ = s.read_to_end(&mut out);
+        String::from_utf8_lossy(&out).into_owned()
+    })
+    .await
+    .unwrap();
+    assert!(out.starts_with("HTTP/1.1 200"), "{}", short(&out));
+    assert!(out.ends_with('b'), "{}", short(&out));
+}
+
 #[tokio::test]
 async fn passive_health_ejects_for_fail_timeout() {
     let bad = Backend::status(502, "bad").await;
