@@ -66,24 +66,7 @@ impl crate::Scheduler for Hash {
     fn kind(&self) -> SchedulerKind {
         SchedulerKind::NginxHash
     }
-    fn rebuild(&mut self, _dests: &DestSet) {
-        self.index.invalidate();
-    }
-    fn dest_updated(&mut self, dests: &DestSet, id: DestId) {
-        self.index.dest_updated(dests, id);
-    }
-    fn schedule(&mut self, dests: &mut DestSet, flow: &Flow<'_>, now: Instant) -> Option<DestId> {
-        self.pick(dests, flow, now, &mut Tried::scratch())
-    }
-    fn schedule_next(
-        &mut self,
-        dests: &mut DestSet,
-        flow: &Flow<'_>,
-        now: Instant,
-        tried: &mut Tried,
-    ) -> Option<DestId> {
-        self.pick(dests, flow, now, tried)
-    }
+    schedule_by_pick!(index);
 }
 
 impl Hash {
@@ -226,18 +209,7 @@ impl crate::Scheduler for Chash {
             Some((names.get(id.0)?.as_bytes(), d.weight, id.0))
         }));
     }
-    fn schedule(&mut self, dests: &mut DestSet, flow: &Flow<'_>, now: Instant) -> Option<DestId> {
-        self.pick(dests, flow, now, &mut Tried::scratch())
-    }
-    fn schedule_next(
-        &mut self,
-        dests: &mut DestSet,
-        flow: &Flow<'_>,
-        now: Instant,
-        tried: &mut Tried,
-    ) -> Option<DestId> {
-        self.pick(dests, flow, now, tried)
-    }
+    schedule_by_pick!();
 }
 
 impl Chash {

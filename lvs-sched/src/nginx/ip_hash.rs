@@ -132,24 +132,7 @@ impl crate::Scheduler for IpHash {
     fn kind(&self) -> SchedulerKind {
         SchedulerKind::NginxIpHash
     }
-    fn rebuild(&mut self, _dests: &DestSet) {
-        self.index.invalidate();
-    }
-    fn dest_updated(&mut self, dests: &DestSet, id: DestId) {
-        self.index.dest_updated(dests, id);
-    }
-    fn schedule(&mut self, dests: &mut DestSet, flow: &Flow<'_>, now: Instant) -> Option<DestId> {
-        self.pick(dests, flow, now, &mut Tried::scratch())
-    }
-    fn schedule_next(
-        &mut self,
-        dests: &mut DestSet,
-        flow: &Flow<'_>,
-        now: Instant,
-        tried: &mut Tried,
-    ) -> Option<DestId> {
-        self.pick(dests, flow, now, tried)
-    }
+    schedule_by_pick!(index);
 }
 
 #[cfg(test)]

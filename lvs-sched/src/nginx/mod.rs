@@ -10,6 +10,42 @@
 //! `checked` is set to `now` if more than `fail_timeout` has passed, as every nginx balancer
 //! does.
 
+/// The `Scheduler` methods a balancer with a one-try `pick(&mut self, dests, flow, now,
+/// tried)` shares: `schedule` is the first try of a fresh request, `schedule_next` a try of
+/// the request `tried` describes. With `index`, also the upkeep of its `index:
+/// WeightIndex` field (rebuilt lazily after any change, updated in place for one
+/// destination).
+macro_rules! schedule_by_pick {
+    (index) => {
+        fn rebuild(&mut self, _dests: &$crate::DestSet) {
+            self.index.invalidate();
+        }
+        fn dest_updated(&mut self, dests: &$crate::DestSet, id: $crate::DestId) {
+            self.index.dest_updated(dests, id);
+        }
+        schedule_by_pick!();
+    };
+    () => {
+        fn schedule(
+            &mut self,
+            dests: &mut $crate::DestSet,
+            flow: &$crate::Flow<'_>,
+            now: $crate::Instant,
+        ) -> Option<$crate::DestId> {
+            self.pick(dests, flow, now, &mut $crate::nginx::Tried::scratch())
+        }
+        fn schedule_next(
+            &mut self,
+            dests: &mut $crate::DestSet,
+            flow: &$crate::Flow<'_>,
+            now: $crate::Instant,
+            tried: &mut $crate::nginx::Tried,
+        ) -> Option<$crate::DestId> {
+            self.pick(dests, flow, now, tried)
+        }
+    };
+}
+
 pub mod hash;
 pub mod ip_hash;
 pub mod least_conn;
