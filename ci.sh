@@ -10,7 +10,17 @@ cd "$(dirname "$0")"
 FUZZ_SECONDS="${FUZZ_SECONDS:-30}"
 NO_STD_TARGET=thumbv7em-none-eabihf
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+# CI builds from a clean clone once: incremental state would only cost disk (GBs) and time.
+export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
 step() { printf '\n=== %s\n' "$*"; }
+# The build and test run need about 6 GB of disk (target/ and fuzz/target/): say so up front
+# when there is less, rather than failing later with "No space left on device" in the linker.
+need_kb=$((6 * 1024 * 1024))
+free_kb=$(df -Pk . | awk 'NR == 2 { print $4 }')
+if [ "${free_kb:-0}" -lt "$need_kb" ]; then
+    echo "warning: only $((free_kb / 1024)) MB free on $(df -P . | awk 'NR == 2 { print $6 }');" \
+        "the build needs about 6 GB (free space, or set CARGO_TARGET_DIR to a larger disk)" >&2
+fi
 
 # ---- set-up: install only what is missing ----
 if ! command -v cargo >/dev/null 2>&1; then
