@@ -223,7 +223,8 @@ impl Lbd {
         let conf = dir.0.join(name);
         let text = conf_text
             .replace("LISTEN", &format!("127.0.0.1:{port}"))
-            .replace("PIDFILE", &dir.0.join("lbd.pid").display().to_string());
+            .replace("PIDFILE", &dir.0.join("lbd.pid").display().to_string())
+            .replace("LOGDIR", &dir.0.display().to_string());
         std::fs::write(&conf, text).unwrap();
         let mut child = Command::new(env!("CARGO_BIN_EXE_lbd"))
             .arg("-c")
@@ -1316,6 +1317,133 @@ async fn graceful_stop(sig: nix::sys::signal::Signal) {
     assert!(status.success(), "{status}: {}", lbd.stderr());
     assert!(!pid_file.exists(), "the pid file was left behind");
     assert!(TcpStream::connect(("127.0.0.1", port)).await.is_err());
+}
+
+/// Open a keep-alive connection to `port` (its requests stay on one worker).
+async fn keepalive(port: u16) -> hyper::client::conn::http1::SendRequest<Full<Bytes>> {
+    let s = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    let (tx, conn) = hyper::client::conn::http1::handshake(TokioIo::new(s))
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    tx
+}
+
+async fn wait_for_stderr(lbd: &Lbd, text: &str) {
+    for _ in 0..200 {
+        if lbd.stderr().contains(text) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("lbd did not print `{text}`: {}", lbd.stderr());
+}
+
+#[tokio::test]
+async fn buffered_access_log_is_written_when_full_on_reopen_and_at_stop() {
+    let a = Backend::start("a").await;
+    let up = upstream("u", "", &[(a.addr, "")]);
+    let mut lbd = Lbd::start(&format!(
+        "workers 2;\naccess_log LOGDIR/access.log combined buffer=4k;\n{up}\
+         server {{ listen LISTEN; location / {{ proxy_pass http://u; }} }}\n"
+    ))
+    .await;
+    let path = lbd.conf.with_file_name("access.log");
+    let rotated = lbd.conf.with_file_name("access.log.1");
+    let read = |p: &PathBuf| std::fs::read_to_string(p).unwrap();
+    let mut tx = keepalive(lbd.port).await;
+    for i in 0..5 {
+        assert_eq!(
+            send(&mut tx, "GET", &format!("/r{i}"), &[], "")
+                .await
+                .status,
+            200
+        );
+    }
+    // Five short lines fit in the 4 KiB buffer, and there is no flush= timer.
+    assert_eq!(read(&path), "");
+    // logrotate: rename, then SIGUSR1. The buffered lines go to the renamed file, the new
+    // lines to a new file at the configured path.
+    std::fs::rename(&path, &rotated).unwrap();
+    lbd.signal(nix::sys::signal::Signal::SIGUSR1);
+    wait_for_stderr(&lbd, "access log reopened").await;
+    let old = read(&rotated);
+    assert_eq!(old.lines().count(), 5, "{old}");
+    for i in 0..5 {
+        assert!(
+            old.contains(&format!("\"GET /r{i} HTTP/1.1\" 200 1 ")),
+            "{old}"
+        );
+    }
+    assert_eq!(read(&path), "");
+    // 40 lines of ~240 bytes do not fit in 4 KiB: whole lines are written as it fills.
+    let pad = "p".repeat(150);
+    for i in 0..40 {
+        let r = send(&mut tx, "GET", &format!("/{pad}/{i:02}"), &[], "").await;
+        assert_eq!(r.status, 200);
+    }
+    let part = read(&path);
+    let n = part.lines().count();
+    assert!(
+        (16..40).contains(&n),
+        "{n} lines written before the stop: {part}"
+    );
+    assert!(part.ends_with('\n'), "a line was split: {part}");
+    drop(tx);
+    // The stop writes the rest.
+    lbd.signal(nix::sys::signal::Signal::SIGTERM);
+    let mut status = None;
+    for _ in 0..200 {
+        status = lbd.child.try_wait().unwrap();
+        if status.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        status.expect("lbd did not exit").success(),
+        "{}",
+        lbd.stderr()
+    );
+    let all = read(&path);
+    let lines: Vec<&str> = all.lines().collect();
+    assert_eq!(lines.len(), 40, "{all}");
+    for (i, l) in lines.iter().enumerate() {
+        assert!(
+            l.contains(&format!("/{pad}/{i:02} HTTP/1.1\" 200 1 ")),
+            "{l}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn access_log_flush_interval_writes_an_idle_buffer() {
+    let a = Backend::start("a").await;
+    let up = upstream("u", "", &[(a.addr, "")]);
+    let mut lbd = Lbd::start(&format!(
+        "workers 2;\naccess_log LOGDIR/access.log combined buffer=64k flush=200ms;\n{up}\
+         server {{ listen LISTEN; location / {{ proxy_pass http://u; }} }}\n"
+    ))
+    .await;
+    let path = lbd.conf.with_file_name("access.log");
+    assert_eq!(lbd.get("/flushed").await.status, 200);
+    // The line waits in the buffer for at most one flush interval, with lbd still running.
+    let mut text = String::new();
+    for _ in 0..100 {
+        text = std::fs::read_to_string(&path).unwrap();
+        if !text.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        text.contains("\"GET /flushed HTTP/1.1\" 200 1 "),
+        "{text:?}"
+    );
+    assert!(
+        lbd.child.try_wait().unwrap().is_none(),
+        "written by the timer, not at exit"
+    );
 }
 
 #[tokio::test]

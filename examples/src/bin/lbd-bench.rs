@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! lbd-bench [-w 1,2] [-c 50] [-d 10s] [-t 2] [-r 3] [--body 2] [--warmup 1s]
-//!           [--access-log] [--lbd PATH] [--nginx PATH] [--wrk PATH] [--baseline PATH]
+//!           [--access-log] [--log-buffer SIZE] [--lbd PATH] [--nginx PATH] [--wrk PATH] [--baseline PATH]
 //! ```
 //!
 //! `--baseline PATH` runs another `lbd` binary (an older build) in nginx's place, with the
@@ -46,6 +46,7 @@ const USAGE: &str = "usage: lbd-bench [options]
   --body N             upstream response body size in bytes (default 2)
   --warmup D           unmeasured wrk run before each measured one (default 1s, 0 for none)
   --access-log         have both proxies write an access log (to a file in the temp dir)
+  --log-buffer SIZE    the same, buffered: `access_log FILE combined buffer=SIZE flush=1s`
   --lbd PATH           the lbd binary (default: next to lbd-bench)
   --nginx PATH         the nginx binary (default: nginx, looked up in PATH and /usr/sbin)
   --wrk PATH           the wrk binary (default: wrk)
@@ -94,6 +95,8 @@ struct Opts {
     body: usize,
     warmup: Duration,
     access_log: bool,
+    /// `buffer=` of both access logs.
+    log_buffer: Option<String>,
     lbd: Option<PathBuf>,
     nginx: Option<PathBuf>,
     wrk: Option<PathBuf>,
@@ -133,6 +136,7 @@ impl Opts {
             body: 2,
             warmup: Duration::from_secs(1),
             access_log: false,
+            log_buffer: None,
             lbd: None,
             nginx: None,
             wrk: None,
@@ -165,6 +169,10 @@ impl Opts {
                 "--body" => o.body = parse_num(&a, it.next())?,
                 "--warmup" => o.warmup = parse_duration(&need(it.next())?)?,
                 "--access-log" => o.access_log = true,
+                "--log-buffer" => {
+                    o.access_log = true;
+                    o.log_buffer = Some(need(it.next())?);
+                }
                 "--lbd" => o.lbd = Some(need(it.next())?.into()),
                 "--nginx" => o.nginx = Some(need(it.next())?.into()),
                 "--wrk" => o.wrk = Some(need(it.next())?.into()),
@@ -343,17 +351,24 @@ impl Proxy {
 /// Idle keep-alive connections to the upstreams, the same number in both configurations.
 const KEEPALIVE: usize = 64;
 
-fn nginx_conf(dir: &Path, workers: usize, port: u16, ups: &[SocketAddr], log: bool) -> String {
+/// The `access_log` directive: off, or to `file` in `dir`, buffered when `buffer` is given.
+fn access_log(dir: &Path, file: &str, log: bool, buffer: Option<&str>) -> String {
+    match (log, buffer) {
+        (false, _) => "access_log off;".to_owned(),
+        (true, None) => format!("access_log {}/{file};", dir.display()),
+        (true, Some(b)) => format!(
+            "access_log {}/{file} combined buffer={b} flush=1s;",
+            dir.display()
+        ),
+    }
+}
+
+fn nginx_conf(dir: &Path, workers: usize, port: u16, ups: &[SocketAddr], access: &str) -> String {
     let d = dir.display();
     let mut servers = String::new();
     for u in ups {
         let _ = writeln!(servers, "        server {u};");
     }
-    let access = if log {
-        format!("access_log {d}/nginx-access.log;")
-    } else {
-        "access_log off;".to_owned()
-    };
     format!(
         "# written by lbd-bench
 worker_processes {workers};
@@ -387,17 +402,11 @@ http {{
     )
 }
 
-fn lbd_conf(dir: &Path, workers: usize, port: u16, ups: &[SocketAddr], log: bool) -> String {
-    let d = dir.display();
+fn lbd_conf(workers: usize, port: u16, ups: &[SocketAddr], access: &str) -> String {
     let mut servers = String::new();
     for u in ups {
         let _ = writeln!(servers, "    server {u};");
     }
-    let access = if log {
-        format!("access_log {d}/lbd-access.log;")
-    } else {
-        "access_log off;".to_owned()
-    };
     format!(
         "# written by lbd-bench
 workers {workers};
@@ -499,7 +508,18 @@ fn start_proxy(
             let conf = env.dir.join("nginx.conf");
             std::fs::write(
                 &conf,
-                nginx_conf(&env.dir, workers, port, &env.ups, o.access_log),
+                nginx_conf(
+                    &env.dir,
+                    workers,
+                    port,
+                    &env.ups,
+                    &access_log(
+                        &env.dir,
+                        "nginx-access.log",
+                        o.access_log,
+                        o.log_buffer.as_deref(),
+                    ),
+                ),
             )
             .map_err(io("write nginx.conf"))?;
             let mut c = Command::new(&env.nginx);
@@ -515,7 +535,17 @@ fn start_proxy(
             let conf = env.dir.join(format!("{}.conf", env.label(p)));
             std::fs::write(
                 &conf,
-                lbd_conf(&env.dir, workers, port, &env.ups, o.access_log),
+                lbd_conf(
+                    workers,
+                    port,
+                    &env.ups,
+                    &access_log(
+                        &env.dir,
+                        "lbd-access.log",
+                        o.access_log,
+                        o.log_buffer.as_deref(),
+                    ),
+                ),
             )
             .map_err(io("write lbd.conf"))?;
             let mut c = Command::new(bin);
@@ -820,7 +850,11 @@ fn run(o: &Opts) -> Result<(), BenchError> {
         o.conns,
         wrk_secs(o.duration),
         o.body,
-        if o.access_log { "on" } else { "off" }
+        match (o.access_log, &o.log_buffer) {
+            (false, _) => "off".to_owned(),
+            (true, None) => "on".to_owned(),
+            (true, Some(b)) => format!("on, buffer={b} flush=1s"),
+        }
     );
     print!("{table}");
     Ok(())

@@ -53,6 +53,76 @@ pub enum LogTarget {
     File(PathBuf),
 }
 
+/// The access log's buffering (nginx's `access_log PATH combined buffer=SIZE flush=TIME`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LogBuffer {
+    /// Bytes gathered per worker before they are written (nginx's `buffer=`; 64 KiB when
+    /// only `flush=` is given).
+    pub size: usize,
+    /// The longest a line waits in the buffer (nginx's `flush=`; `None`: until the buffer is
+    /// full, a reload or reopen, or the stop, as nginx without `flush=`).
+    pub flush: Option<Duration>,
+}
+
+/// The buffer size nginx uses when `flush=` is given without `buffer=`.
+pub const DEFAULT_LOG_BUFFER: usize = 64 * 1024;
+
+/// Parse the arguments after the path of `access_log` (nginx's
+/// `[FORMAT] [buffer=SIZE] [flush=TIME]`); the only format is `combined` (with lbd's upstream
+/// fields after it).
+///
+/// # Errors
+/// A message naming the argument that is not understood.
+pub fn parse_log_params<'a>(
+    params: impl IntoIterator<Item = &'a str>,
+) -> Result<Option<LogBuffer>, (usize, String)> {
+    let mut size = None;
+    let mut flush = None;
+    for (i, p) in params.into_iter().enumerate() {
+        let at = |m: String| (i, m);
+        if let Some(v) = p.strip_prefix("buffer=") {
+            let n = parse_size(v).map_err(at)?;
+            if n == 0 {
+                return Err(at(
+                    "`buffer=0`: leave `buffer=` out to write each line at once".into(),
+                ));
+            }
+            // More than a worker should hold: nginx warns past 64 KiB for the same reason.
+            if n > 16 << 20 {
+                return Err(at(format!("`buffer={v}` is too large: at most 16m")));
+            }
+            size = Some(usize::try_from(n).map_err(|_| at(format!("`buffer={v}` is too large")))?);
+        } else if let Some(v) = p.strip_prefix("flush=") {
+            let d = parse_duration(v).map_err(at)?;
+            if d.is_zero() {
+                return Err(at(
+                    "`flush=0`: give a time such as 1s, or leave `buffer=` out".into(),
+                ));
+            }
+            flush = Some(d);
+        } else if i == 0 && p == "combined" {
+        } else if p.starts_with("gzip") || p.starts_with("if=") {
+            return Err(at(format!("`access_log ... {p}` is not supported by lbd")));
+        } else if i == 0 && !p.contains('=') {
+            return Err(at(format!(
+                "unknown log format `{p}`: lbd writes nginx's `combined` format followed by \
+                 its upstream fields; write `combined` or leave the format out"
+            )));
+        } else {
+            return Err(at(format!(
+                "unknown `access_log` parameter `{p}`: use buffer=SIZE and flush=TIME"
+            )));
+        }
+    }
+    Ok(match (size, flush) {
+        (None, None) => None,
+        (size, flush) => Some(LogBuffer {
+            size: size.unwrap_or(DEFAULT_LOG_BUFFER),
+            flush,
+        }),
+    })
+}
+
 /// The whole configuration.
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -66,6 +136,9 @@ pub struct Config {
     pub pid_file: Option<PathBuf>,
     /// The access log.
     pub access_log: LogTarget,
+    /// `buffer=`/`flush=` of `access_log`: lines are gathered per worker and written in
+    /// batches (`None`: one write per line).
+    pub access_log_buffer: Option<LogBuffer>,
     /// How long a graceful stop waits for requests in flight.
     pub shutdown_timeout: Duration,
     /// The `upstream` blocks.
@@ -928,6 +1001,7 @@ mod nginx {
             node_name: String::new(),
             pid_file: None,
             access_log: LogTarget::Stdout,
+            access_log_buffer: None,
             shutdown_timeout: Duration::from_secs(30),
             upstreams: Vec::new(),
             servers: Vec::new(),
@@ -1006,11 +1080,17 @@ mod nginx {
                     no_block(name, b.as_ref())?;
                     need_args(name, args, 1, usize::MAX)?;
                     cfg.access_log = match args[0].text.as_str() {
-                        "off" => LogTarget::Off,
+                        "off" => {
+                            need_args(name, args, 1, 1)?;
+                            LogTarget::Off
+                        }
                         "stdout" | "/dev/stdout" => LogTarget::Stdout,
                         "stderr" | "/dev/stderr" => LogTarget::Stderr,
                         p => LogTarget::File(PathBuf::from(p)),
                     };
+                    cfg.access_log_buffer =
+                        parse_log_params(args[1..].iter().map(|a| a.text.as_str()))
+                            .map_err(|(i, m)| (args.get(1 + i).map_or(name.pos, |a| a.pos), m))?;
                 }
                 // Accepted and ignored: errors go to standard error.
                 "error_log" | "include" if !top || name.text == "error_log" => {
@@ -1582,6 +1662,10 @@ mod toml_conf {
         #[serde(default)]
         access_log: Option<String>,
         #[serde(default)]
+        access_log_buffer: Option<String>,
+        #[serde(default)]
+        access_log_flush: Option<String>,
+        #[serde(default)]
         shutdown_timeout: Option<String>,
         #[serde(default)]
         upstream: BTreeMap<String, toml::Spanned<Upstream>>,
@@ -1819,6 +1903,16 @@ mod toml_conf {
                 Some("stderr" | "/dev/stderr") => LogTarget::Stderr,
                 Some(p) => LogTarget::File(PathBuf::from(p)),
             },
+            access_log_buffer: parse_log_params(
+                f.access_log_buffer
+                    .iter()
+                    .map(|b| format!("buffer={b}"))
+                    .chain(f.access_log_flush.iter().map(|t| format!("flush={t}")))
+                    .collect::<Vec<_>>()
+                    .iter()
+                    .map(String::as_str),
+            )
+            .map_err(|(_, m)| (Pos { line: 1, column: 1 }, m))?,
             shutdown_timeout: match &f.shutdown_timeout {
                 Some(t) => parse_duration(t).map_err(|m| (Pos { line: 1, column: 1 }, m))?,
                 None => Duration::from_secs(30),
@@ -2030,6 +2124,64 @@ server {
             "x.conf",
         );
         assert_eq!(l, 2);
+    }
+
+    #[test]
+    fn access_log_buffer_and_flush() {
+        let srv = "\nserver { listen 127.0.0.1:1; location / { return 200; } }\n";
+        let parse = |head: &str| parse_str(Path::new("a.conf"), &format!("{head}{srv}"));
+        let c = parse("access_log /tmp/a.log combined buffer=32k flush=2s;").unwrap();
+        assert_eq!(c.access_log, LogTarget::File(PathBuf::from("/tmp/a.log")));
+        let want = LogBuffer {
+            size: 32 * 1024,
+            flush: Some(Duration::from_secs(2)),
+        };
+        assert_eq!(c.access_log_buffer, Some(want));
+        // flush= alone: nginx's 64k buffer; buffer= alone: no timer; neither: no buffer.
+        let c = parse("access_log /tmp/a.log combined flush=500ms;").unwrap();
+        assert_eq!(c.access_log_buffer.unwrap().size, DEFAULT_LOG_BUFFER);
+        let c = parse("access_log stdout buffer=8k;").unwrap();
+        assert_eq!(c.access_log_buffer.unwrap().flush, None);
+        assert_eq!(
+            parse("access_log /tmp/a.log;").unwrap().access_log_buffer,
+            None
+        );
+        assert_eq!(
+            parse("access_log /tmp/a.log combined;")
+                .unwrap()
+                .access_log_buffer,
+            None
+        );
+        for (bad, column, says) in [
+            (
+                "access_log /tmp/a.log main;",
+                23,
+                "unknown log format `main`",
+            ),
+            ("access_log /tmp/a.log combined buffr=1k;", 32, "buffr=1k"),
+            ("access_log /tmp/a.log combined buffer=0;", 32, "buffer=0"),
+            (
+                "access_log /tmp/a.log combined buffer=1q;",
+                32,
+                "invalid size",
+            ),
+            ("access_log /tmp/a.log combined flush=0;", 32, "flush=0"),
+            ("access_log /tmp/a.log combined gzip;", 32, "not supported"),
+            ("access_log off buffer=1k;", 1, "takes 1 argument"),
+        ] {
+            let (l, c, m) = err_at(&format!("{bad}{srv}"), "a.conf");
+            assert_eq!((l, c), (1, column), "{bad}: {m}");
+            assert!(m.contains(says), "{bad}: {m}");
+        }
+        let toml = "access_log = \"/tmp/a.log\"\naccess_log_buffer = \"16k\"\naccess_log_flush = \"1s\"\n[[server]]\nlisten = [\"127.0.0.1:1\"]\n[[server.location]]\npath = \"/\"\nreturn = 200\n";
+        let c = parse_str(Path::new("a.toml"), toml).unwrap();
+        let want = LogBuffer {
+            size: 16 * 1024,
+            flush: Some(Duration::from_secs(1)),
+        };
+        assert_eq!(c.access_log_buffer, Some(want));
+        let bad = toml.replace("16k", "16q");
+        assert!(parse_str(Path::new("a.toml"), &bad).is_err());
     }
 
     #[test]

@@ -5,68 +5,205 @@
 //! 127.0.0.1 - - [27/Nov/2026:01:50:33 +0000] "GET / HTTP/1.1" 200 5 "-" "curl/8" upstream=127.0.0.1:8081 ustatus=200 urt=0.001 rt=0.002
 //! ```
 //!
-//! Each line is written with one `write(2)` (to a file opened with `O_APPEND`), like nginx
-//! without `buffer=`, and no lock is taken except the standard-stream one for stdout/stderr.
+//! Without `buffer=`, each line is written with one `write(2)` (to a file opened with
+//! `O_APPEND`), and no lock is taken except the standard-stream one for stdout/stderr. With
+//! `buffer=SIZE` (nginx's `access_log PATH combined buffer=64k flush=1s`), each worker thread
+//! gathers whole lines in a buffer of its own and writes it with one `write(2)` when the next
+//! line would not fit, when `flush=` has passed (a timer on the control thread writes every
+//! buffer at that interval), on a reopen (`SIGUSR1`), and when the configuration generation
+//! ends (a reload or the stop). Lines are never split between writes.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::fmt::Write as _;
 use std::fs::File;
 use std::io::Write as _;
 use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use http::{HeaderValue, Method, Uri, Version};
 
-use super::config::LogTarget;
+use super::config::{LogBuffer, LogTarget};
 
 /// Where lines go.
 #[derive(Debug)]
-pub enum AccessLog {
+enum Sink {
     /// Nowhere.
     Off,
     /// Standard output.
     Stdout,
     /// Standard error.
     Stderr,
-    /// A file opened for appending.
-    File(File),
+    /// A file opened for appending, and its path (for a reopen).
+    File(RwLock<File>, PathBuf),
 }
 
+fn open_append(path: &PathBuf) -> std::io::Result<File> {
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+}
+
+impl Sink {
+    fn write(&self, bytes: &[u8]) {
+        // A full disk or a closed stream loses the line, as in nginx; the request is served.
+        let _ = match self {
+            Self::Off => Ok(()),
+            Self::Stdout => std::io::stdout().lock().write_all(bytes),
+            Self::Stderr => std::io::stderr().lock().write_all(bytes),
+            Self::File(f, _) => {
+                let f = f.read().unwrap_or_else(PoisonError::into_inner);
+                let mut f: &File = &f;
+                f.write_all(bytes)
+            }
+        };
+    }
+}
+
+/// The per-worker buffers of `buffer=`.
+#[derive(Debug)]
+struct Buffers {
+    size: usize,
+    flush: Option<Duration>,
+    shards: Box<[Mutex<Vec<u8>>]>,
+}
+
+/// Which buffer this thread writes to: threads are numbered as they first log.
+fn shard_index(n: usize) -> usize {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    thread_local! {
+        static INDEX: Cell<usize> = const { Cell::new(usize::MAX) };
+    }
+    INDEX.with(|i| {
+        if i.get() == usize::MAX {
+            i.set(NEXT.fetch_add(1, Ordering::Relaxed));
+        }
+        i.get() % n.max(1)
+    })
+}
+
+#[derive(Debug)]
+struct Inner {
+    sink: Sink,
+    buffers: Option<Buffers>,
+}
+
+impl Inner {
+    fn write(&self, line: &[u8]) {
+        let Some(b) = &self.buffers else {
+            self.sink.write(line);
+            return;
+        };
+        let Some(shard) = b.shards.get(shard_index(b.shards.len())) else {
+            self.sink.write(line);
+            return;
+        };
+        let mut buf = shard.lock().unwrap_or_else(PoisonError::into_inner);
+        if buf.len() + line.len() > b.size && !buf.is_empty() {
+            self.sink.write(&buf);
+            buf.clear();
+        }
+        if line.len() >= b.size {
+            self.sink.write(line);
+        } else {
+            if buf.capacity() == 0 {
+                buf.reserve_exact(b.size);
+            }
+            buf.extend_from_slice(line);
+        }
+    }
+
+    fn flush(&self) {
+        let Some(b) = &self.buffers else {
+            return;
+        };
+        for shard in &b.shards {
+            let mut buf = shard.lock().unwrap_or_else(PoisonError::into_inner);
+            if !buf.is_empty() {
+                self.sink.write(&buf);
+                buf.clear();
+            }
+        }
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.flush();
+    }
+}
+
+/// The access log of one configuration generation (cheap to clone: the clones share the
+/// file and the buffers; the last one to go writes what is still buffered).
+#[derive(Clone, Debug)]
+pub struct AccessLog(Arc<Inner>);
+
 impl AccessLog {
-    /// Open `target`.
+    /// Open `target`, with `buffer` per worker thread (`threads` of them) when given.
     ///
     /// # Errors
     /// The I/O error of opening the file.
-    pub fn open(target: &LogTarget) -> std::io::Result<Self> {
-        Ok(match target {
-            LogTarget::Off => Self::Off,
-            LogTarget::Stdout => Self::Stdout,
-            LogTarget::Stderr => Self::Stderr,
-            LogTarget::File(p) => Self::File(
-                std::fs::OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(p)?,
-            ),
-        })
+    pub fn open(
+        target: &LogTarget,
+        buffer: Option<LogBuffer>,
+        threads: usize,
+    ) -> std::io::Result<Self> {
+        let sink = match target {
+            LogTarget::Off => Sink::Off,
+            LogTarget::Stdout => Sink::Stdout,
+            LogTarget::Stderr => Sink::Stderr,
+            LogTarget::File(p) => Sink::File(RwLock::new(open_append(p)?), p.clone()),
+        };
+        let buffers = match (&sink, buffer) {
+            (Sink::Off, _) | (_, None) => None,
+            (_, Some(b)) => Some(Buffers {
+                size: b.size,
+                flush: b.flush,
+                shards: (0..threads.max(1))
+                    .map(|_| Mutex::new(Vec::new()))
+                    .collect(),
+            }),
+        };
+        Ok(Self(Arc::new(Inner { sink, buffers })))
     }
 
     /// Whether lines are written at all.
     #[must_use]
-    pub const fn enabled(&self) -> bool {
-        !matches!(self, Self::Off)
+    pub fn enabled(&self) -> bool {
+        !matches!(self.0.sink, Sink::Off)
+    }
+
+    /// `flush=`: how often the buffers are to be written ([`AccessLog::flush`]), if at all.
+    #[must_use]
+    pub fn flush_interval(&self) -> Option<Duration> {
+        self.0.buffers.as_ref().and_then(|b| b.flush)
+    }
+
+    /// Write what the buffers hold.
+    pub fn flush(&self) {
+        self.0.flush();
+    }
+
+    /// Write what the buffers hold, then open the file again by its path (after a log
+    /// rotation has renamed it; nginx's `-s reopen`, `SIGUSR1`). Standard streams and `off`
+    /// have nothing to reopen.
+    ///
+    /// # Errors
+    /// The I/O error of opening the file; the old file stays in use.
+    pub fn reopen(&self) -> std::io::Result<()> {
+        self.flush();
+        if let Sink::File(f, path) = &self.0.sink {
+            let new = open_append(path)?;
+            *f.write().unwrap_or_else(PoisonError::into_inner) = new;
+        }
+        Ok(())
     }
 
     fn write(&self, line: &[u8]) {
-        let _ = match self {
-            Self::Off => Ok(()),
-            Self::Stdout => std::io::stdout().lock().write_all(line),
-            Self::Stderr => std::io::stderr().lock().write_all(line),
-            Self::File(f) => {
-                let mut f: &File = f;
-                f.write_all(line)
-            }
-        };
+        self.0.write(line);
     }
 }
 
@@ -279,6 +416,120 @@ mod tests {
         // 2024-02-29 12:34:56 UTC
         format_time(1_709_210_096, &mut s);
         assert_eq!(s, "[29/Feb/2024:12:34:56 +0000]");
+    }
+
+    fn temp(name: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("lbd-log-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    #[test]
+    fn buffer_writes_whole_lines_when_the_next_does_not_fit() {
+        let d = temp("fit");
+        let path = d.join("access.log");
+        let buffer = Some(LogBuffer {
+            size: 100,
+            flush: None,
+        });
+        let log = AccessLog::open(&LogTarget::File(path.clone()), buffer, 1).unwrap();
+        let line = |c: char| format!("{}\n", c.to_string().repeat(39));
+        let read = || std::fs::read_to_string(&path).unwrap();
+        log.write(line('a').as_bytes());
+        log.write(line('b').as_bytes());
+        assert_eq!(read(), "", "80 bytes fit in the 100-byte buffer");
+        log.write(line('c').as_bytes());
+        assert_eq!(read(), line('a') + &line('b'), "the third line did not fit");
+        // A line as large as the buffer goes out at once, after what was buffered.
+        let big = format!("{}\n", "x".repeat(120));
+        log.write(big.as_bytes());
+        assert_eq!(read(), line('a') + &line('b') + &line('c') + &big);
+        log.write(line('d').as_bytes());
+        log.flush();
+        assert_eq!(
+            read(),
+            line('a') + &line('b') + &line('c') + &big + &line('d')
+        );
+        // What is buffered when the last handle goes is written too.
+        log.write(line('e').as_bytes());
+        let clone = log.clone();
+        drop(log);
+        assert!(!read().ends_with(&line('e')));
+        drop(clone);
+        assert!(read().ends_with(&line('e')));
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn each_thread_has_its_own_buffer() {
+        let d = temp("threads");
+        let path = d.join("access.log");
+        let buffer = Some(LogBuffer {
+            size: 1000,
+            flush: None,
+        });
+        let log = AccessLog::open(&LogTarget::File(path.clone()), buffer, 4).unwrap();
+        std::thread::scope(|s| {
+            for t in 0..4u8 {
+                let log = &log;
+                s.spawn(move || {
+                    for i in 0..100 {
+                        log.write(format!("thread {t} line {i:03}\n").as_bytes());
+                    }
+                });
+            }
+        });
+        log.flush();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let mut lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 400, "no line lost or split");
+        // Each thread's lines are in order.
+        for t in 0..4 {
+            let own: Vec<&str> = lines
+                .iter()
+                .copied()
+                .filter(|l| l.starts_with(&format!("thread {t} ")))
+                .collect();
+            let mut sorted = own.clone();
+            sorted.sort_unstable();
+            assert_eq!(own, sorted);
+        }
+        lines.sort_unstable();
+        lines.dedup();
+        assert_eq!(lines.len(), 400);
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn reopen_writes_the_buffer_to_the_old_file_then_follows_the_path() {
+        let d = temp("reopen");
+        let path = d.join("access.log");
+        let rotated = d.join("access.log.1");
+        let buffer = Some(LogBuffer {
+            size: 4096,
+            flush: None,
+        });
+        let log = AccessLog::open(&LogTarget::File(path.clone()), buffer, 1).unwrap();
+        log.write(b"before\n");
+        std::fs::rename(&path, &rotated).unwrap();
+        log.write(b"rotated\n");
+        log.reopen().unwrap();
+        log.write(b"after\n");
+        log.flush();
+        assert_eq!(
+            std::fs::read_to_string(&rotated).unwrap(),
+            "before\nrotated\n"
+        );
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "after\n");
+        // Unbuffered, the same.
+        let plain = AccessLog::open(&LogTarget::File(path.clone()), None, 1).unwrap();
+        std::fs::remove_file(&path).unwrap();
+        plain.write(b"gone\n");
+        plain.reopen().unwrap();
+        plain.write(b"new\n");
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "new\n");
+        std::fs::remove_dir_all(&d).unwrap();
     }
 
     #[test]

@@ -6,7 +6,8 @@
 //! ```
 //!
 //! `-t` checks the configuration and exits. `SIGHUP` reloads it (a broken file is reported with
-//! its file:line:column and the old configuration stays); `SIGTERM`, `SIGQUIT` and `SIGINT`
+//! its file:line:column and the old configuration stays); `SIGUSR1` reopens the access log
+//! (after logrotate has renamed it, as nginx's `-s reopen`); `SIGTERM`, `SIGQUIT` and `SIGINT`
 //! stop gracefully: the listeners close, requests in flight finish (at most
 //! `shutdown_timeout`, default 30 s), and `lbd` exits with status 0.
 //!
@@ -16,7 +17,8 @@
 //! workers 4;                      # or worker_processes / worker_threads; auto = one per CPU
 //! node_name lb1;                  # what `lbd_status` answers (default: the host name)
 //! pid /run/lbd.pid;
-//! access_log /var/log/lbd.log;    # or stdout (default), stderr, off
+//! access_log /var/log/lbd.log;    # or stdout (default), stderr, off; after the path
+//!                                 # optionally `combined buffer=64k flush=1s`
 //! shutdown_timeout 30s;
 //! upstream backend {
 //!     # balancer: round robin by default, or one of
@@ -88,7 +90,7 @@
 //! ```toml
 //! workers = 4
 //! node_name = "lb1"
-//! access_log = "off"
+//! access_log = "off"              # with a path: access_log_buffer = "64k", access_log_flush = "1s"
 //! [upstream.backend]
 //! balance = "least_conn"          # any name above; or `hash = "$remote_addr"`, `consistent = true`
 //! sticky_cookie = "srv"
@@ -262,7 +264,8 @@ impl State {
             }
             servers.push(rt);
         }
-        let log = AccessLog::open(&conf.access_log).map_err(LbdError::AccessLog)?;
+        let log = AccessLog::open(&conf.access_log, conf.access_log_buffer, workers)
+            .map_err(LbdError::AccessLog)?;
         Ok(Self {
             servers,
             upstreams,
@@ -274,15 +277,31 @@ impl State {
         })
     }
 
-    /// Start the health checkers (call inside the runtime).
+    /// Start the health checkers and the access log's `flush=` timer (call inside the
+    /// runtime).
     pub fn start_health(&self) {
         let rx = self.stop.subscribe();
         for u in &self.upstreams {
             health::spawn(u, &rx);
         }
+        if let Some(every) = self.log.flush_interval() {
+            let log = self.log.clone();
+            let mut stop = rx;
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(every);
+                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                loop {
+                    tokio::select! {
+                        _ = tick.tick() => log.flush(),
+                        _ = stop.wait_for(|s| *s) => return,
+                    }
+                }
+            });
+        }
     }
 
-    /// Stop the health checkers.
+    /// Stop the health checkers and the log timer (what is still buffered is written when
+    /// the last connection of this generation is done with it).
     pub fn stop_health(&self) {
         self.stop.send_replace(true);
     }
@@ -661,6 +680,7 @@ async fn serve(path: PathBuf, conf: Config, pool: &Workers) -> Result<(), LbdErr
     let mut term = signal(SignalKind::terminate()).map_err(LbdError::Runtime)?;
     let mut quit = signal(SignalKind::quit()).map_err(LbdError::Runtime)?;
     let mut int = signal(SignalKind::interrupt()).map_err(LbdError::Runtime)?;
+    let mut usr1 = signal(SignalKind::user_defined1()).map_err(LbdError::Runtime)?;
     eprintln!(
         "lbd: [notice] started, {workers} worker threads, pid {}",
         std::process::id()
@@ -668,6 +688,10 @@ async fn serve(path: PathBuf, conf: Config, pool: &Workers) -> Result<(), LbdErr
     loop {
         tokio::select! {
             _ = hup.recv() => reload(&path, pool, &state_tx, &drain_tx, &mut listeners, &shared),
+            _ = usr1.recv() => match state_tx.borrow().log.reopen() {
+                Ok(()) => eprintln!("lbd: [notice] access log reopened"),
+                Err(e) => eprintln!("lbd: [alert] cannot reopen the access log, still writing to the old file: {e}"),
+            },
             _ = term.recv() => break,
             _ = quit.recv() => break,
             _ = int.recv() => break,
@@ -689,6 +713,9 @@ async fn serve(path: PathBuf, conf: Config, pool: &Workers) -> Result<(), LbdErr
             "lbd: [warn] shutdown_timeout passed with {left} connection(s) still open; closing them"
         );
     }
+    // The buffered lines of the requests served (older generations wrote theirs when their
+    // last connection closed).
+    state_tx.borrow().log.flush();
     eprintln!("lbd: [notice] exiting");
     Ok(())
 }
