@@ -278,6 +278,13 @@ fn format_time(secs: u64, out: &mut String) {
     );
 }
 
+/// `d` in seconds with millisecond resolution, as nginx's `$request_time` (`0.042`), by integer
+/// formatting (no float formatting per line).
+fn seconds(d: Duration, out: &mut String) {
+    let ms = d.as_millis();
+    let _ = write!(out, "{}.{:03}", ms / 1000, ms % 1000);
+}
+
 fn quoted(v: Option<&HeaderValue>, out: &mut String) {
     out.push('"');
     match v {
@@ -388,14 +395,14 @@ impl Record {
                 line.push('-');
             }
             for (i, a) in self.attempts.iter().enumerate() {
-                let _ = write!(
-                    line,
-                    "{}{:.3}",
-                    if i > 0 { "," } else { "" },
-                    a.time.as_secs_f64()
-                );
+                if i > 0 {
+                    line.push(',');
+                }
+                seconds(a.time, line);
             }
-            let _ = writeln!(line, " rt={:.3}", self.start.elapsed().as_secs_f64());
+            line.push_str(" rt=");
+            seconds(self.start.elapsed(), line);
+            line.push('\n');
             log.write(line.as_bytes());
         });
     }
@@ -530,6 +537,17 @@ mod tests {
         plain.write(b"new\n");
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "new\n");
         std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn seconds_have_millisecond_resolution() {
+        let mut s = String::new();
+        for d in [0, 1, 42, 999, 1000, 61_005] {
+            seconds(Duration::from_millis(d), &mut s);
+            s.push(' ');
+        }
+        seconds(Duration::from_micros(1999), &mut s);
+        assert_eq!(s, "0.000 0.001 0.042 0.999 1.000 61.005 0.001");
     }
 
     #[test]
