@@ -1662,11 +1662,11 @@ mod toml_conf {
         #[serde(default)]
         access_log: Option<String>,
         #[serde(default)]
-        access_log_buffer: Option<String>,
+        access_log_buffer: Option<toml::Spanned<String>>,
         #[serde(default)]
-        access_log_flush: Option<String>,
+        access_log_flush: Option<toml::Spanned<String>>,
         #[serde(default)]
-        shutdown_timeout: Option<String>,
+        shutdown_timeout: Option<toml::Spanned<String>>,
         #[serde(default)]
         upstream: BTreeMap<String, toml::Spanned<Upstream>>,
         #[serde(default)]
@@ -1903,18 +1903,22 @@ mod toml_conf {
                 Some("stderr" | "/dev/stderr") => LogTarget::Stderr,
                 Some(p) => LogTarget::File(PathBuf::from(p)),
             },
-            access_log_buffer: parse_log_params(
-                f.access_log_buffer
-                    .iter()
-                    .map(|b| format!("buffer={b}"))
-                    .chain(f.access_log_flush.iter().map(|t| format!("flush={t}")))
-                    .collect::<Vec<_>>()
-                    .iter()
-                    .map(String::as_str),
-            )
-            .map_err(|(_, m)| (Pos { line: 1, column: 1 }, m))?,
+            access_log_buffer: {
+                // Each setting as the nginx parameter it stands for, with its position.
+                let params: Vec<(String, Pos)> = (f.access_log_buffer.iter())
+                    .map(|b| (format!("buffer={}", b.get_ref()), sp(b.span())))
+                    .chain(
+                        (f.access_log_flush.iter())
+                            .map(|t| (format!("flush={}", t.get_ref()), sp(t.span()))),
+                    )
+                    .collect();
+                parse_log_params(params.iter().map(|(p, _)| p.as_str())).map_err(|(i, m)| {
+                    let pos = params.get(i).map_or(Pos { line: 1, column: 1 }, |p| p.1);
+                    (pos, m)
+                })?
+            },
             shutdown_timeout: match &f.shutdown_timeout {
-                Some(t) => parse_duration(t).map_err(|m| (Pos { line: 1, column: 1 }, m))?,
+                Some(t) => parse_duration(t.get_ref()).map_err(|m| (sp(t.span()), m))?,
                 None => Duration::from_secs(30),
             },
             upstreams,
@@ -2181,7 +2185,19 @@ server {
         };
         assert_eq!(c.access_log_buffer, Some(want));
         let bad = toml.replace("16k", "16q");
-        assert!(parse_str(Path::new("a.toml"), &bad).is_err());
+        let (l, c, m) = err_at(&bad, "a.toml");
+        assert_eq!((l, c), (2, 21), "{m}");
+        assert!(m.contains("invalid size `16q`"), "{m}");
+        let (l, c, m) = err_at(&toml.replace("\"1s\"", "\"soon\""), "a.toml");
+        assert_eq!((l, c), (3, 20), "{m}");
+        assert!(m.contains("invalid time"), "{m}");
+        let late = toml.replacen(
+            "access_log_buffer",
+            "shutdown_timeout = \"x\"\naccess_log_buffer",
+            1,
+        );
+        let (l, c, m) = err_at(&late, "a.toml");
+        assert_eq!((l, c), (2, 20), "{m}");
     }
 
     #[test]
