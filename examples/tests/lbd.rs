@@ -1366,7 +1366,7 @@ async fn buffered_access_log_is_written_when_full_on_reopen_and_at_stop() {
     // lines to a new file at the configured path.
     std::fs::rename(&path, &rotated).unwrap();
     lbd.signal(nix::sys::signal::Signal::SIGUSR1);
-    wait_for_stderr(&lbd, "access log reopened").await;
+    wait_for_stderr(&lbd, "access logs reopened").await;
     let old = read(&rotated);
     assert_eq!(old.lines().count(), 5, "{old}");
     for i in 0..5 {
@@ -1414,6 +1414,48 @@ async fn buffered_access_log_is_written_when_full_on_reopen_and_at_stop() {
             "{l}"
         );
     }
+}
+
+#[tokio::test]
+async fn server_and_location_access_logs() {
+    let a = Backend::start("a").await;
+    let up = upstream("u", "", &[(a.addr, "")]);
+    // nginx's inheritance: a location's access_log, else its server's, else the top-level one.
+    let lbd = Lbd::start(&format!(
+        "workers 2;\naccess_log LOGDIR/main.log;\n{up}\
+         server {{ listen LISTEN;\n access_log LOGDIR/site.log;\n\
+         location / {{ proxy_pass http://u; }}\n\
+         location = /health {{ access_log off; return 200 ok; }}\n\
+         location /api/ {{ access_log LOGDIR/api.log combined buffer=8k flush=100ms; proxy_pass http://u; }}\n\
+         location /same/ {{ access_log LOGDIR/main.log; return 204; }}\n}}\n"
+    ))
+    .await;
+    for path in ["/page", "/health", "/api/x", "/same/y"] {
+        let r = lbd.get(path).await;
+        assert!(r.status < 300, "{path}: {}", r.status);
+    }
+    let dir = lbd.conf.parent().unwrap().to_owned();
+    let read = |f: &str| std::fs::read_to_string(dir.join(f)).unwrap_or_default();
+    let mut api = String::new();
+    for _ in 0..100 {
+        api = read("api.log");
+        if !api.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let site = read("site.log");
+    let main = read("main.log");
+    assert!(site.contains("\"GET /page HTTP/1.1\" 200 "), "{site}");
+    assert!(api.contains("\"GET /api/x HTTP/1.1\" 200 "), "{api}");
+    assert!(main.contains("\"GET /same/y HTTP/1.1\" 204 "), "{main}");
+    let all = format!("{site}{api}{main}");
+    assert_eq!(
+        all.lines().count(),
+        3,
+        "one line each, none for /health: {all}"
+    );
+    assert!(!all.contains("/health"), "{all}");
 }
 
 #[tokio::test]

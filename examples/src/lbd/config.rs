@@ -64,6 +64,15 @@ pub struct LogBuffer {
     pub flush: Option<Duration>,
 }
 
+/// An `access_log` directive of a `server` or `location` block.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LogConf {
+    /// Where the lines go.
+    pub target: LogTarget,
+    /// Its `buffer=`/`flush=`.
+    pub buffer: Option<LogBuffer>,
+}
+
 /// The buffer size nginx uses when `flush=` is given without `buffer=`.
 pub const DEFAULT_LOG_BUFFER: usize = 64 * 1024;
 
@@ -234,6 +243,8 @@ impl Default for HealthConf {
 pub struct ServerConf {
     /// The `listen` addresses.
     pub listen: Vec<SocketAddr>,
+    /// Its own `access_log` (`None`: the top-level one).
+    pub access_log: Option<LogConf>,
     /// The locations, in file order.
     pub locations: Vec<LocationConf>,
 }
@@ -247,6 +258,8 @@ pub struct LocationConf {
     pub path: String,
     /// What the location does.
     pub action: Action,
+    /// The `access_log` of the location, or else of its server (`None`: the top-level one).
+    pub access_log: Option<LogConf>,
 }
 
 /// The handler of a location.
@@ -919,6 +932,23 @@ mod nginx {
         }
     }
 
+    /// `access_log off | stdout | stderr | PATH [combined] [buffer=SIZE] [flush=TIME]`.
+    fn log_directive(name: &Tok, args: &[Tok]) -> Result<LogConf, Err> {
+        need_args(name, args, 1, usize::MAX)?;
+        let target = match args[0].text.as_str() {
+            "off" => {
+                need_args(name, args, 1, 1)?;
+                LogTarget::Off
+            }
+            "stdout" | "/dev/stdout" => LogTarget::Stdout,
+            "stderr" | "/dev/stderr" => LogTarget::Stderr,
+            p => LogTarget::File(PathBuf::from(p)),
+        };
+        let buffer = parse_log_params(args[1..].iter().map(|a| a.text.as_str()))
+            .map_err(|(i, m)| (args.get(1 + i).map_or(name.pos, |a| a.pos), m))?;
+        Ok(LogConf { target, buffer })
+    }
+
     fn need_args(name: &Tok, args: &[Tok], min: usize, max: usize) -> Result<(), Err> {
         if args.len() < min || args.len() > max {
             let want = if min == max {
@@ -1078,19 +1108,9 @@ mod nginx {
                 }
                 "access_log" => {
                     no_block(name, b.as_ref())?;
-                    need_args(name, args, 1, usize::MAX)?;
-                    cfg.access_log = match args[0].text.as_str() {
-                        "off" => {
-                            need_args(name, args, 1, 1)?;
-                            LogTarget::Off
-                        }
-                        "stdout" | "/dev/stdout" => LogTarget::Stdout,
-                        "stderr" | "/dev/stderr" => LogTarget::Stderr,
-                        p => LogTarget::File(PathBuf::from(p)),
-                    };
-                    cfg.access_log_buffer =
-                        parse_log_params(args[1..].iter().map(|a| a.text.as_str()))
-                            .map_err(|(i, m)| (args.get(1 + i).map_or(name.pos, |a| a.pos), m))?;
+                    let l = log_directive(name, args)?;
+                    cfg.access_log = l.target;
+                    cfg.access_log_buffer = l.buffer;
                 }
                 // Accepted and ignored: errors go to standard error.
                 "error_log" | "include" if !top || name.text == "error_log" => {
@@ -1402,6 +1422,7 @@ mod nginx {
     fn server(nodes: &[Node], loc_pos: &mut Vec<Pos>) -> Result<ServerConf, Err> {
         let mut s = ServerConf {
             listen: Vec::new(),
+            access_log: None,
             locations: Vec::new(),
         };
         // Server-level proxy settings are inherited by locations that do not set them.
@@ -1419,6 +1440,10 @@ mod nginx {
                     s.listen.push(at(&args[0], listen_addr(&args[0].text))?);
                 }
                 "server_name" => no_block(name, b.as_ref())?,
+                "access_log" => {
+                    no_block(name, b.as_ref())?;
+                    s.access_log = Some(log_directive(name, args)?);
+                }
                 "location" => {}
                 _ if name.text.starts_with("proxy_") || name.text == "client_max_body_size" => {
                     no_block(name, b.as_ref())?;
@@ -1428,7 +1453,7 @@ mod nginx {
                     return Err((
                         name.pos,
                         format!(
-                            "unknown directive `{other}` in server: use listen, server_name, location and proxy_* settings"
+                            "unknown directive `{other}` in server: use listen, server_name, location, access_log and proxy_* settings"
                         ),
                     ));
                 }
@@ -1465,8 +1490,11 @@ mod nginx {
                 ));
             }
             loc_pos.push(name.pos);
-            s.locations
-                .push(location(exact, &path.text, &inherited, body, name)?);
+            let mut l = location(exact, &path.text, &inherited, body, name)?;
+            if l.access_log.is_none() {
+                l.access_log.clone_from(&s.access_log);
+            }
+            s.locations.push(l);
         }
         Ok(s)
     }
@@ -1479,6 +1507,7 @@ mod nginx {
         lname: &Tok,
     ) -> Result<LocationConf, Err> {
         let mut action: Option<Action> = None;
+        let mut access_log = None;
         let mut settings: Vec<&Node> = inherited.to_vec();
         let mut own_headers = false;
         for n in nodes {
@@ -1512,6 +1541,7 @@ mod nginx {
                     }
                     action = Some(Action::Proxy(ProxyConf::new(target.to_owned())));
                 }
+                "access_log" => access_log = Some(log_directive(name, args)?),
                 "lbd_status" => {
                     need_args(name, args, 0, 0)?;
                     if action.is_some() {
@@ -1549,7 +1579,7 @@ mod nginx {
                     return Err((
                         name.pos,
                         format!(
-                            "unknown directive `{other}` in location: use proxy_pass, lbd_status, return and proxy_* settings"
+                            "unknown directive `{other}` in location: use proxy_pass, lbd_status, return, access_log and proxy_* settings"
                         ),
                     ));
                 }
@@ -1571,6 +1601,7 @@ mod nginx {
             exact,
             path: path.to_owned(),
             action,
+            access_log,
         })
     }
 
@@ -1734,12 +1765,24 @@ mod toml_conf {
     struct Server {
         listen: Vec<String>,
         #[serde(default)]
+        access_log: Option<String>,
+        #[serde(default)]
+        access_log_buffer: Option<String>,
+        #[serde(default)]
+        access_log_flush: Option<String>,
+        #[serde(default)]
         location: Vec<toml::Spanned<Location>>,
     }
 
     #[derive(Deserialize)]
     #[serde(deny_unknown_fields)]
     struct Location {
+        #[serde(default)]
+        access_log: Option<String>,
+        #[serde(default)]
+        access_log_buffer: Option<String>,
+        #[serde(default)]
+        access_log_flush: Option<String>,
         #[serde(default)]
         path: Option<String>,
         #[serde(default)]
@@ -1880,17 +1923,31 @@ mod toml_conf {
             for l in &s.listen {
                 listen.push(listen_addr(l).map_err(|m| (spos, m))?);
             }
+            let access_log = log_conf(
+                s.access_log.as_deref(),
+                s.access_log_buffer.as_deref(),
+                s.access_log_flush.as_deref(),
+            )
+            .map_err(|m| (spos, m))?;
             let mut locations = Vec::new();
             let mut lp = Vec::new();
             for l in s.location {
                 let lpos = sp(l.span());
                 let l = l.into_inner();
                 lp.push(lpos);
-                locations.push(location(l).map_err(|m| (lpos, m))?);
+                let mut l = location(l).map_err(|m| (lpos, m))?;
+                if l.access_log.is_none() {
+                    l.access_log.clone_from(&access_log);
+                }
+                locations.push(l);
             }
             server_pos.push(spos);
             loc_pos.push(lp);
-            servers.push(ServerConf { listen, locations });
+            servers.push(ServerConf {
+                listen,
+                access_log,
+                locations,
+            });
         }
         let mut cfg = Config {
             path: path.to_path_buf(),
@@ -1938,7 +1995,37 @@ mod toml_conf {
         Ok(cfg)
     }
 
+    /// The `access_log*` keys of a `[[server]]` or `[[server.location]]` table.
+    fn log_conf(
+        target: Option<&str>,
+        buffer: Option<&str>,
+        flush: Option<&str>,
+    ) -> Result<Option<LogConf>, String> {
+        let Some(target) = target else {
+            if buffer.is_some() || flush.is_some() {
+                return Err("access_log_buffer/access_log_flush need access_log here".into());
+            }
+            return Ok(None);
+        };
+        let target = match target {
+            "off" => LogTarget::Off,
+            "stdout" | "/dev/stdout" => LogTarget::Stdout,
+            "stderr" | "/dev/stderr" => LogTarget::Stderr,
+            p => LogTarget::File(PathBuf::from(p)),
+        };
+        let params: Vec<String> = (buffer.iter().map(|b| format!("buffer={b}")))
+            .chain(flush.iter().map(|t| format!("flush={t}")))
+            .collect();
+        let buffer = parse_log_params(params.iter().map(String::as_str)).map_err(|(_, m)| m)?;
+        Ok(Some(LogConf { target, buffer }))
+    }
+
     fn location(l: Location) -> Result<LocationConf, String> {
+        let access_log = log_conf(
+            l.access_log.as_deref(),
+            l.access_log_buffer.as_deref(),
+            l.access_log_flush.as_deref(),
+        )?;
         let (exact, path) = match (l.exact, l.path) {
             (Some(p), None) => (true, p),
             (None, Some(p)) => (false, p),
@@ -1998,6 +2085,7 @@ mod toml_conf {
             exact,
             path,
             action,
+            access_log,
         })
     }
 }
@@ -2198,6 +2286,48 @@ server {
         );
         let (l, c, m) = err_at(&late, "a.toml");
         assert_eq!((l, c), (2, 20), "{m}");
+    }
+
+    #[test]
+    fn server_and_location_access_logs_inherit() {
+        let c = parse_str(
+            Path::new("a.conf"),
+            "access_log off;\nserver { listen 127.0.0.1:1; access_log /s.log buffer=4k;\n\
+             location / { return 200; }\n location /q { access_log off; return 200; } }\n\
+             server { listen 127.0.0.1:2; location / { return 200; } }\n",
+        )
+        .unwrap();
+        let site = LogConf {
+            target: LogTarget::File(PathBuf::from("/s.log")),
+            buffer: Some(LogBuffer {
+                size: 4096,
+                flush: None,
+            }),
+        };
+        let off = LogConf {
+            target: LogTarget::Off,
+            buffer: None,
+        };
+        assert_eq!(c.access_log, LogTarget::Off);
+        assert_eq!(c.servers[0].access_log.as_ref(), Some(&site));
+        assert_eq!(c.servers[0].locations[0].access_log.as_ref(), Some(&site));
+        assert_eq!(c.servers[0].locations[1].access_log.as_ref(), Some(&off));
+        assert_eq!(c.servers[1].access_log, None);
+        assert_eq!(c.servers[1].locations[0].access_log, None);
+        let (l, c, m) = err_at(
+            "server { listen 127.0.0.1:1;\n location / { access_log /x main; return 200; } }",
+            "a.conf",
+        );
+        assert_eq!((l, c), (2, 29), "{m}");
+        let t = "[[server]]\nlisten = [\"127.0.0.1:1\"]\naccess_log = \"/s.log\"\n\
+                 access_log_buffer = \"4k\"\n[[server.location]]\npath = \"/\"\nreturn = 200\n\
+                 [[server.location]]\npath = \"/q\"\naccess_log = \"off\"\nreturn = 200\n";
+        let c = parse_str(Path::new("a.toml"), t).unwrap();
+        assert_eq!(c.servers[0].locations[0].access_log.as_ref(), Some(&site));
+        assert_eq!(c.servers[0].locations[1].access_log.as_ref(), Some(&off));
+        let bad = t.replace("access_log = \"/s.log\"\n", "");
+        let (_, _, m) = err_at(&bad, "a.toml");
+        assert!(m.contains("need access_log"), "{m}");
     }
 
     #[test]

@@ -240,6 +240,8 @@ pub struct Record {
     pub attempts: Vec<Attempt>,
     /// Whether the line will be written (with `access_log off` nothing is captured).
     pub enabled: bool,
+    /// Which access log of the configuration the line goes to (see `State::log`).
+    pub log: usize,
 }
 
 thread_local! {
@@ -307,13 +309,15 @@ fn quoted(v: Option<&HeaderValue>, out: &mut String) {
 }
 
 impl Record {
-    /// Capture the fields of `req` for `log` (nothing but the start time when it is off).
+    /// Capture the fields of `req` for `log`, the configuration's access log number `index`
+    /// (nothing but the start time when it is off).
     #[must_use]
     pub fn new(
         req: &http::request::Parts,
         remote: SocketAddr,
         start: std::time::Instant,
         log: &AccessLog,
+        index: usize,
     ) -> Self {
         if !log.enabled() {
             return Self {
@@ -326,6 +330,7 @@ impl Record {
                 start,
                 attempts: Vec::new(),
                 enabled: false,
+                log: index,
             };
         }
         Self {
@@ -338,6 +343,7 @@ impl Record {
             start,
             attempts: Vec::new(),
             enabled: true,
+            log: index,
         }
     }
 
@@ -615,6 +621,7 @@ mod tests {
             remote.parse().unwrap(),
             std::time::Instant::now(),
             &log,
+            0,
         );
         for (addr, status, ms) in attempts {
             r.attempt(Attempt {

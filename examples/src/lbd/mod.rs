@@ -33,6 +33,8 @@
 //! }
 //! server {
 //!     listen 0.0.0.0:80;
+//!     access_log /var/log/lbd/site.log;   # per server or location, as in nginx (inherited
+//!                                         # top-level → server → location; `off` to silence)
 //!     location / {
 //!         proxy_pass http://backend;
 //!         proxy_next_upstream error timeout http_502 http_503;   # also invalid_header,
@@ -48,7 +50,7 @@
 //!         proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
 //!         proxy_set_header X-Forwarded-Proto $scheme;
 //!     }
-//!     location = /lbd-status { lbd_status; }
+//!     location = /lbd-status { lbd_status; access_log off; }
 //!     location = /ping { return 200 "pong\n"; }
 //! }
 //! ```
@@ -142,7 +144,7 @@ use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use config::{Action, Config, ConfigError};
+use config::{Action, Config, ConfigError, LogConf};
 use log::AccessLog;
 use proxy::{ConnInfo, Handler, ProxyRt, ServerRt};
 use upstream::Upstream;
@@ -189,8 +191,11 @@ pub struct State {
     pub servers: Vec<ServerRt>,
     /// The upstreams, in configuration order.
     pub upstreams: Vec<Arc<Upstream>>,
-    /// The access log.
+    /// The top-level access log ([`State::log`] `0`).
     pub log: AccessLog,
+    /// The other access logs of `server` and `location` blocks ([`State::log`] `1..`), each
+    /// file and buffer setting opened once.
+    pub other_logs: Vec<(LogConf, AccessLog)>,
     /// `node_name`.
     pub node_name: Box<str>,
     /// Listen address → server block.
@@ -229,10 +234,34 @@ impl State {
             })
             .collect();
         let node_name: Box<str> = conf.node_name.as_str().into();
+        let log = AccessLog::open(&conf.access_log, conf.access_log_buffer, workers)
+            .map_err(LbdError::AccessLog)?;
+        let top = LogConf {
+            target: conf.access_log.clone(),
+            buffer: conf.access_log_buffer,
+        };
+        let mut other_logs: Vec<(LogConf, AccessLog)> = Vec::new();
+        // The index of a block's access log: 0 for the top-level one, else its place in
+        // `other_logs` + 1, opening it on first use.
+        let mut log_index = |l: Option<&LogConf>| -> Result<usize, LbdError> {
+            let Some(l) = l.filter(|l| **l != top) else {
+                return Ok(0);
+            };
+            if let Some(i) = other_logs.iter().position(|(c, _)| c == l) {
+                return Ok(i + 1);
+            }
+            let opened =
+                AccessLog::open(&l.target, l.buffer, workers).map_err(LbdError::AccessLog)?;
+            other_logs.push((l.clone(), opened));
+            Ok(other_logs.len())
+        };
         let mut servers = Vec::new();
         let mut listen = Vec::new();
         for (si, s) in conf.servers.iter().enumerate() {
-            let mut rt = ServerRt::default();
+            let mut rt = ServerRt {
+                log: log_index(s.access_log.as_ref())?,
+                ..ServerRt::default()
+            };
             for l in &s.locations {
                 let h = match &l.action {
                     Action::Status => Handler::Status(Bytes::from(format!("{node_name}\n"))),
@@ -249,11 +278,12 @@ impl State {
                         Handler::Proxy(Box::new(ProxyRt::new(p.clone(), Arc::clone(up))))
                     }
                 };
+                let log = log_index(l.access_log.as_ref())?;
                 let path: Box<str> = l.path.as_str().into();
                 if l.exact {
-                    rt.exact.push((path, h));
+                    rt.exact.push((path, h, log));
                 } else {
-                    rt.prefix.push((path, h));
+                    rt.prefix.push((path, h, log));
                 }
             }
             rt.prefix.sort_by_key(|p| std::cmp::Reverse(p.0.len()));
@@ -264,12 +294,11 @@ impl State {
             }
             servers.push(rt);
         }
-        let log = AccessLog::open(&conf.access_log, conf.access_log_buffer, workers)
-            .map_err(LbdError::AccessLog)?;
         Ok(Self {
             servers,
             upstreams,
             log,
+            other_logs,
             node_name,
             listen,
             conf,
@@ -284,9 +313,12 @@ impl State {
         for u in &self.upstreams {
             health::spawn(u, &rx);
         }
-        if let Some(every) = self.log.flush_interval() {
-            let log = self.log.clone();
-            let mut stop = rx;
+        for log in self.logs() {
+            let Some(every) = log.flush_interval() else {
+                continue;
+            };
+            let log = log.clone();
+            let mut stop = rx.clone();
             tokio::spawn(async move {
                 let mut tick = tokio::time::interval(every);
                 tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -304,6 +336,32 @@ impl State {
     /// the last connection of this generation is done with it).
     pub fn stop_health(&self) {
         self.stop.send_replace(true);
+    }
+
+    /// Access log number `i` (0: the top-level one; an unknown number gets it too).
+    #[must_use]
+    pub fn log(&self, i: usize) -> &AccessLog {
+        i.checked_sub(1)
+            .and_then(|j| self.other_logs.get(j))
+            .map_or(&self.log, |(_, l)| l)
+    }
+
+    /// Every access log of this generation.
+    pub fn logs(&self) -> impl Iterator<Item = &AccessLog> {
+        std::iter::once(&self.log).chain(self.other_logs.iter().map(|(_, l)| l))
+    }
+
+    /// `SIGUSR1`: write what is buffered and reopen every log file.
+    fn reopen_logs(&self) {
+        for log in self.logs() {
+            match log.reopen() {
+                Ok(()) => {}
+                Err(e) => eprintln!(
+                    "lbd: [alert] cannot reopen an access log, still writing to the old file: {e}"
+                ),
+            }
+        }
+        eprintln!("lbd: [notice] access logs reopened");
     }
 
     fn server_for(&self, addr: SocketAddr) -> Option<usize> {
@@ -688,10 +746,7 @@ async fn serve(path: PathBuf, conf: Config, pool: &Workers) -> Result<(), LbdErr
     loop {
         tokio::select! {
             _ = hup.recv() => reload(&path, pool, &state_tx, &drain_tx, &mut listeners, &shared),
-            _ = usr1.recv() => match state_tx.borrow().log.reopen() {
-                Ok(()) => eprintln!("lbd: [notice] access log reopened"),
-                Err(e) => eprintln!("lbd: [alert] cannot reopen the access log, still writing to the old file: {e}"),
-            },
+            _ = usr1.recv() => state_tx.borrow().reopen_logs(),
             _ = term.recv() => break,
             _ = quit.recv() => break,
             _ = int.recv() => break,
@@ -715,7 +770,9 @@ async fn serve(path: PathBuf, conf: Config, pool: &Workers) -> Result<(), LbdErr
     }
     // The buffered lines of the requests served (older generations wrote theirs when their
     // last connection closed).
-    state_tx.borrow().log.flush();
+    for log in state_tx.borrow().logs() {
+        log.flush();
+    }
     eprintln!("lbd: [notice] exiting");
     Ok(())
 }
@@ -807,8 +864,8 @@ mod tests {
         let conf = config::parse_str(Path::new("t.conf"), text).unwrap();
         let st = State::new(conf, 1).unwrap();
         let s = &st.servers[0];
-        assert!(matches!(s.find("/api/x"), Some(Handler::Status(_))));
-        assert!(matches!(s.find("/api/y"), Some(Handler::Return(..))));
-        assert!(matches!(s.find("/other"), Some(Handler::Proxy(_))));
+        assert!(matches!(s.find("/api/x"), Some((Handler::Status(_), 0))));
+        assert!(matches!(s.find("/api/y"), Some((Handler::Return(..), 0))));
+        assert!(matches!(s.find("/other"), Some((Handler::Proxy(_), 0))));
     }
 }

@@ -139,7 +139,8 @@ impl Done {
         // A body cut short is not an upstream failure in nginx's accounting.
         let outcome = if clean { self.outcome } else { Outcome::Next };
         self.picked.release(outcome);
-        self.record.write(&self.state.log, self.status, bytes);
+        self.record
+            .write(self.state.log(self.record.log), self.status, bytes);
     }
 }
 
@@ -328,21 +329,24 @@ impl ProxyRt {
 /// A `server` block at run time: exact locations, then prefixes longest first.
 #[derive(Debug, Default)]
 pub struct ServerRt {
-    /// `location = PATH`.
-    pub exact: Vec<(Box<str>, Handler)>,
+    /// `location = PATH`: its handler and access log (an index for [`State::log`]).
+    pub exact: Vec<(Box<str>, Handler, usize)>,
     /// `location PATH`, longest first.
-    pub prefix: Vec<(Box<str>, Handler)>,
+    pub prefix: Vec<(Box<str>, Handler, usize)>,
+    /// The server's access log, for requests no location takes.
+    pub log: usize,
 }
 
 impl ServerRt {
-    /// The handler for `path` (nginx: exact match, else the longest prefix).
+    /// The handler for `path` (nginx: exact match, else the longest prefix) and the index of
+    /// its access log.
     #[must_use]
-    pub fn find(&self, path: &str) -> Option<&Handler> {
+    pub fn find(&self, path: &str) -> Option<(&Handler, usize)> {
         self.exact
             .iter()
-            .find(|(p, _)| &**p == path)
-            .or_else(|| self.prefix.iter().find(|(p, _)| path.starts_with(&**p)))
-            .map(|(_, h)| h)
+            .find(|(p, ..)| &**p == path)
+            .or_else(|| self.prefix.iter().find(|(p, ..)| path.starts_with(&**p)))
+            .map(|(_, h, log)| (h, *log))
     }
 }
 
@@ -379,11 +383,13 @@ pub async fn handle(
 ) -> Result<Response<RespBody>, Infallible> {
     let start = std::time::Instant::now();
     let (parts, body) = req.into_parts();
-    let handler = state
-        .servers
-        .get(server)
-        .and_then(|s| s.find(parts.uri.path()));
-    let record = Record::new(&parts, conn.remote, start, &state.log);
+    let (handler, log) = match state.servers.get(server) {
+        Some(s) => s
+            .find(parts.uri.path())
+            .map_or((None, s.log), |(h, log)| (Some(h), log)),
+        None => (None, 0),
+    };
+    let record = Record::new(&parts, conn.remote, start, state.log(log), log);
     let resp = match handler {
         None => error_page(StatusCode::NOT_FOUND),
         Some(Handler::Status(text)) => {
@@ -404,7 +410,7 @@ pub async fn handle(
         }
     };
     let bytes = resp.body().size_hint().exact().unwrap_or(0);
-    record.write(&state.log, resp.status().as_u16(), bytes);
+    record.write(state.log(record.log), resp.status().as_u16(), bytes);
     Ok(resp)
 }
 
@@ -648,7 +654,7 @@ async fn proxy(
     let fail = |status: StatusCode, record: &Record| {
         let r = error_page(status);
         let bytes = r.body().size_hint().exact().unwrap_or(0);
-        record.write(&state.log, status.as_u16(), bytes);
+        record.write(state.log(record.log), status.as_u16(), bytes);
         r
     };
     let body = match read_body(body, rt.conf.client_max_body_size).await {
