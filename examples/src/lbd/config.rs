@@ -53,6 +53,20 @@ pub enum LogTarget {
     File(PathBuf),
 }
 
+impl LogTarget {
+    /// The target `access_log` names: `off`, `stdout`, `stderr` (or their `/dev/` paths), or
+    /// else a file.
+    #[must_use]
+    pub fn named(s: &str) -> Self {
+        match s {
+            "off" => Self::Off,
+            "stdout" | "/dev/stdout" => Self::Stdout,
+            "stderr" | "/dev/stderr" => Self::Stderr,
+            p => Self::File(PathBuf::from(p)),
+        }
+    }
+}
+
 /// The access log's buffering (nginx's `access_log PATH combined buffer=SIZE flush=TIME`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct LogBuffer {
@@ -935,15 +949,10 @@ mod nginx {
     /// `access_log off | stdout | stderr | PATH [combined] [buffer=SIZE] [flush=TIME]`.
     fn log_directive(name: &Tok, args: &[Tok]) -> Result<LogConf, Err> {
         need_args(name, args, 1, usize::MAX)?;
-        let target = match args[0].text.as_str() {
-            "off" => {
-                need_args(name, args, 1, 1)?;
-                LogTarget::Off
-            }
-            "stdout" | "/dev/stdout" => LogTarget::Stdout,
-            "stderr" | "/dev/stderr" => LogTarget::Stderr,
-            p => LogTarget::File(PathBuf::from(p)),
-        };
+        let target = LogTarget::named(&args[0].text);
+        if target == LogTarget::Off {
+            need_args(name, args, 1, 1)?;
+        }
         let buffer = parse_log_params(args[1..].iter().map(|a| a.text.as_str()))
             .map_err(|(i, m)| (args.get(1 + i).map_or(name.pos, |a| a.pos), m))?;
         Ok(LogConf { target, buffer })
@@ -1954,12 +1963,10 @@ mod toml_conf {
             workers: f.workers.unwrap_or(0),
             node_name: f.node_name.unwrap_or_else(default_node_name),
             pid_file: f.pid,
-            access_log: match f.access_log.as_deref() {
-                None | Some("stdout" | "/dev/stdout") => LogTarget::Stdout,
-                Some("off") => LogTarget::Off,
-                Some("stderr" | "/dev/stderr") => LogTarget::Stderr,
-                Some(p) => LogTarget::File(PathBuf::from(p)),
-            },
+            access_log: f
+                .access_log
+                .as_deref()
+                .map_or(LogTarget::Stdout, LogTarget::named),
             access_log_buffer: {
                 // Each setting as the nginx parameter it stands for, with its position.
                 let params: Vec<(String, Pos)> = (f.access_log_buffer.iter())
@@ -2007,12 +2014,7 @@ mod toml_conf {
             }
             return Ok(None);
         };
-        let target = match target {
-            "off" => LogTarget::Off,
-            "stdout" | "/dev/stdout" => LogTarget::Stdout,
-            "stderr" | "/dev/stderr" => LogTarget::Stderr,
-            p => LogTarget::File(PathBuf::from(p)),
-        };
+        let target = LogTarget::named(target);
         let params: Vec<String> = (buffer.iter().map(|b| format!("buffer={b}")))
             .chain(flush.iter().map(|t| format!("flush={t}")))
             .collect();

@@ -536,7 +536,7 @@ mod tests {
     }
 
     #[test]
-    fn each_thread_has_its_own_buffer() {
+    fn concurrent_writers_lose_or_split_no_line() {
         let d = temp("threads");
         let path = d.join("access.log");
         let buffer = Some(LogBuffer {

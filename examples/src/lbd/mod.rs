@@ -6,7 +6,7 @@
 //! ```
 //!
 //! `-t` checks the configuration and exits. `SIGHUP` reloads it (a broken file is reported with
-//! its file:line:column and the old configuration stays); `SIGUSR1` reopens the access log
+//! its file:line:column and the old configuration stays); `SIGUSR1` reopens the access logs
 //! (after logrotate has renamed it, as nginx's `-s reopen`); `SIGTERM`, `SIGQUIT` and `SIGINT`
 //! stop gracefully: the listeners close, requests in flight finish (at most
 //! `shutdown_timeout`, default 30 s), and `lbd` exits with status 0.
@@ -353,15 +353,18 @@ impl State {
 
     /// `SIGUSR1`: write what is buffered and reopen every log file.
     fn reopen_logs(&self) {
+        let mut failed = false;
         for log in self.logs() {
-            match log.reopen() {
-                Ok(()) => {}
-                Err(e) => eprintln!(
+            if let Err(e) = log.reopen() {
+                failed = true;
+                eprintln!(
                     "lbd: [alert] cannot reopen an access log, still writing to the old file: {e}"
-                ),
+                );
             }
         }
-        eprintln!("lbd: [notice] access logs reopened");
+        if !failed {
+            eprintln!("lbd: [notice] access logs reopened");
+        }
     }
 
     fn server_for(&self, addr: SocketAddr) -> Option<usize> {
