@@ -83,15 +83,17 @@ scripts/ipvs-vm.sh --check
 CI=true CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUNNER="$PWD/scripts/ipvs-vm.sh" \
     cargo test -p ipvs-netlink --all-features --test vm -- --ignored
 CI=true CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUNNER="$PWD/scripts/ipvs-vm.sh" \
-    cargo test -p hapri-examples --all-features --test lvsd_vm -- --ignored
+    cargo test -p lvsd --all-features --test lvsd_vm -- --ignored
 CI=true CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUNNER="$PWD/scripts/ipvs-vm.sh" \
-    cargo test -p hapri-examples --all-features --test ipvsctl_vm -- --ignored
+    cargo test -p ipvsctl --all-features --test ipvsctl_vm -- --ignored
 
 # ---- fuzz smoke run ----
 if [ "$FUZZ_SECONDS" != 0 ]; then
     step "fuzz smoke run (${FUZZ_SECONDS}s per target)"
     (
         cd fuzz
+        # The fuzz workspace's lock file is committed: refuse to run if it needs rewriting.
+        cargo +nightly metadata --locked --format-version 1 >/dev/null
         for target in $(cargo +nightly fuzz list); do
             corpus="../target/fuzz-corpus/$target"
             mkdir -p "$corpus"

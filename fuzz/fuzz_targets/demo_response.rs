@@ -2,5 +2,5 @@
 #![no_main]
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
-    hapri_examples::fuzzing::demo_response(data);
+    failover_demo::fuzzing::demo_response(data);
 });

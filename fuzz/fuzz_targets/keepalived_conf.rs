@@ -2,5 +2,5 @@
 #![no_main]
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
-    hapri_examples::fuzzing::keepalived_conf(data);
+    keepalived_conf::fuzzing::keepalived_conf(data);
 });

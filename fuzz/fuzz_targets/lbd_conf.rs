@@ -2,5 +2,5 @@
 #![no_main]
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
-    hapri_examples::fuzzing::lbd_conf(data);
+    lbd::fuzzing::lbd_conf(data);
 });

@@ -2,5 +2,5 @@
 #![no_main]
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
-    hapri_examples::fuzzing::rtnl_reply(data);
+    vrrp_linux::fuzzing::rtnl_reply(data);
 });

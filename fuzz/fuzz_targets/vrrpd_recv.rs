@@ -2,5 +2,5 @@
 #![no_main]
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
-    hapri_examples::fuzzing::vrrpd_recv(data);
+    vrrp_linux::fuzzing::vrrpd_recv(data);
 });

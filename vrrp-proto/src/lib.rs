@@ -26,7 +26,7 @@ mod stats;
 pub mod sim;
 
 #[cfg(feature = "smoltcp")]
-pub mod smol;
+pub mod smoltcp_driver;
 
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;

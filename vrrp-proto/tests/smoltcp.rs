@@ -14,7 +14,7 @@ use std::time::Duration;
 use smoltcp::iface::{Config as IfaceConfig, Interface, SocketSet};
 use smoltcp::phy::{Device, DeviceCapabilities, Medium, RxToken, TxToken};
 use smoltcp::wire::{EthernetAddress, HardwareAddress, IpAddress, IpCidr};
-use vrrp_proto::smol::{Event, SmolRouter};
+use vrrp_proto::smoltcp_driver::{Event, SmoltcpRouter};
 use vrrp_proto::{Config, Instant, Reason, State, VirtualRouter};
 
 type Queue = Rc<RefCell<VecDeque<Vec<u8>>>>;
@@ -88,7 +88,7 @@ struct Node {
     iface: Interface,
     device: Port,
     sockets: SocketSet<'static>,
-    vr: SmolRouter,
+    vr: SmoltcpRouter,
     up: Rc<RefCell<bool>>,
     vip: IpAddr,
     /// Events with the virtual time they were seen.
@@ -127,7 +127,7 @@ impl Node {
             .build()
             .unwrap();
         let mut sockets = SocketSet::new(Vec::new());
-        let vr = SmolRouter::new(VirtualRouter::new(cfg), &mut sockets);
+        let vr = SmoltcpRouter::new(VirtualRouter::new(cfg), &mut sockets);
         Self {
             iface,
             device,

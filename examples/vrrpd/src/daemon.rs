@@ -1,0 +1,1195 @@
+//! The daemon: instances, sockets, the run loop, reload and shutdown.
+
+use std::collections::hash_map::Entry;
+use std::collections::{BTreeSet, HashMap};
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use tokio::io::AsyncWriteExt;
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use vrrp_proto::wire::{Version, virtual_mac};
+use vrrp_proto::{Action, Config, ConfigError, IpCidr, Reason, RecvMeta, State, VirtualRouter};
+
+use super::cli::Options;
+use super::log::log;
+use super::report::{self, InstanceReport, state_name};
+use super::track::{self, Outcome, ScriptState};
+use keepalived_conf::{ConfError, VrrpConf, VrrpInstance, VrrpScript};
+use vrrp_linux::rtnl::{AsyncLinkWatcher, Link, Rtnl, RtnlError};
+use vrrp_linux::socket::{IoError, PacketSocket, Received, VrrpRecvSocket, VrrpSendSocket};
+
+/// Why the daemon could not start or had to stop.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DaemonError {
+    /// The configuration file is unusable: nothing was applied.
+    #[error("configuration: {0}")]
+    Config(#[from] ConfError),
+    /// An instance's values are refused by the VRRP engine.
+    #[error("{file}:{line}: vrrp_instance {instance}: {source}")]
+    Instance {
+        /// The instance.
+        instance: String,
+        /// Its file.
+        file: PathBuf,
+        /// Its line.
+        line: u32,
+        /// The engine's reason.
+        #[source]
+        source: ConfigError,
+    },
+    /// An instance's interface cannot be used.
+    #[error(
+        "vrrp_instance {instance}: interface {iface}: {reason} (check the interface name and that it has an address)"
+    )]
+    Interface {
+        /// The instance.
+        instance: String,
+        /// The interface.
+        iface: String,
+        /// What is missing.
+        reason: String,
+    },
+    /// A route-netlink operation failed.
+    #[error("{what}: {source}")]
+    Rtnl {
+        /// What was being done.
+        what: String,
+        /// The netlink error.
+        #[source]
+        source: RtnlError,
+    },
+    /// A socket could not be set up.
+    #[error(transparent)]
+    Socket(#[from] IoError),
+    /// The PID file could not be written.
+    #[error("writing pid file {path}: {source}")]
+    PidFile {
+        /// The path.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
+    /// The async runtime or a signal handler could not be set up.
+    #[error("runtime: {0}")]
+    Runtime(#[source] io::Error),
+}
+
+/// Inputs to the run loop from the helper tasks.
+#[derive(Debug)]
+pub(crate) enum Event {
+    /// A VRRP packet arrived on an interface.
+    Packet { ifindex: u32, rcv: Received },
+    /// A check script finished one run.
+    Script { name: String, outcome: Outcome },
+    /// Link state changes.
+    Links(Vec<Link>),
+    /// Link notifications were lost: re-read every link.
+    Resync,
+    /// A scrape of the Prometheus endpoint.
+    Metrics(oneshot::Sender<String>),
+}
+
+/// Checks what can be checked without touching the system: every instance's values pass
+/// the VRRP engine's validation (with a stand-in interface address).
+pub(crate) fn validate(conf: &VrrpConf) -> Result<(), DaemonError> {
+    for inst in &conf.instances {
+        let primary = if is_v6(inst) {
+            IpAddr::V6(Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 1))
+        } else {
+            IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1))
+        };
+        engine_config(conf, inst, primary, [0x02, 0, 0, 0, 0, 1])?;
+    }
+    Ok(())
+}
+
+/// Runs the daemon until SIGTERM or SIGINT.
+pub(crate) fn run(opts: &Options) -> Result<(), DaemonError> {
+    let (conf, warnings) = keepalived_conf::parse_vrrp(&opts.config)?;
+    for w in &warnings {
+        log!("warning: {w}");
+    }
+    validate(&conf)?;
+    if let Some(p) = &opts.pid_file {
+        std::fs::write(p, format!("{}\n", std::process::id())).map_err(|source| {
+            DaemonError::PidFile {
+                path: p.clone(),
+                source,
+            }
+        })?;
+    }
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(DaemonError::Runtime)?;
+    let res = rt.block_on(async {
+        let mut d = Daemon::new(opts.clone())?;
+        d.start(conf)?;
+        d.run().await
+    });
+    if let Some(p) = &opts.pid_file {
+        let _ = std::fs::remove_file(p);
+    }
+    res
+}
+
+fn is_v6(inst: &VrrpInstance) -> bool {
+    inst.vips.first().is_some_and(|v| v.addr.is_ipv6())
+}
+
+fn engine_config(
+    conf: &VrrpConf,
+    inst: &VrrpInstance,
+    primary: IpAddr,
+    mac: [u8; 6],
+) -> Result<Config, DaemonError> {
+    let mut b = Config::builder(inst.vrid, primary)
+        .version(if inst.version == 3 {
+            Version::V3
+        } else {
+            Version::V2
+        })
+        .priority(inst.priority)
+        .advert_interval(inst.advert_int)
+        .preempt(inst.preempt)
+        .preempt_delay(inst.preempt_delay)
+        .accept_mode(inst.accept)
+        .mac(mac)
+        .use_vmac(inst.use_vmac.is_some())
+        .announce(inst.announce(&conf.global));
+    for v in &inst.vips {
+        let cidr = IpCidr::new(v.addr, v.prefix).unwrap_or_else(|| IpCidr::host(v.addr));
+        b = b.vip(cidr);
+    }
+    if inst.version == 2
+        && let Some(p) = &inst.auth_pass
+    {
+        b = b.password(p);
+    }
+    for p in &inst.unicast_peers {
+        b = b.unicast_peer(*p);
+    }
+    b.build().map_err(|source| DaemonError::Instance {
+        instance: inst.name.clone(),
+        file: inst.pos.file.to_path_buf(),
+        line: inst.pos.line,
+        source,
+    })
+}
+
+/// One running `vrrp_instance`.
+struct Inst {
+    conf: VrrpInstance,
+    router: VirtualRouter,
+    /// Where adverts are received (the configured interface).
+    ifindex: u32,
+    /// Where adverts, GARPs and the VIPs go (the VMAC interface with `use_vmac`).
+    xmit_ifindex: u32,
+    xmit_iface: String,
+    /// The interface of each advertised VIP, in configuration order.
+    vip_dev: Vec<u32>,
+    /// `virtual_ipaddress_excluded`: (address, prefix, interface).
+    excluded: Vec<(IpAddr, u8, u32)>,
+    /// The VMAC interface we created, deleted when the instance goes.
+    vmac: Option<u32>,
+    /// Why the instance is in FAULT (empty: it is not).
+    faults: BTreeSet<String>,
+    /// The priority the weights were last applied to.
+    last_priority: u8,
+    /// Adverts refused so far.
+    dropped: u64,
+}
+
+struct Daemon {
+    opts: Options,
+    epoch: std::time::Instant,
+    conf: VrrpConf,
+    rtnl: Rtnl,
+    tx: UnboundedSender<Event>,
+    rx: UnboundedReceiver<Event>,
+    instances: Vec<Inst>,
+    readers: HashMap<(u32, bool), JoinHandle<()>>,
+    senders: HashMap<(u32, IpAddr), VrrpSendSocket>,
+    packets: HashMap<u32, PacketSocket>,
+    scripts: HashMap<String, (VrrpScript, ScriptState, JoinHandle<()>)>,
+    links: HashMap<u32, Link>,
+    unknown_vrid: u64,
+    watcher: Option<JoinHandle<()>>,
+    metrics: Option<JoinHandle<()>>,
+}
+
+impl Daemon {
+    fn new(opts: Options) -> Result<Self, DaemonError> {
+        let rtnl = Rtnl::open().map_err(|source| DaemonError::Rtnl {
+            what: "opening route netlink".into(),
+            source,
+        })?;
+        let (tx, rx) = unbounded_channel();
+        Ok(Self {
+            opts,
+            epoch: std::time::Instant::now(),
+            conf: VrrpConf::default(),
+            rtnl,
+            tx,
+            rx,
+            instances: Vec::new(),
+            readers: HashMap::new(),
+            senders: HashMap::new(),
+            packets: HashMap::new(),
+            scripts: HashMap::new(),
+            links: HashMap::new(),
+            unknown_vrid: 0,
+            watcher: None,
+            metrics: None,
+        })
+    }
+
+    fn now(&self) -> vrrp_proto::Instant {
+        vrrp_proto::Instant::from_std(self.epoch, std::time::Instant::now())
+    }
+
+    fn rtnl_err(what: impl Into<String>) -> impl FnOnce(RtnlError) -> DaemonError {
+        let what = what.into();
+        move |source| DaemonError::Rtnl { what, source }
+    }
+
+    // ---- start-up ----
+
+    /// Builds every instance (nothing is started until all of them could be built, so a
+    /// configuration never half-applies), then starts them.
+    fn start(&mut self, conf: VrrpConf) -> Result<(), DaemonError> {
+        let watcher =
+            AsyncLinkWatcher::open().map_err(Self::rtnl_err("subscribing to link events"))?;
+        self.watcher = Some(spawn_link_watcher(watcher, self.tx.clone()));
+        if let Some(addr) = self.opts.metrics {
+            self.metrics = Some(spawn_metrics(addr, self.tx.clone())?);
+        }
+        let mut built = Vec::new();
+        for inst in &conf.instances {
+            built.push(self.build(&conf, inst)?);
+        }
+        self.conf = conf;
+        self.start_scripts(&HashMap::new());
+        let now = self.now();
+        for mut inst in built {
+            self.remove_stale_vips(&inst);
+            inst.router.startup(now);
+            self.instances.push(inst);
+        }
+        for i in 0..self.instances.len() {
+            self.refresh_tracking(i);
+            self.drain(i);
+        }
+        log!(
+            "started: {} instance(s), {} script(s)",
+            self.instances.len(),
+            self.scripts.len()
+        );
+        Ok(())
+    }
+
+    fn build(&mut self, conf: &VrrpConf, inst: &VrrpInstance) -> Result<Inst, DaemonError> {
+        let link = self
+            .rtnl
+            .link_by_name(&inst.interface)
+            .map_err(|e| DaemonError::Interface {
+                instance: inst.name.clone(),
+                iface: inst.interface.clone(),
+                reason: e.to_string(),
+            })?;
+        self.links.insert(link.index, link.clone());
+        let v6 = is_v6(inst);
+        let primary = match if v6 {
+            inst.unicast_src_ip.or(inst.mcast_src_ip)
+        } else {
+            inst.mcast_src_ip.or(inst.unicast_src_ip)
+        } {
+            Some(a) => a,
+            None => self.primary_address(inst, link.index, v6)?,
+        };
+        let (xmit_ifindex, xmit_iface, vmac, mac) = match &inst.use_vmac {
+            Some(name) => {
+                let vmac_addr = virtual_mac(v6, inst.vrid);
+                let idx = self
+                    .rtnl
+                    .add_macvlan(name, link.index, vmac_addr)
+                    .map_err(Self::rtnl_err(format!("creating VMAC interface {name}")))?;
+                // The base interface must not answer ARP for the VIP with its own MAC, and
+                // replies to clients arrive on the VMAC interface but route out the base.
+                let _ =
+                    vrrp_linux::rtnl::sysctl_set_iface("ipv4", &inst.interface, "arp_ignore", "1");
+                let _ = vrrp_linux::rtnl::sysctl_set_iface("ipv4", name, "arp_ignore", "1");
+                let _ = vrrp_linux::rtnl::sysctl_set_iface("ipv4", name, "rp_filter", "0");
+                let _ = vrrp_linux::rtnl::sysctl_set_iface("ipv4", name, "accept_local", "1");
+                log!("({}) VMAC {name} created on {}", inst.name, inst.interface);
+                (idx, name.clone(), Some(idx), link.mac)
+            }
+            None => (link.index, inst.interface.clone(), None, link.mac),
+        };
+        let cfg = engine_config(conf, inst, primary, mac)?;
+        let mut vip_dev = Vec::new();
+        for v in &inst.vips {
+            vip_dev.push(self.dev_index(v.dev.as_deref(), xmit_ifindex)?);
+        }
+        let mut excluded = Vec::new();
+        for v in &inst.excluded_vips {
+            excluded.push((
+                v.addr,
+                v.prefix,
+                self.dev_index(v.dev.as_deref(), xmit_ifindex)?,
+            ));
+        }
+        self.ensure_sockets(
+            &inst.interface,
+            link.index,
+            v6,
+            &xmit_iface,
+            xmit_ifindex,
+            primary,
+        )?;
+        let priority = cfg.priority();
+        Ok(Inst {
+            conf: inst.clone(),
+            router: VirtualRouter::new(cfg),
+            ifindex: link.index,
+            xmit_ifindex,
+            xmit_iface,
+            vip_dev,
+            excluded,
+            vmac,
+            faults: BTreeSet::new(),
+            last_priority: priority,
+            dropped: 0,
+        })
+    }
+
+    fn dev_index(&mut self, dev: Option<&str>, default: u32) -> Result<u32, DaemonError> {
+        match dev {
+            None => Ok(default),
+            Some(name) => self
+                .rtnl
+                .link_by_name(name)
+                .map(|l| l.index)
+                .map_err(Self::rtnl_err(format!("looking up VIP device {name}"))),
+        }
+    }
+
+    /// The advert source: the interface's first primary IPv4 address that is not one of our
+    /// VIPs, or its IPv6 link-local address.
+    fn primary_address(
+        &mut self,
+        inst: &VrrpInstance,
+        ifindex: u32,
+        v6: bool,
+    ) -> Result<IpAddr, DaemonError> {
+        let addrs = self.rtnl.addrs(ifindex).map_err(Self::rtnl_err(format!(
+            "reading addresses of {}",
+            inst.interface
+        )))?;
+        let vip = |a: &IpAddr| inst.vips.iter().any(|v| v.addr == *a);
+        let found = addrs.iter().find(|a| {
+            if v6 {
+                a.addr.is_ipv6() && a.link_local
+            } else {
+                a.addr.is_ipv4() && !a.secondary && !vip(&a.addr)
+            }
+        });
+        found.map(|a| a.addr).ok_or_else(|| DaemonError::Interface {
+            instance: inst.name.clone(),
+            iface: inst.interface.clone(),
+            reason: if v6 {
+                "no IPv6 link-local address".into()
+            } else {
+                "no IPv4 address to send adverts from (set mcast_src_ip)".into()
+            },
+        })
+    }
+
+    fn ensure_sockets(
+        &mut self,
+        iface: &str,
+        ifindex: u32,
+        v6: bool,
+        xmit_iface: &str,
+        xmit_ifindex: u32,
+        src: IpAddr,
+    ) -> Result<(), DaemonError> {
+        // Adverts arrive on the configured interface; with a VMAC they also arrive on the
+        // VMAC interface (a macvlan delivers frames whose source is its own MAC, i.e. the
+        // master's adverts, to itself rather than to the base interface).
+        let mut rx = vec![(iface, ifindex)];
+        if xmit_ifindex != ifindex {
+            rx.push((xmit_iface, xmit_ifindex));
+        }
+        for (name, idx) in rx {
+            if let Entry::Vacant(e) = self.readers.entry((idx, v6)) {
+                let sock = VrrpRecvSocket::open(name, idx, v6)?;
+                let h = spawn_reader(sock, idx, self.tx.clone())
+                    .map_err(|e| IoError::socket("registering with tokio", name, e))?;
+                e.insert(h);
+            }
+        }
+        if let Entry::Vacant(e) = self.senders.entry((xmit_ifindex, src)) {
+            e.insert(VrrpSendSocket::open(xmit_iface, xmit_ifindex, src)?);
+        }
+        if let Entry::Vacant(e) = self.packets.entry(xmit_ifindex) {
+            e.insert(PacketSocket::open(xmit_iface, xmit_ifindex)?);
+        }
+        Ok(())
+    }
+
+    /// A restart after a crash (kill -9) finds the old VIPs still configured; a backup must
+    /// not keep them, so they go before the instance starts.
+    fn remove_stale_vips(&mut self, inst: &Inst) {
+        let vips = inst.router.config().vips().to_vec();
+        for (v, dev) in vips.iter().zip(&inst.vip_dev) {
+            if let Ok(true) = self.rtnl.del_addr(*dev, v.addr(), v.prefix_len()) {
+                log!("({}) removed stale VIP {}", inst.conf.name, v.addr());
+            }
+        }
+        for (a, p, dev) in &inst.excluded {
+            let _ = self.rtnl.del_addr(*dev, *a, *p);
+        }
+    }
+
+    fn start_scripts(&mut self, keep: &HashMap<String, (VrrpScript, ScriptState)>) {
+        for s in self.conf.scripts.clone() {
+            let state = match keep.get(&s.name) {
+                Some((old, st)) if *old == s => st.clone(),
+                _ => ScriptState::new(s.rise, s.fall),
+            };
+            let timeout = s.timeout.unwrap_or(s.interval);
+            let h = track::spawn_runner(
+                s.name.clone(),
+                s.script.clone(),
+                s.interval,
+                timeout,
+                self.tx.clone(),
+            );
+            self.scripts.insert(s.name.clone(), (s, state, h));
+        }
+    }
+
+    // ---- the loop ----
+
+    async fn run(&mut self) -> Result<(), DaemonError> {
+        let mut term = signal(SignalKind::terminate()).map_err(DaemonError::Runtime)?;
+        let mut int = signal(SignalKind::interrupt()).map_err(DaemonError::Runtime)?;
+        let mut hup = signal(SignalKind::hangup()).map_err(DaemonError::Runtime)?;
+        let mut usr1 = signal(SignalKind::user_defined1()).map_err(DaemonError::Runtime)?;
+        let mut usr2 = signal(SignalKind::user_defined2()).map_err(DaemonError::Runtime)?;
+        let mut timer = vrrp_linux::socket::register(
+            vrrp_linux::Timer::new(self.epoch).map_err(DaemonError::Runtime)?,
+        )
+        .map_err(DaemonError::Runtime)?;
+        loop {
+            let deadline = self.next_deadline();
+            timer
+                .get_mut()
+                .arm(deadline.map(vrrp_proto::Instant::since_epoch))
+                .map_err(DaemonError::Runtime)?;
+            tokio::select! {
+                biased;
+                _ = term.recv() => {
+                    log!("Received SIGTERM: releasing mastership and stopping");
+                    break;
+                }
+                _ = int.recv() => {
+                    log!("Received SIGINT: releasing mastership and stopping");
+                    break;
+                }
+                _ = hup.recv() => self.reload(),
+                _ = usr1.recv() => self.dump(false).await,
+                _ = usr2.recv() => self.dump(true).await,
+                ev = self.rx.recv() => {
+                    if let Some(ev) = ev {
+                        self.on_event(ev);
+                        // Take whatever else is already queued before looking at timers.
+                        while let Ok(ev) = self.rx.try_recv() {
+                            self.on_event(ev);
+                        }
+                    }
+                }
+                ready = timer.readable_mut() => {
+                    if let Ok(mut guard) = ready {
+                        guard.get_inner_mut().clear();
+                        guard.clear_ready();
+                    }
+                }
+            }
+            // Timers only need a look once the earliest of them is due; an input that moved
+            // a timer earlier is caught by the next deadline computed above.
+            if deadline.is_some_and(|d| d <= self.now()) {
+                self.on_timers();
+            }
+        }
+        self.shutdown_all();
+        Ok(())
+    }
+
+    fn next_deadline(&self) -> Option<vrrp_proto::Instant> {
+        self.instances
+            .iter()
+            .filter_map(|i| i.router.poll_timeout())
+            .min()
+    }
+
+    fn on_timers(&mut self) {
+        let now = self.now();
+        for i in 0..self.instances.len() {
+            let due = self.instances[i]
+                .router
+                .poll_timeout()
+                .is_some_and(|t| t <= now);
+            if due {
+                self.instances[i].router.handle_timeout(now);
+                self.drain(i);
+            }
+        }
+    }
+
+    fn on_event(&mut self, ev: Event) {
+        match ev {
+            Event::Packet { ifindex, rcv } => self.on_packet(ifindex, &rcv),
+            Event::Script { name, outcome } => self.on_script(&name, outcome),
+            Event::Links(links) => self.on_links(links),
+            Event::Resync => match self.rtnl.links() {
+                Ok(links) => self.on_links(links),
+                Err(e) => log!("re-reading links: {e}"),
+            },
+            Event::Metrics(reply) => {
+                let text = report::prometheus(&self.reports(), self.unknown_vrid);
+                let _ = reply.send(text);
+            }
+        }
+    }
+
+    fn on_packet(&mut self, ifindex: u32, rcv: &Received) {
+        let now = self.now();
+        let meta = RecvMeta::new(rcv.src, rcv.dst, rcv.ttl);
+        let mut matched = false;
+        for i in 0..self.instances.len() {
+            let inst = &mut self.instances[i];
+            let here = inst.ifindex == ifindex || inst.xmit_ifindex == ifindex;
+            if !here || !inst.router.accepts(&meta, &rcv.payload) {
+                continue;
+            }
+            matched = true;
+            if let Err(e) = inst.router.handle_packet(now, meta, &rcv.payload) {
+                // Counted by the router; logged at 1, 2, 4, 8, ... so a flood cannot fill
+                // the log.
+                inst.dropped += 1;
+                if inst.dropped.is_power_of_two() {
+                    log!(
+                        "({}) dropped advert from {}: {e} ({} dropped so far)",
+                        inst.conf.name,
+                        rcv.src,
+                        inst.dropped
+                    );
+                }
+            }
+            self.drain(i);
+        }
+        if !matched {
+            self.unknown_vrid += 1;
+        }
+    }
+
+    fn on_script(&mut self, name: &str, outcome: Outcome) {
+        let Some((_, state, _)) = self.scripts.get_mut(name) else {
+            return;
+        };
+        let success = outcome == Outcome::Success;
+        let Some(ok) = state.record(success) else {
+            return;
+        };
+        if ok {
+            log!("VRRP_Script({name}) succeeded");
+        } else {
+            let why = match outcome {
+                Outcome::Failed(Some(c)) => format!("exited with status {c}"),
+                Outcome::Failed(None) => "killed by a signal".into(),
+                Outcome::TimedOut => "timed out".into(),
+                Outcome::SpawnFailed => "could not be run".into(),
+                Outcome::Success => "succeeded".into(),
+            };
+            log!("VRRP_Script({name}) failed ({why})");
+        }
+        for i in 0..self.instances.len() {
+            if self.instances[i]
+                .conf
+                .track_scripts
+                .iter()
+                .any(|t| t.name == name)
+            {
+                self.refresh_tracking(i);
+                self.drain(i);
+            }
+        }
+    }
+
+    fn on_links(&mut self, links: Vec<Link>) {
+        for l in links {
+            let old = self.links.insert(l.index, l.clone());
+            let changed = old
+                .as_ref()
+                .is_none_or(|o| o.running != l.running || o.up != l.up);
+            if !changed {
+                continue;
+            }
+            log!(
+                "Netlink reports {} {}",
+                l.name,
+                if l.up && l.running { "up" } else { "down" }
+            );
+            for i in 0..self.instances.len() {
+                let inst = &self.instances[i];
+                let tracked = inst.ifindex == l.index
+                    || inst.xmit_ifindex == l.index
+                    || inst.conf.track_interfaces.iter().any(|t| t.name == l.name);
+                if tracked {
+                    self.refresh_tracking(i);
+                    self.drain(i);
+                }
+            }
+        }
+    }
+
+    /// Recomputes instance `i`'s effective priority and fault state from its scripts and
+    /// interfaces, its sync group included, and tells the router.
+    fn refresh_tracking(&mut self, i: usize) {
+        let now = self.now();
+        let (faults, weights) = self.own_faults(i);
+        let group_fault = self.group_fault(i);
+        let inst = &mut self.instances[i];
+        let mut causes = faults;
+        if let Some(g) = group_fault {
+            causes.insert(format!("sync group {g} member in FAULT"));
+        }
+        let base = inst.conf.priority;
+        let prio = track::effective_priority(base, weights);
+        if prio != inst.last_priority {
+            log!(
+                "({}) Changing effective priority from {} to {}",
+                inst.conf.name,
+                inst.last_priority,
+                prio
+            );
+            inst.last_priority = prio;
+            if let Err(e) = inst.router.set_priority(now, prio) {
+                log!("({}) priority {prio} refused: {e}", inst.conf.name);
+            }
+        }
+        let was = !inst.faults.is_empty();
+        let is = !causes.is_empty();
+        if is && !was {
+            log!(
+                "({}) entering FAULT: {}",
+                inst.conf.name,
+                causes.iter().cloned().collect::<Vec<_>>().join(", ")
+            );
+        }
+        inst.faults = causes;
+        if is != was {
+            inst.router.set_fault(now, is);
+        }
+        if is != was
+            && let Some(g) = self.group_of(i)
+        {
+            // The rest of the sync group follows this member into (or out of) FAULT.
+            let members: Vec<usize> = (0..self.instances.len())
+                .filter(|&j| j != i && self.group_of(j).as_deref() == Some(g.as_str()))
+                .collect();
+            for j in members {
+                self.refresh_tracking_shallow(j, now);
+                self.drain(j);
+            }
+        }
+    }
+
+    /// Like `refresh_tracking` without recursing into the group again.
+    fn refresh_tracking_shallow(&mut self, j: usize, now: vrrp_proto::Instant) {
+        let (mut causes, _) = self.own_faults(j);
+        if let Some(g) = self.group_fault(j) {
+            causes.insert(format!("sync group {g} member in FAULT"));
+        }
+        let inst = &mut self.instances[j];
+        let is = !causes.is_empty();
+        let was = !inst.faults.is_empty();
+        inst.faults = causes;
+        if is != was {
+            inst.router.set_fault(now, is);
+        }
+    }
+
+    /// Instance `i`'s own fault causes and the (weight, passing) pairs of its tracking.
+    fn own_faults(&self, i: usize) -> (BTreeSet<String>, Vec<(i32, bool)>) {
+        let inst = &self.instances[i];
+        let mut causes = BTreeSet::new();
+        let mut weights = Vec::new();
+        let link_ok = |idx: u32| self.links.get(&idx).is_none_or(|l| l.up && l.running);
+        if !inst.conf.dont_track_primary && !link_ok(inst.ifindex) {
+            causes.insert(format!("interface {} down", inst.conf.interface));
+        }
+        for t in &inst.conf.track_interfaces {
+            let ok = self
+                .links
+                .values()
+                .find(|l| l.name == t.name)
+                .is_none_or(|l| l.up && l.running);
+            if t.weight == 0 {
+                if !ok {
+                    causes.insert(format!("tracked interface {} down", t.name));
+                }
+            } else {
+                weights.push((t.weight, ok));
+            }
+        }
+        for t in &inst.conf.track_scripts {
+            let Some((def, state, _)) = self.scripts.get(&t.name) else {
+                continue;
+            };
+            let w = t.weight.unwrap_or(def.weight);
+            if w == 0 {
+                if !state.ok {
+                    causes.insert(format!("script {} failed", t.name));
+                }
+            } else {
+                weights.push((w, state.ok));
+            }
+        }
+        (causes, weights)
+    }
+
+    fn group_of(&self, i: usize) -> Option<String> {
+        let name = &self.instances[i].conf.name;
+        self.conf
+            .sync_groups
+            .iter()
+            .find(|g| g.instances.iter().any(|n| n == name))
+            .map(|g| g.name.clone())
+    }
+
+    /// The group's name when another member of instance `i`'s sync group has a fault of its
+    /// own.
+    fn group_fault(&self, i: usize) -> Option<String> {
+        let g = self.group_of(i)?;
+        let other_faulty = (0..self.instances.len()).any(|j| {
+            j != i
+                && self.group_of(j).as_deref() == Some(g.as_str())
+                && !self.own_faults(j).0.is_empty()
+        });
+        other_faulty.then_some(g)
+    }
+
+    /// Drains instance `i`'s actions into the system.
+    fn drain(&mut self, i: usize) {
+        loop {
+            let inst = &mut self.instances[i];
+            let Some(action) = inst.router.poll_action() else {
+                return;
+            };
+            match action {
+                Action::StateChanged { from, to, reason } => {
+                    let name = inst.conf.name.clone();
+                    log!(
+                        "({name}) Entering {} STATE ({})",
+                        state_name(to),
+                        reason_text(reason)
+                    );
+                    let prio = inst.router.priority();
+                    let excluded = inst.excluded.clone();
+                    let conf = inst.conf.clone();
+                    if to == State::Master {
+                        for (a, p, dev) in &excluded {
+                            let _ = self.rtnl.add_addr(*dev, *a, *p);
+                        }
+                    } else if from == State::Master {
+                        for (a, p, dev) in &excluded {
+                            let _ = self.rtnl.del_addr(*dev, *a, *p);
+                        }
+                    }
+                    self.notify(&conf, to, prio);
+                }
+                Action::AddVip(cidr) => {
+                    let dev = vip_dev(inst, cidr);
+                    let name = inst.conf.name.clone();
+                    if let Err(e) = self.rtnl.add_addr(dev, cidr.addr(), cidr.prefix_len()) {
+                        log!("({name}) adding VIP {}: {e}", cidr.addr());
+                    }
+                }
+                Action::RemoveVip(cidr) => {
+                    let dev = vip_dev(inst, cidr);
+                    let name = inst.conf.name.clone();
+                    if let Err(e) = self.rtnl.del_addr(dev, cidr.addr(), cidr.prefix_len()) {
+                        log!("({name}) removing VIP {}: {e}", cidr.addr());
+                    }
+                }
+                Action::SendAdvert(t) => {
+                    let key = (inst.xmit_ifindex, t.src);
+                    if let Some(s) = self.senders.get(&key)
+                        && let Err(e) = s.send(t.dst, t.payload)
+                    {
+                        // A cut link makes every send fail: say it once per state.
+                        if inst.faults.is_empty() {
+                            log!("({}) {e}", inst.conf.name);
+                        }
+                    }
+                }
+                Action::SendGratuitousArp { frame, .. }
+                | Action::SendUnsolicitedNa { frame, .. } => {
+                    if let Some(p) = self.packets.get(&inst.xmit_ifindex) {
+                        let _ = p.send(frame);
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+
+    fn notify(&self, conf: &VrrpInstance, to: State, prio: u8) {
+        let (specific, word) = match to {
+            State::Master => (conf.notify_master.as_deref(), "MASTER"),
+            State::Backup => (conf.notify_backup.as_deref(), "BACKUP"),
+            State::Fault => (conf.notify_fault.as_deref(), "FAULT"),
+            _ => (conf.notify_stop.as_deref(), "STOP"),
+        };
+        if let Some(cmd) = specific {
+            track::notify(cmd, &[]);
+        }
+        if let Some(cmd) = &conf.notify {
+            let p = prio.to_string();
+            track::notify(cmd, &["INSTANCE", &conf.name, word, &p]);
+        }
+        for g in &self.conf.sync_groups {
+            if !g.instances.contains(&conf.name) {
+                continue;
+            }
+            let specific = match to {
+                State::Master => g.notify_master.as_deref(),
+                State::Backup => g.notify_backup.as_deref(),
+                State::Fault => g.notify_fault.as_deref(),
+                _ => None,
+            };
+            if let Some(cmd) = specific {
+                track::notify(cmd, &[]);
+            }
+            if let Some(cmd) = &g.notify {
+                track::notify(cmd, &["GROUP", &g.name, word, "0"]);
+            }
+        }
+    }
+
+    // ---- reload, dumps, shutdown ----
+
+    /// SIGHUP: re-reads the configuration. On any error the running configuration stays as
+    /// it is. Unchanged instances keep running (a master stays master); changed ones are
+    /// restarted, removed ones released.
+    fn reload(&mut self) {
+        log!("Reloading configuration {}", self.opts.config.display());
+        let (conf, warnings) = match keepalived_conf::parse_vrrp(&self.opts.config) {
+            Ok(v) => v,
+            Err(e) => {
+                log!("reload refused, keeping the running configuration: {e}");
+                return;
+            }
+        };
+        for w in &warnings {
+            log!("warning: {w}");
+        }
+        if let Err(e) = validate(&conf) {
+            log!("reload refused, keeping the running configuration: {e}");
+            return;
+        }
+        let scripts_same = conf.scripts == self.conf.scripts;
+        let global_same = conf.global == self.conf.global;
+        let groups_same = conf.sync_groups == self.conf.sync_groups;
+        // Build the new and changed instances first: if one fails, nothing changes.
+        let mut fresh = Vec::new();
+        for inst in &conf.instances {
+            let same = global_same
+                && scripts_same
+                && groups_same
+                && self.instances.iter().any(|i| i.conf == *inst);
+            if same {
+                continue;
+            }
+            match self.build(&conf, inst) {
+                Ok(b) => fresh.push(b),
+                Err(e) => {
+                    log!("reload refused, keeping the running configuration: {e}");
+                    for b in fresh {
+                        self.drop_vmac(&b);
+                    }
+                    return;
+                }
+            }
+        }
+        // Release the instances that go away or change.
+        let now = self.now();
+        let mut keep = Vec::new();
+        for mut inst in std::mem::take(&mut self.instances) {
+            let unchanged =
+                global_same && scripts_same && groups_same && conf.instances.contains(&inst.conf);
+            if unchanged {
+                keep.push(inst);
+            } else {
+                log!("({}) stopping for reload", inst.conf.name);
+                inst.router.shutdown(now);
+                self.instances.push(inst);
+                let last = self.instances.len() - 1;
+                self.drain(last);
+                if let Some(inst) = self.instances.pop() {
+                    let fresh_has_vmac = fresh.iter().any(|f| f.vmac == inst.vmac);
+                    if !fresh_has_vmac {
+                        self.drop_vmac(&inst);
+                    }
+                }
+            }
+        }
+        self.instances = keep;
+        // Scripts: restart the runners, keeping the state of unchanged scripts.
+        let old: HashMap<String, (VrrpScript, ScriptState)> = self
+            .scripts
+            .drain()
+            .map(|(k, (def, st, h))| {
+                h.abort();
+                (k, (def, st))
+            })
+            .collect();
+        self.conf = conf;
+        self.start_scripts(&old);
+        let now = self.now();
+        for mut inst in fresh {
+            self.remove_stale_vips(&inst);
+            inst.router.startup(now);
+            self.instances.push(inst);
+        }
+        for i in 0..self.instances.len() {
+            self.refresh_tracking(i);
+            self.drain(i);
+        }
+        log!("Reload done: {} instance(s)", self.instances.len());
+    }
+
+    fn drop_vmac(&mut self, inst: &Inst) {
+        if let Some(idx) = inst.vmac {
+            let _ = self.rtnl.del_link(idx);
+            self.packets.remove(&idx);
+            self.senders.retain(|(i, _), _| *i != idx);
+            self.readers.retain(|(i, _), h| {
+                if *i == idx {
+                    h.abort();
+                }
+                *i != idx
+            });
+        }
+    }
+
+    fn reports(&self) -> Vec<InstanceReport> {
+        self.instances
+            .iter()
+            .map(|i| {
+                let cfg = i.router.config();
+                InstanceReport {
+                    name: i.conf.name.clone(),
+                    vrid: cfg.vrid(),
+                    version: i.conf.version,
+                    interface: i.conf.interface.clone(),
+                    state: i.router.state(),
+                    base_priority: cfg.priority(),
+                    priority: i.router.priority(),
+                    master: i.router.master(),
+                    advert_int: cfg.advert_interval(),
+                    master_down_interval: i.router.master_down_interval(),
+                    vips: cfg
+                        .vips()
+                        .iter()
+                        .map(|v| format!("{}/{} dev {}", v.addr(), v.prefix_len(), i.xmit_iface))
+                        .collect(),
+                    faults: i.faults.iter().cloned().collect(),
+                    stats: *i.router.stats(),
+                }
+            })
+            .collect()
+    }
+
+    async fn dump(&self, stats: bool) {
+        let (path, text) = if stats {
+            (&self.opts.stats_file, report::stats(&self.reports()))
+        } else {
+            (&self.opts.data_file, report::data(&self.reports()))
+        };
+        match tokio::fs::write(path, text).await {
+            Ok(()) => log!("wrote {}", path.display()),
+            Err(e) => log!("writing {}: {e}", path.display()),
+        }
+    }
+
+    /// SIGTERM: every instance sends priority 0 (if master), removes its VIPs, and any VMAC
+    /// interface we made goes.
+    fn shutdown_all(&mut self) {
+        let now = self.now();
+        for i in 0..self.instances.len() {
+            self.instances[i].router.shutdown(now);
+            self.drain(i);
+        }
+        for inst in std::mem::take(&mut self.instances) {
+            for (a, p, dev) in &inst.excluded {
+                let _ = self.rtnl.del_addr(*dev, *a, *p);
+            }
+            self.drop_vmac(&inst);
+        }
+        for (_, (_, _, h)) in self.scripts.drain() {
+            h.abort();
+        }
+        for (_, h) in self.readers.drain() {
+            h.abort();
+        }
+        if let Some(h) = self.watcher.take() {
+            h.abort();
+        }
+        if let Some(h) = self.metrics.take() {
+            h.abort();
+        }
+        log!("Stopped");
+    }
+}
+
+fn vip_dev(inst: &Inst, cidr: IpCidr) -> u32 {
+    inst.router
+        .config()
+        .vips()
+        .iter()
+        .position(|v| *v == cidr)
+        .and_then(|k| inst.vip_dev.get(k).copied())
+        .unwrap_or(inst.xmit_ifindex)
+}
+
+fn reason_text(r: Reason) -> &'static str {
+    match r {
+        Reason::Startup => "init",
+        Reason::MasterDown => "master down: no advert for Master_Down_Interval",
+        Reason::PriorityZeroReceived => "master released: priority 0 received",
+        Reason::Preempted => "preempting a lower-priority master",
+        Reason::HigherPriorityReceived => "received advert with higher priority",
+        Reason::Shutdown => "shutdown",
+        Reason::Fault => "fault",
+        Reason::FaultCleared => "fault cleared",
+        _ => "other",
+    }
+}
+
+fn spawn_reader(
+    sock: VrrpRecvSocket,
+    ifindex: u32,
+    tx: UnboundedSender<Event>,
+) -> io::Result<JoinHandle<()>> {
+    let mut fd = vrrp_linux::socket::register(sock)?;
+    Ok(tokio::spawn(async move {
+        loop {
+            let Ok(mut guard) = fd.readable_mut().await else {
+                return;
+            };
+            loop {
+                match guard.try_io(|s| s.get_mut().recv()) {
+                    Ok(Ok(Some(rcv))) => {
+                        if tx.send(Event::Packet { ifindex, rcv }).is_err() {
+                            return;
+                        }
+                    }
+                    Ok(Ok(None)) => {}
+                    Ok(Err(_)) => {
+                        // A transient error (e.g. the link went away): back off briefly.
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                        break;
+                    }
+                    Err(_would_block) => break,
+                }
+            }
+        }
+    }))
+}
+
+fn spawn_link_watcher(mut w: AsyncLinkWatcher, tx: UnboundedSender<Event>) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            let ev = match w.events().await {
+                Ok(links) => Event::Links(links),
+                Err(RtnlError::EventsLost) => Event::Resync,
+                Err(e) => {
+                    log!("link events: {e}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            };
+            if tx.send(ev).is_err() {
+                return;
+            }
+        }
+    })
+}
+
+fn spawn_metrics(
+    addr: std::net::SocketAddr,
+    tx: UnboundedSender<Event>,
+) -> Result<JoinHandle<()>, DaemonError> {
+    let std_listener = std::net::TcpListener::bind(addr).map_err(DaemonError::Runtime)?;
+    std_listener
+        .set_nonblocking(true)
+        .map_err(DaemonError::Runtime)?;
+    let listener = tokio::net::TcpListener::from_std(std_listener).map_err(DaemonError::Runtime)?;
+    log!("metrics on http://{addr}/metrics");
+    Ok(tokio::spawn(async move {
+        loop {
+            let Ok((mut conn, _)) = listener.accept().await else {
+                continue;
+            };
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                // Read the request head (bounded), then answer with the metrics.
+                let mut buf = [0u8; 2048];
+                let mut got = 0;
+                while got < buf.len() {
+                    let Some(rest) = buf.get_mut(got..) else {
+                        break;
+                    };
+                    match tokio::time::timeout(
+                        Duration::from_secs(5),
+                        tokio::io::AsyncReadExt::read(&mut conn, rest),
+                    )
+                    .await
+                    {
+                        Ok(Ok(0)) | Err(_) | Ok(Err(_)) => break,
+                        Ok(Ok(n)) => got += n,
+                    }
+                    if buf
+                        .get(..got)
+                        .is_some_and(|b| b.windows(4).any(|w| w == b"\r\n\r\n"))
+                    {
+                        break;
+                    }
+                }
+                let (rtx, rrx) = oneshot::channel();
+                if tx.send(Event::Metrics(rtx)).is_err() {
+                    return;
+                }
+                let Ok(body) = rrx.await else { return };
+                let head = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                    body.len()
+                );
+                let _ = conn.write_all(head.as_bytes()).await;
+                let _ = conn.write_all(body.as_bytes()).await;
+                let _ = conn.shutdown().await;
+            });
+        }
+    }))
+}

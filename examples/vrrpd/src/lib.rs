@@ -1,0 +1,23 @@
+//! `vrrpd`: a keepalived-compatible VRRP daemon built on [`vrrp_proto`].
+//!
+//! It reads the VRRP half of a keepalived.conf ([`keepalived_conf`]), runs one
+//! [`vrrp_proto::VirtualRouter`] per `vrrp_instance`, and does the Linux side: raw IP
+//! sockets for protocol 112 ([`vrrp_linux::socket`]), virtual addresses and VMAC interfaces over
+//! route netlink ([`vrrp_linux::rtnl`]), gratuitous ARP and unsolicited NA over `AF_PACKET`,
+//! `vrrp_script` health checks, `track_interface`, notify scripts, signals (SIGTERM releases
+//! with priority 0, SIGHUP reloads, SIGUSR1/SIGUSR2 dump state and statistics) and an
+//! optional Prometheus endpoint.
+//!
+//! The run loop is the sans-IO one: every input (`handle_packet`, `handle_timeout`, a
+//! priority or fault change) is followed by draining `poll_action`, and the loop sleeps
+//! until the earliest `poll_timeout` or the next packet, script result, link change or
+//! signal.
+
+mod cli;
+mod daemon;
+mod log;
+mod report;
+mod track;
+
+pub use cli::{Options, run};
+pub use daemon::DaemonError;

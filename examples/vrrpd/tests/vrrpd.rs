@@ -1,0 +1,1064 @@
+//! `vrrpd` on the real thing: network namespaces on a Linux bridge, the daemon moving a real
+//! VIP, a client probing it every 5 ms, and Debian's keepalived 2.2.7 as the peer in the mixed
+//! pairs.
+//!
+//! Needs root; skipped otherwise (failing instead when `CI=true`).
+
+use std::error::Error;
+use std::fs;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::Signal;
+use testbed::netns::Netns;
+use testbed::{Daemon, Probe, Responder, Sample, Testbed, keepalived, keepalived_program, outage};
+use vrrp_linux::rtnl::Rtnl;
+
+type TestResult = Result<(), Box<dyn Error>>;
+
+const VIP4: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 99, 0, 100));
+const VIP6: IpAddr = IpAddr::V6(Ipv6Addr::new(0xfd99, 0, 0, 0x99, 0, 0, 0, 0x100));
+const PORT: u16 = 8080;
+const VRRPD: &str = env!("CARGO_BIN_EXE_vrrpd");
+
+// ---- set-up helpers ----
+
+fn prereqs(need_keepalived: bool) -> bool {
+    if !Netns::require_or_skip() {
+        return false;
+    }
+    if need_keepalived {
+        let p = keepalived_program();
+        let found = p.exists()
+            || std::process::Command::new(&p)
+                .arg("--version")
+                .output()
+                .is_ok();
+        if !found {
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "keepalived is missing on CI: apt-get install keepalived"
+            );
+            eprintln!("skipped: keepalived is not installed");
+            return false;
+        }
+    }
+    true
+}
+
+fn testbed(hosts: &[&str]) -> Result<Testbed, Box<dyn Error>> {
+    let base = Path::new(env!("CARGO_TARGET_TMPDIR")).join("vrrpd");
+    let tb = Testbed::new_in(hosts, base)?;
+    eprintln!("test bed {} in {}", tb.prefix(), tb.run_dir().display());
+    Ok(tb)
+}
+
+/// Which daemon runs on a balancer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Vrrpd,
+    Keepalived,
+}
+
+/// The VRRP set-up shared by both nodes.
+#[derive(Debug, Clone)]
+struct Spec {
+    version: u8,
+    advert: &'static str,
+    pass: bool,
+    unicast: bool,
+    v6: bool,
+    vmac: bool,
+    preempt: bool,
+    /// Extra lines inside `vrrp_instance` (per host).
+    extra: Vec<(String, String)>,
+    /// Extra top-level blocks (per host).
+    top: Vec<(String, String)>,
+}
+
+impl Spec {
+    fn v3(advert: &'static str) -> Self {
+        Self {
+            version: 3,
+            advert,
+            pass: false,
+            unicast: false,
+            v6: false,
+            vmac: false,
+            preempt: true,
+            extra: Vec::new(),
+            top: Vec::new(),
+        }
+    }
+
+    fn advert_int(&self) -> Duration {
+        Duration::from_secs_f64(self.advert.parse().unwrap_or(1.0))
+    }
+
+    /// Skew_Time and Master_Down_Interval of the priority-99 backup.
+    fn skew(&self) -> Duration {
+        self.advert_int() * 157 / 256
+    }
+
+    fn mdi(&self) -> Duration {
+        self.advert_int() * 3 + self.skew()
+    }
+
+    fn vip(&self) -> IpAddr {
+        if self.v6 { VIP6 } else { VIP4 }
+    }
+
+    fn conf(&self, host: &str, prio: u8) -> String {
+        let (me, peer) = if host == "lb1" {
+            ("10.99.0.11", "10.99.0.12")
+        } else {
+            ("10.99.0.12", "10.99.0.11")
+        };
+        let mut s = String::new();
+        for (h, t) in &self.top {
+            if h == host {
+                s.push_str(t);
+                s.push('\n');
+            }
+        }
+        s.push_str(&format!(
+            "global_defs {{\n    router_id {host}\n}}\nvrrp_instance VI_1 {{\n    state {}\n    interface eth0\n    virtual_router_id 51\n    priority {prio}\n    advert_int {}\n    version {}\n",
+            if prio == 100 { "MASTER" } else { "BACKUP" },
+            self.advert,
+            self.version
+        ));
+        if !self.preempt {
+            s.push_str("    nopreempt\n");
+        }
+        if self.pass {
+            s.push_str(
+                "    authentication {\n        auth_type PASS\n        auth_pass hapri1\n    }\n",
+            );
+        }
+        if self.unicast {
+            s.push_str(&format!(
+                "    unicast_src_ip {me}\n    unicast_peer {{\n        {peer}\n    }}\n"
+            ));
+        }
+        if self.vmac {
+            s.push_str("    use_vmac\n");
+        }
+        for (h, t) in &self.extra {
+            if h == host {
+                s.push_str(t);
+                s.push('\n');
+            }
+        }
+        if self.v6 {
+            s.push_str(
+                "    virtual_ipaddress {\n        fe80::99:100/64\n        fd99:0:0:99::100/64\n    }\n}\n",
+            );
+        } else {
+            s.push_str("    virtual_ipaddress {\n        10.99.0.100/24\n    }\n}\n");
+        }
+        s
+    }
+}
+
+/// Starts vrrpd in `host` with `conf`; waits for its "started" line.
+fn vrrpd(tb: &Testbed, host: &str, conf: &str, args: &[&str]) -> Result<Daemon, Box<dyn Error>> {
+    let dir = tb.run_dir().join(format!("vrrpd-{host}"));
+    fs::create_dir_all(&dir)?;
+    let conf_path = dir.join("keepalived.conf");
+    fs::write(&conf_path, conf)?;
+    let mut all: Vec<String> = vec![
+        "-f".into(),
+        conf_path.display().to_string(),
+        "--pid".into(),
+        dir.join("vrrpd.pid").display().to_string(),
+        "--data-file".into(),
+        dir.join("vrrpd.data").display().to_string(),
+        "--stats-file".into(),
+        dir.join("vrrpd.stats").display().to_string(),
+    ];
+    all.extend(args.iter().map(|a| (*a).to_owned()));
+    // The log file is appended to across restarts: wait for one more "started" line.
+    let log_path = tb.run_dir().join(format!("vrrpd-{host}.log"));
+    let before = fs::read_to_string(&log_path)
+        .unwrap_or_default()
+        .matches("started:")
+        .count();
+    let d = tb.spawn(host, &format!("vrrpd-{host}"), VRRPD, &all)?;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let log = d.log()?;
+        if log.matches("started:").count() > before {
+            return Ok(d);
+        }
+        if let Some(st) = d.wait_exit(Duration::ZERO)? {
+            return Err(format!("vrrpd on {host} exited ({st}):\n{log}").into());
+        }
+        if Instant::now() >= deadline {
+            return Err(format!("vrrpd on {host} did not start:\n{log}").into());
+        }
+        thread::sleep(Duration::from_millis(10));
+    }
+}
+
+fn start(tb: &Testbed, host: &str, kind: Kind, conf: &str) -> Result<Daemon, Box<dyn Error>> {
+    match kind {
+        Kind::Vrrpd => vrrpd(tb, host, conf, &[]),
+        Kind::Keepalived => Ok(keepalived(tb, host, conf)?),
+    }
+}
+
+fn conf_dir(tb: &Testbed, host: &str) -> PathBuf {
+    tb.run_dir().join(format!("vrrpd-{host}"))
+}
+
+/// Polls `cond` every 5 ms until it holds or `timeout` passes.
+fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if cond() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Sends one UDP datagram from `host` to `ip` (port 9, discard), so that `host` resolves
+/// the address and keeps a neighbour entry for it; waits until the entry is there.
+fn poke(tb: &Testbed, host: &str, ip: IpAddr) -> Result<(), Box<dyn Error>> {
+    tb.ns(host)?.run(move || -> std::io::Result<()> {
+        let any: std::net::SocketAddr = if ip.is_ipv6() {
+            "[::]:0".parse().map_err(std::io::Error::other)?
+        } else {
+            "0.0.0.0:0".parse().map_err(std::io::Error::other)?
+        };
+        let s = std::net::UdpSocket::bind(any)?;
+        s.send_to(b"hello", (ip, 9))?;
+        Ok(())
+    })??;
+    let ok = wait_until(Duration::from_secs(2), || {
+        tb.neigh_mac(host, ip).ok().flatten().is_some()
+    });
+    if !ok {
+        return Err(format!("{host} never resolved {ip}").into());
+    }
+    Ok(())
+}
+
+fn holders(tb: &Testbed, vip: IpAddr) -> Vec<String> {
+    tb.vip_holders(vip).unwrap_or_default()
+}
+
+/// Watches which balancers hold the VIP on any interface, every 5 ms, through route netlink
+/// inside each namespace (no process per sample).
+/// When a host's VIP presence changed; `None` if its watcher could not run.
+type Timeline = Option<Vec<(Instant, bool)>>;
+
+struct HolderWatch {
+    stop: Arc<AtomicBool>,
+    threads: Vec<(String, JoinHandle<Option<Timeline>>)>,
+}
+
+impl HolderWatch {
+    fn start(tb: &Testbed, hosts: &[&str], vip: IpAddr) -> Result<Self, Box<dyn Error>> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut threads = Vec::new();
+        for h in hosts {
+            let flag = Arc::clone(&stop);
+            let t = tb.ns(h)?.spawn(&format!("watch-{h}"), move || {
+                let mut r = Rtnl::open().ok()?;
+                let mut out: Vec<(Instant, bool)> = Vec::new();
+                while !flag.load(Ordering::Relaxed) {
+                    let links = r.links().ok()?;
+                    let has = links.iter().any(|l| {
+                        r.addrs(l.index)
+                            .map(|a| a.iter().any(|a| a.addr == vip))
+                            .unwrap_or(false)
+                    });
+                    if out.last().is_none_or(|(_, h)| *h != has) {
+                        out.push((Instant::now(), has));
+                    }
+                    thread::sleep(Duration::from_millis(5));
+                }
+                out.push((Instant::now(), out.last().is_some_and(|x| x.1)));
+                Some(out)
+            })?;
+            threads.push(((*h).to_owned(), t));
+        }
+        Ok(Self { stop, threads })
+    }
+
+    /// The periods during which two or more balancers held the VIP.
+    fn stop(self) -> Vec<(Instant, Duration)> {
+        self.stop.store(true, Ordering::Relaxed);
+        let lines: Vec<Vec<(Instant, bool)>> = self
+            .threads
+            .into_iter()
+            .map(|(_, t)| t.join().ok().flatten().flatten().unwrap_or_default())
+            .collect();
+        let mut events: Vec<(Instant, usize, bool)> = lines
+            .iter()
+            .enumerate()
+            .flat_map(|(i, l)| l.iter().map(move |(t, h)| (*t, i, *h)))
+            .collect();
+        events.sort_by_key(|e| e.0);
+        let mut state = vec![false; lines.len()];
+        let mut doubles = Vec::new();
+        let mut since: Option<Instant> = None;
+        for (t, i, h) in events {
+            state[i] = h;
+            let n = state.iter().filter(|x| **x).count();
+            match (n >= 2, since) {
+                (true, None) => since = Some(t),
+                (false, Some(s)) => {
+                    doubles.push((s, t - s));
+                    since = None;
+                }
+                _ => {}
+            }
+        }
+        doubles
+    }
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+fn fmt_ms(d: Option<Duration>) -> String {
+    d.map_or_else(|| "none".into(), |d| format!("{:.1} ms", ms(d)))
+}
+
+fn dump_logs(ds: &[&Daemon]) -> String {
+    ds.iter()
+        .map(|d| format!("--- {}\n{}", d.name(), d.log().unwrap_or_default()))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+// ---- the failover scenario, shared by every pair ----
+
+struct Outcome {
+    link: Option<Duration>,
+    term: Option<Duration>,
+}
+
+/// lb1 (priority 100) and lb2 (99) with the given daemons: election, cable cut and repair
+/// (lb1 preempts back), then SIGTERM of lb1 (priority-0 release). Checks the VIP holder
+/// after each step, the client's ARP entry, and that two nodes never hold the VIP except
+/// within advert_int + Skew_Time of a repair.
+fn pair_scenario(spec: &Spec, k1: Kind, k2: Kind) -> Result<Option<Outcome>, Box<dyn Error>> {
+    if !prereqs(k1 == Kind::Keepalived || k2 == Kind::Keepalived) {
+        return Ok(None);
+    }
+    let tb = testbed(&["lb1", "lb2", "client"])?;
+    let vip = spec.vip();
+    let _r1 = Responder::start(&tb, "lb1", PORT)?;
+    let _r2 = Responder::start(&tb, "lb2", PORT)?;
+    let watch = HolderWatch::start(&tb, &["lb1", "lb2"], vip)?;
+    let d2 = start(&tb, "lb2", k2, &spec.conf("lb2", 99))?;
+    let d1 = start(&tb, "lb1", k1, &spec.conf("lb1", 100))?;
+    let settle = spec.mdi() * 2 + Duration::from_secs(2);
+    let only = |h: &str| holders(&tb, vip) == [h];
+    assert!(
+        wait_until(settle, || only("lb1")),
+        "{k1:?}/{k2:?}: lb1 did not become the only VIP holder: {:?}\n{}",
+        holders(&tb, vip),
+        dump_logs(&[&d1, &d2])
+    );
+    let mac = |h: &str| -> Result<[u8; 6], Box<dyn Error>> {
+        if spec.vmac {
+            Ok([0, 0, 0x5e, 0, if spec.v6 { 2 } else { 1 }, 51])
+        } else {
+            Ok(tb.mac(h)?)
+        }
+    };
+    let probe = if spec.v6 {
+        // Make the client learn the VIP's link-layer address; the NAs must then move it.
+        poke(&tb, "client", vip)?;
+        None
+    } else {
+        let p = Probe::start(&tb, "client", vip, PORT, Duration::from_millis(5))?;
+        assert!(
+            p.wait_for_answer("lb1", Duration::from_secs(2)),
+            "no answer from lb1"
+        );
+        Some(p)
+    };
+    assert_eq!(
+        tb.neigh_mac("client", vip)?,
+        Some(mac("lb1")?),
+        "client's entry for the VIP"
+    );
+    thread::sleep(spec.advert_int() * 3);
+
+    // Cable cut.
+    let cut = Instant::now();
+    tb.set_port("lb1", false)?;
+    let bound = spec.mdi() + Duration::from_millis(300);
+    assert!(
+        wait_until(bound, || holders(&tb, vip).contains(&"lb2".to_owned())),
+        "{k1:?}/{k2:?}: lb2 did not take over within {bound:?} of the cut\n{}",
+        dump_logs(&[&d1, &d2])
+    );
+    let takeover_cut = cut.elapsed();
+    if let Some(p) = &probe {
+        assert!(
+            p.wait_for_answer("lb2", Duration::from_secs(1)),
+            "no answer from lb2"
+        );
+    }
+    assert!(
+        wait_until(Duration::from_secs(1), || tb
+            .neigh_mac("client", vip)
+            .ok()
+            .flatten()
+            == mac("lb2").ok()),
+        "the client's entry for the VIP did not move to lb2"
+    );
+    thread::sleep(spec.advert_int() * 2);
+
+    // Repair: lb1 comes back and preempts.
+    tb.set_port("lb1", true)?;
+    let back = spec.mdi() * 2 + Duration::from_secs(2);
+    assert!(
+        wait_until(back, || only("lb1")),
+        "{k1:?}/{k2:?}: lb1 did not preempt back: {:?}\n{}",
+        holders(&tb, vip),
+        dump_logs(&[&d1, &d2])
+    );
+    if let Some(p) = &probe {
+        assert!(
+            p.wait_for_answer("lb1", Duration::from_secs(1)),
+            "no answer from lb1 again"
+        );
+    }
+    assert!(
+        wait_until(Duration::from_secs(1), || tb
+            .neigh_mac("client", vip)
+            .ok()
+            .flatten()
+            == mac("lb1").ok()),
+        "the client's entry for the VIP did not come back to lb1"
+    );
+    thread::sleep(spec.advert_int() * 3);
+
+    // Graceful stop of lb1.
+    let term = Instant::now();
+    d1.signal(Signal::SIGTERM)?;
+    let bound = spec.skew() + Duration::from_millis(300);
+    assert!(
+        wait_until(bound, || holders(&tb, vip).contains(&"lb2".to_owned())),
+        "{k1:?}/{k2:?}: lb2 did not take over within {bound:?} of SIGTERM\n{}",
+        dump_logs(&[&d1, &d2])
+    );
+    let takeover_term = term.elapsed();
+    assert!(
+        d1.wait_exit(Duration::from_secs(5))?.is_some(),
+        "lb1 did not exit on SIGTERM"
+    );
+    assert!(
+        wait_until(Duration::from_secs(1), || only("lb2")),
+        "lb1 kept the VIP after SIGTERM: {:?}",
+        holders(&tb, vip)
+    );
+    if let Some(p) = &probe {
+        assert!(
+            p.wait_for_answer("lb2", Duration::from_secs(1)),
+            "no answer from lb2"
+        );
+    }
+    thread::sleep(Duration::from_millis(100));
+    let doubles = watch.stop();
+    let samples: Vec<Sample> = probe.map(Probe::stop).unwrap_or_default();
+    let (link, termo) = if samples.is_empty() {
+        (Some(takeover_cut), Some(takeover_term))
+    } else {
+        (
+            outage(&samples, "lb1", "lb2", cut),
+            outage(&samples, "lb1", "lb2", term),
+        )
+    };
+    eprintln!(
+        "{k1:?} lb1 / {k2:?} lb2, v{} advert {} s{}{}{}{}: link-cut outage {} (takeover {:.1} ms), SIGTERM outage {} (takeover {:.1} ms), double-holding {:?}",
+        spec.version,
+        spec.advert,
+        if spec.pass { " PASS" } else { "" },
+        if spec.unicast { " unicast" } else { "" },
+        if spec.v6 { " IPv6" } else { "" },
+        if spec.vmac { " VMAC" } else { "" },
+        fmt_ms(link),
+        ms(takeover_cut),
+        fmt_ms(termo),
+        ms(takeover_term),
+        doubles
+            .iter()
+            .map(|d| format!("{:.1} ms", ms(d.1)))
+            .collect::<Vec<_>>()
+    );
+    let allowed = spec.advert_int() + spec.skew() + Duration::from_millis(20);
+    for (at, len) in &doubles {
+        assert!(
+            *len <= allowed,
+            "two nodes held the VIP for {len:?} (at +{:?}), more than advert_int + skew",
+            at.saturating_duration_since(cut)
+        );
+    }
+    Ok(Some(Outcome { link, term: termo }))
+}
+
+// ---- 1. two vrrpd ----
+
+#[test]
+fn vrrpd_pair_v3_fails_over_on_cut_and_sigterm_and_preempts_back() -> TestResult {
+    let Some(o) = pair_scenario(&Spec::v3("0.1"), Kind::Vrrpd, Kind::Vrrpd)? else {
+        return Ok(());
+    };
+    // Outage bounds with the 5 ms probe: MDI for a silent master, Skew_Time for a release.
+    let spec = Spec::v3("0.1");
+    assert!(
+        o.link
+            .is_some_and(|d| d <= spec.mdi() + Duration::from_millis(60)),
+        "{:?}",
+        o.link
+    );
+    assert!(
+        o.term
+            .is_some_and(|d| d <= spec.skew() + Duration::from_millis(40)),
+        "{:?}",
+        o.term
+    );
+    Ok(())
+}
+
+#[test]
+fn vrrpd_crash_restart_and_nopreempt() -> TestResult {
+    if !prereqs(false) {
+        return Ok(());
+    }
+    let tb = testbed(&["lb1", "lb2", "client"])?;
+    let spec = Spec::v3("0.1");
+    let d2 = vrrpd(&tb, "lb2", &spec.conf("lb2", 99), &[])?;
+    let d1 = vrrpd(&tb, "lb1", &spec.conf("lb1", 100), &[])?;
+    let only = |h: &str| holders(&tb, VIP4) == [h];
+    assert!(
+        wait_until(Duration::from_secs(3), || only("lb1")),
+        "{}",
+        dump_logs(&[&d1, &d2])
+    );
+    poke(&tb, "client", VIP4)?;
+    assert_eq!(tb.neigh_mac("client", VIP4)?, Some(tb.mac("lb1")?));
+
+    // kill -9: the VIP stays on lb1 (nobody removes it), lb2 takes over after MDI.
+    let t = Instant::now();
+    d1.kill9()?;
+    assert!(
+        wait_until(spec.mdi() + Duration::from_millis(200), || holders(
+            &tb, VIP4
+        )
+        .contains(&"lb2".to_owned())),
+        "lb2 did not take over after kill -9 of lb1"
+    );
+    let took = t.elapsed();
+    assert!(
+        took >= spec.mdi() - Duration::from_millis(110),
+        "too early: {took:?}"
+    );
+    assert!(
+        wait_until(Duration::from_secs(1), || tb
+            .neigh_mac("client", VIP4)
+            .ok()
+            .flatten()
+            == tb.mac("lb2").ok()),
+        "the client did not follow lb2's gratuitous ARP"
+    );
+    eprintln!(
+        "kill -9: lb2 took over after {:.1} ms (MDI {:.1} ms)",
+        ms(took),
+        ms(spec.mdi())
+    );
+
+    // Restart: lb1 removes the stale VIP, comes up in BACKUP and preempts.
+    let d1 = vrrpd(&tb, "lb1", &spec.conf("lb1", 100), &[])?;
+    assert!(d1.log()?.contains("removed stale VIP"), "{}", d1.log()?);
+    assert!(
+        wait_until(Duration::from_secs(3), || only("lb1")),
+        "{}",
+        dump_logs(&[&d1, &d2])
+    );
+    assert!(
+        wait_until(Duration::from_secs(1), || tb
+            .neigh_mac("client", VIP4)
+            .ok()
+            .flatten()
+            == tb.mac("lb1").ok()),
+        "the client did not come back to lb1"
+    );
+    d1.stop()?;
+    d2.stop()?;
+    assert!(holders(&tb, VIP4).is_empty(), "{:?}", holders(&tb, VIP4));
+
+    // nopreempt: lb2 (99) is master first; lb1 (100) joins and stays backup.
+    let mut np = Spec::v3("0.1");
+    np.preempt = false;
+    let d2 = vrrpd(
+        &tb,
+        "lb2",
+        &np.conf("lb2", 99).replace("state MASTER", "state BACKUP"),
+        &[],
+    )?;
+    assert!(
+        wait_until(Duration::from_secs(3), || only("lb2")),
+        "{}",
+        d2.log()?
+    );
+    let d1 = vrrpd(
+        &tb,
+        "lb1",
+        &np.conf("lb1", 100).replace("state MASTER", "state BACKUP"),
+        &[],
+    )?;
+    thread::sleep(np.mdi() * 3);
+    assert!(
+        only("lb2"),
+        "nopreempt: lb1 took over: {:?}\n{}",
+        holders(&tb, VIP4),
+        d1.log()?
+    );
+    // ... and takes over when lb2 releases.
+    d2.signal(Signal::SIGTERM)?;
+    assert!(
+        wait_until(Duration::from_secs(1), || only("lb1")),
+        "{}",
+        d1.log()?
+    );
+    Ok(())
+}
+
+// ---- 2. mixed pairs with keepalived ----
+
+#[test]
+fn mixed_v2_pass_vrrpd_master_keepalived_backup() -> TestResult {
+    let mut s = Spec::v3("1");
+    s.version = 2;
+    s.pass = true;
+    pair_scenario(&s, Kind::Vrrpd, Kind::Keepalived).map(|_| ())
+}
+
+#[test]
+fn mixed_v2_pass_keepalived_master_vrrpd_backup() -> TestResult {
+    let mut s = Spec::v3("1");
+    s.version = 2;
+    s.pass = true;
+    pair_scenario(&s, Kind::Keepalived, Kind::Vrrpd).map(|_| ())
+}
+
+#[test]
+fn mixed_v3_multicast_both_directions() -> TestResult {
+    let s = Spec::v3("0.1");
+    pair_scenario(&s, Kind::Vrrpd, Kind::Keepalived)?;
+    pair_scenario(&s, Kind::Keepalived, Kind::Vrrpd).map(|_| ())
+}
+
+#[test]
+fn mixed_v3_unicast_both_directions() -> TestResult {
+    let mut s = Spec::v3("0.1");
+    s.unicast = true;
+    pair_scenario(&s, Kind::Vrrpd, Kind::Keepalived)?;
+    pair_scenario(&s, Kind::Keepalived, Kind::Vrrpd).map(|_| ())
+}
+
+// ---- 3. IPv6, VMAC, tracking ----
+
+#[test]
+fn ipv6_v3_with_keepalived() -> TestResult {
+    let mut s = Spec::v3("0.1");
+    s.v6 = true;
+    pair_scenario(&s, Kind::Vrrpd, Kind::Keepalived)?;
+    pair_scenario(&s, Kind::Vrrpd, Kind::Vrrpd).map(|_| ())
+}
+
+#[test]
+fn vmac_pair_keeps_the_client_arp_entry() -> TestResult {
+    let mut s = Spec::v3("0.1");
+    s.vmac = true;
+    pair_scenario(&s, Kind::Vrrpd, Kind::Vrrpd).map(|_| ())
+}
+
+#[test]
+fn track_script_and_track_interface_drive_failover() -> TestResult {
+    if !prereqs(false) {
+        return Ok(());
+    }
+    let tb = testbed(&["lb1", "lb2", "client"])?;
+    let flag = tb.run_dir().join("nginx-up");
+    fs::write(&flag, "")?;
+    let hang = tb.run_dir().join("hang");
+    let mut s = Spec::v3("0.1");
+    s.top.push((
+        "lb1".into(),
+        format!(
+            "vrrp_script chk_nginx {{\n    script \"test -e {}\"\n    interval 0.1\n    weight -20\n    fall 2\n    rise 2\n}}\nvrrp_script chk_hang {{\n    script \"sh -c 'test -e {} && sleep 61.{}; exit 0'\"\n    interval 0.2\n    timeout 0.3\n    weight 0\n}}",
+            flag.display(),
+            hang.display(),
+            std::process::id()
+        ),
+    ));
+    let notify_log = tb.run_dir().join("notify.log");
+    let notify_sh = tb.run_dir().join("notify.sh");
+    fs::write(
+        &notify_sh,
+        format!("#!/bin/sh\necho \"$@\" >> {}\n", notify_log.display()),
+    )?;
+    fs::set_permissions(
+        &notify_sh,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )?;
+    let master_flag = tb.run_dir().join("became-master");
+    s.extra.push((
+        "lb1".into(),
+        format!(
+            "    track_script {{\n        chk_nginx\n        chk_hang\n    }}\n    track_interface {{\n        trk0\n    }}\n    notify {}\n    notify_master \"touch {}\"",
+            notify_sh.display(),
+            master_flag.display()
+        ),
+    ));
+    // A veth pair inside lb1 stands for the uplink a balancer would track.
+    tb.ns("lb1")?.ip([
+        "link", "add", "trk0", "type", "veth", "peer", "name", "trk1",
+    ])?;
+    tb.ns("lb1")?.ip(["link", "set", "trk1", "up"])?;
+    tb.ns("lb1")?.ip(["link", "set", "trk0", "up"])?;
+    let d2 = vrrpd(&tb, "lb2", &s.conf("lb2", 99), &[])?;
+    let d1 = vrrpd(&tb, "lb1", &s.conf("lb1", 100), &[])?;
+    let only = |h: &str| holders(&tb, VIP4) == [h];
+    assert!(
+        wait_until(Duration::from_secs(3), || only("lb1")),
+        "{}",
+        dump_logs(&[&d1, &d2])
+    );
+
+    // The check fails (nginx "dies"): priority 100 - 20 = 80 < 99, lb2 preempts.
+    fs::remove_file(&flag)?;
+    assert!(
+        wait_until(Duration::from_secs(2), || only("lb2")),
+        "{}",
+        dump_logs(&[&d1, &d2])
+    );
+    assert!(
+        d1.log()?
+            .contains("Changing effective priority from 100 to 80"),
+        "{}",
+        d1.log()?
+    );
+    fs::write(&flag, "")?;
+    assert!(
+        wait_until(Duration::from_secs(2), || only("lb1")),
+        "{}",
+        dump_logs(&[&d1, &d2])
+    );
+
+    // A hanging check (weight 0) is killed at its timeout and counts as failed: FAULT.
+    fs::write(&hang, "")?;
+    assert!(
+        wait_until(Duration::from_secs(3), || only("lb2")),
+        "{}",
+        dump_logs(&[&d1, &d2])
+    );
+    assert!(d1.log()?.contains("timed out"), "{}", d1.log()?);
+    fs::remove_file(&hang)?;
+    assert!(
+        wait_until(Duration::from_secs(3), || only("lb1")),
+        "{}",
+        dump_logs(&[&d1, &d2])
+    );
+    let sleepers = tb
+        .ns("lb1")?
+        .output("pgrep", ["-f", &format!("sleep 61.{}", std::process::id())])
+        .unwrap_or_default();
+    assert!(
+        sleepers.trim().is_empty(),
+        "hung check scripts left running: {sleepers}"
+    );
+
+    // A tracked interface goes down: FAULT, the VIP moves; up again: back.
+    tb.ns("lb1")?.ip(["link", "set", "trk0", "down"])?;
+    assert!(
+        wait_until(Duration::from_secs(2), || only("lb2")),
+        "{}",
+        dump_logs(&[&d1, &d2])
+    );
+    assert!(d1.log()?.contains("Entering FAULT STATE"), "{}", d1.log()?);
+    tb.ns("lb1")?.ip(["link", "set", "trk0", "up"])?;
+    assert!(
+        wait_until(Duration::from_secs(2), || only("lb1")),
+        "{}",
+        dump_logs(&[&d1, &d2])
+    );
+
+    // The notify scripts ran: keepalived's argument order, every state seen.
+    assert!(master_flag.exists(), "notify_master did not run");
+    let notes = fs::read_to_string(&notify_log)?;
+    for want in [
+        "INSTANCE VI_1 BACKUP 100",
+        "INSTANCE VI_1 MASTER 100",
+        "INSTANCE VI_1 FAULT",
+    ] {
+        assert!(notes.contains(want), "{want:?} missing from:\n{notes}");
+    }
+    Ok(())
+}
+
+// ---- reload, dumps, metrics, bad input ----
+
+#[test]
+fn sighup_reload_keeps_mastership_and_refuses_broken_configs() -> TestResult {
+    if !prereqs(false) {
+        return Ok(());
+    }
+    let tb = testbed(&["lb1", "lb2"])?;
+    let s = Spec::v3("0.1");
+    let d1 = vrrpd(&tb, "lb1", &s.conf("lb1", 100), &[])?;
+    assert!(wait_until(Duration::from_secs(3), || holders(&tb, VIP4) == ["lb1"]));
+    let conf = conf_dir(&tb, "lb1").join("keepalived.conf");
+    let entered = |d: &Daemon| {
+        d.log()
+            .unwrap_or_default()
+            .matches("Entering MASTER STATE")
+            .count()
+    };
+    let before = entered(&d1);
+
+    // Unchanged: no transition.
+    d1.signal(Signal::SIGHUP)?;
+    assert!(wait_until(Duration::from_secs(2), || d1
+        .log()
+        .unwrap_or_default()
+        .contains("Reload done")));
+    assert_eq!(entered(&d1), before);
+    assert_eq!(holders(&tb, VIP4), ["lb1"]);
+
+    // Broken: refused with file and line, the daemon keeps running and keeps the VIP.
+    fs::write(
+        &conf,
+        s.conf("lb1", 100).replace("priority 100", "priority 300"),
+    )?;
+    d1.signal(Signal::SIGHUP)?;
+    assert!(wait_until(Duration::from_secs(2), || d1
+        .log()
+        .unwrap_or_default()
+        .contains("reload refused")));
+    assert!(d1.log()?.contains("keepalived.conf:"), "{}", d1.log()?);
+    assert!(d1.wait_exit(Duration::ZERO)?.is_none());
+    assert_eq!(holders(&tb, VIP4), ["lb1"]);
+
+    // A second VIP added: the instance restarts with both.
+    let two = s.conf("lb1", 100).replace(
+        "10.99.0.100/24\n",
+        "10.99.0.100/24\n        10.99.0.101/24\n",
+    );
+    fs::write(&conf, two)?;
+    d1.signal(Signal::SIGHUP)?;
+    let extra = IpAddr::V4(Ipv4Addr::new(10, 99, 0, 101));
+    assert!(
+        wait_until(Duration::from_secs(3), || holders(&tb, extra) == ["lb1"]),
+        "{}",
+        d1.log()?
+    );
+
+    // SIGUSR1 / SIGUSR2 dumps.
+    d1.signal(Signal::SIGUSR1)?;
+    d1.signal(Signal::SIGUSR2)?;
+    let data = conf_dir(&tb, "lb1").join("vrrpd.data");
+    let stats = conf_dir(&tb, "lb1").join("vrrpd.stats");
+    assert!(wait_until(Duration::from_secs(2), || data.exists() && stats.exists()));
+    thread::sleep(Duration::from_millis(50));
+    assert!(fs::read_to_string(&data)?.contains("State = MASTER"));
+    assert!(fs::read_to_string(&stats)?.contains("Advertisements sent:"));
+    Ok(())
+}
+
+#[test]
+fn check_config_reports_file_line_and_column() -> TestResult {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("vrrpd-check");
+    fs::create_dir_all(&dir)?;
+    let good = dir.join("good.conf");
+    fs::write(
+        &good,
+        Spec::v3("1")
+            .conf("lb1", 100)
+            .replace("global_defs {", "global_defs {\n    frobnicate yes"),
+    )?;
+    let out = std::process::Command::new(VRRPD)
+        .args(["--check-config"])
+        .arg(&good)
+        .output()?;
+    assert!(out.status.success(), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("good.conf:2"),
+        "unknown keyword must be a warning with its line: {err}"
+    );
+
+    let bad = dir.join("bad.conf");
+    fs::write(
+        &bad,
+        "vrrp_instance VI_1 {\n    interface eth0\n    virtual_router_id 51\n    priority 300\n}\n",
+    )?;
+    let out = std::process::Command::new(VRRPD)
+        .args(["-t"])
+        .arg(&bad)
+        .output()?;
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("bad.conf:4:"), "{err}");
+
+    let unbalanced = dir.join("unbalanced.conf");
+    fs::write(&unbalanced, "vrrp_instance VI_1 {\n    interface eth0\n")?;
+    let out = std::process::Command::new(VRRPD)
+        .args(["-t"])
+        .arg(&unbalanced)
+        .output()?;
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+
+    // The daemon refuses to start on a broken file (nothing half-applied).
+    let out = std::process::Command::new(VRRPD)
+        .args(["-f"])
+        .arg(&bad)
+        .output()?;
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    Ok(())
+}
+
+/// Sends hand-made VRRP packets from the client to the backup: none may change its state,
+/// and each is counted. A valid higher-priority advert then shows the path works.
+#[test]
+fn hostile_packets_are_counted_and_change_nothing() -> TestResult {
+    if !prereqs(false) {
+        return Ok(());
+    }
+    let tb = testbed(&["lb1", "lb2", "client"])?;
+    let mut s = Spec::v3("1");
+    s.version = 2;
+    s.pass = true;
+    let d1 = vrrpd(
+        &tb,
+        "lb1",
+        &s.conf("lb1", 100),
+        &["--metrics", "127.0.0.1:9650"],
+    )?;
+    let d2 = vrrpd(
+        &tb,
+        "lb2",
+        &s.conf("lb2", 99),
+        &["--metrics", "127.0.0.1:9650"],
+    )?;
+    assert!(
+        wait_until(Duration::from_secs(6), || holders(&tb, VIP4) == ["lb1"]),
+        "{}",
+        dump_logs(&[&d1, &d2])
+    );
+
+    // A v2 advert from the client claiming priority 254 for VRID 51, built by hand.
+    let advert = |vrid: u8, prio: u8, pass: &[u8; 8]| -> Vec<u8> {
+        let mut p = vec![0x21, vrid, prio, 1, 1, 1, 0, 0, 10, 99, 0, 100];
+        p.extend_from_slice(pass);
+        let c = checksum(&p);
+        p[6..8].copy_from_slice(&c.to_be_bytes());
+        p
+    };
+    let good_pass = *b"hapri1\0\0";
+    let mut bad_sum = advert(51, 254, &good_pass);
+    bad_sum[7] ^= 0xff;
+    let cases: Vec<(&str, Vec<u8>, u32)> = vec![
+        ("wrong TTL", advert(51, 254, &good_pass), 64),
+        ("bad checksum", bad_sum, 255),
+        ("wrong password", advert(51, 254, b"guess\0\0\0"), 255),
+        ("truncated", advert(51, 254, &good_pass)[..10].to_vec(), 255),
+        ("wrong VRID", advert(52, 254, &good_pass), 255),
+    ];
+    for (what, bytes, ttl) in &cases {
+        send_raw(&tb, "client", "10.99.0.12", bytes, *ttl)?;
+        thread::sleep(Duration::from_millis(50));
+        assert_eq!(holders(&tb, VIP4), ["lb1"], "{what} changed the VIP holder");
+    }
+    thread::sleep(Duration::from_millis(200));
+    let metrics = scrape(&tb, "lb2")?;
+    for counter in [
+        "vrrp_ip_ttl_errors_total",
+        "vrrp_checksum_errors_total",
+        "vrrp_auth_failures_total",
+        "vrrp_packet_length_errors_total",
+    ] {
+        let v = metric(&metrics, counter);
+        assert!(v >= 1, "{counter} = {v}\n{metrics}");
+    }
+    assert!(
+        metric(&metrics, "vrrp_unknown_vrid_total") >= 1,
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("vrrp_state{instance=\"VI_1\",vrid=\"51\",interface=\"eth0\"} 1"),
+        "{metrics}"
+    );
+    Ok(())
+}
+
+fn checksum(b: &[u8]) -> u16 {
+    let mut sum = 0u32;
+    for c in b.chunks(2) {
+        let w = u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)]);
+        sum += u32::from(w);
+    }
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    !(sum as u16)
+}
+
+fn send_raw(
+    tb: &Testbed,
+    host: &str,
+    dst: &str,
+    payload: &[u8],
+    ttl: u32,
+) -> Result<(), Box<dyn Error>> {
+    let dst: Ipv4Addr = dst.parse()?;
+    let payload = payload.to_vec();
+    tb.ns(host)?.run(move || -> std::io::Result<()> {
+        let s = socket2::Socket::new(
+            socket2::Domain::IPV4,
+            socket2::Type::RAW,
+            Some(socket2::Protocol::from(112)),
+        )?;
+        s.set_ttl_v4(ttl)?;
+        s.send_to(&payload, &std::net::SocketAddr::from((dst, 0)).into())?;
+        Ok(())
+    })??;
+    Ok(())
+}
+
+fn scrape(tb: &Testbed, host: &str) -> Result<String, Box<dyn Error>> {
+    let text = tb.ns(host)?.run(|| -> std::io::Result<String> {
+        use std::io::{Read, Write};
+        let mut c = std::net::TcpStream::connect("127.0.0.1:9650")?;
+        c.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")?;
+        let mut s = String::new();
+        c.read_to_string(&mut s)?;
+        Ok(s)
+    })??;
+    Ok(text)
+}
+
+fn metric(text: &str, name: &str) -> u64 {
+    text.lines()
+        .filter(|l| l.starts_with(name))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum()
+}

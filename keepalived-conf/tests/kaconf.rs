@@ -1,0 +1,1445 @@
+//! The keepalived.conf parser: the seed article's configurations, every error path with its
+//! position, includes, warnings, comments, and render/parse round trips.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use keepalived_conf::lvs::{
+    Check, Connect, Granularity, LbAlgo, LbKind, LvsConf, Protocol, RealServer, Url, VirtualServer,
+    VsAddr, parse_lvs, parse_lvs_str,
+};
+use keepalived_conf::{
+    ConfError, GarpSettings, GlobalDefs, InitialState, Options, Pos, ScriptUser, SourcePos,
+    SyncGroup, TrackIf, TrackScript, Vip, VrrpConf, VrrpInstance, VrrpScript, Warning,
+    parse_tree_str, parse_vrrp, parse_vrrp_str,
+};
+use proptest::prelude::*;
+use vrrp_proto::wire::AddrFamily;
+
+fn data(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data/kaconf")
+        .join(name)
+}
+
+fn vrrp(text: &str) -> (VrrpConf, Vec<Warning>) {
+    parse_vrrp_str(text, "t.conf").unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn vrrp_err(text: &str) -> String {
+    match parse_vrrp_str(text, "t.conf") {
+        Ok(c) => panic!("accepted: {c:?}"),
+        Err(e) => e.to_string(),
+    }
+}
+
+fn lvs_err(text: &str) -> String {
+    match parse_lvs_str(text, "t.conf") {
+        Ok(c) => panic!("accepted: {c:?}"),
+        Err(e) => e.to_string(),
+    }
+}
+
+fn warnings(w: &[Warning]) -> Vec<String> {
+    w.iter().map(ToString::to_string).collect()
+}
+
+/// An instance wrapper: `body` lines go inside a valid instance (the body starts on line 4).
+fn inst(body: &str) -> String {
+    format!("vrrp_instance VI_1 {{\n    interface eth0\n    virtual_router_id 7\n{body}\n}}\n")
+}
+
+fn ip(s: &str) -> IpAddr {
+    s.parse().unwrap()
+}
+
+// ---------------------------------------------------------------------------------------------
+// The seed article
+
+#[test]
+fn seed_vrrp_config() {
+    let (conf, w) = parse_vrrp(&data("seed_vrrp.conf")).unwrap();
+    assert!(w.is_empty(), "{w:?}");
+    assert_eq!(conf.global.router_id.as_deref(), Some("LVS_DEVEL"));
+    assert_eq!(conf.scripts.len(), 1);
+    let s = &conf.scripts[0];
+    assert_eq!(s.name, "chk_nginx");
+    assert_eq!(s.script, "/etc/keepalived/nginx_check.sh");
+    assert_eq!(s.interval, Duration::from_secs(2));
+    assert_eq!(s.weight, -20);
+    assert_eq!((s.rise, s.fall, s.timeout), (1, 1, None));
+    assert_eq!(s.pos.line, 6);
+    let i = &conf.instances[0];
+    assert_eq!(i.name, "VI_1");
+    assert_eq!(i.pos.line, 12);
+    assert_eq!(i.state, InitialState::Master);
+    assert_eq!(i.interface, "eth0");
+    assert_eq!((i.vrid, i.priority, i.version), (51, 100, 2));
+    assert_eq!(i.advert_int, Duration::from_secs(1));
+    assert_eq!(i.mcast_src_ip, Some(ip("192.168.1.10")));
+    assert_eq!(i.auth_pass.as_deref(), Some(&b"1111"[..]));
+    assert_eq!(
+        i.track_scripts,
+        vec![TrackScript {
+            name: "chk_nginx".into(),
+            weight: None
+        }]
+    );
+    assert_eq!(
+        i.vips,
+        vec![Vip {
+            addr: ip("192.168.1.100"),
+            prefix: 32,
+            dev: None,
+            brd: None,
+            scope: None,
+            label: None
+        }]
+    );
+    assert!(i.preempt && i.accept);
+    assert_eq!(i.family(), AddrFamily::Ipv4);
+    assert_eq!(i.announce(&conf.global), vrrp_proto::Announce::default());
+    // The LVS layer skips the VRRP blocks without a word.
+    let (lvs, w) = parse_lvs(&data("seed_vrrp.conf")).unwrap();
+    assert!(lvs.virtual_servers.is_empty() && w.is_empty(), "{w:?}");
+}
+
+#[test]
+fn seed_lvs_config() {
+    let (conf, w) = parse_lvs(&data("seed_lvs.conf")).unwrap();
+    assert!(w.is_empty(), "{w:?}");
+    let vs = &conf.virtual_servers[0];
+    assert_eq!(
+        vs.addr,
+        VsAddr::Socket("192.168.1.100:80".parse::<SocketAddr>().unwrap())
+    );
+    assert_eq!(vs.delay_loop, Duration::from_secs(6));
+    assert_eq!(
+        (vs.lb_algo, vs.lb_kind, vs.protocol),
+        (LbAlgo::Wrr, LbKind::Dr, Protocol::Tcp)
+    );
+    assert_eq!(vs.persistence_timeout, Some(60));
+    assert_eq!(vs.real_servers.len(), 2);
+    let rs = &vs.real_servers[0];
+    assert_eq!(rs.addr, "192.168.1.21:80".parse::<SocketAddr>().unwrap());
+    assert_eq!(rs.weight, 3);
+    assert_eq!(
+        rs.checks,
+        vec![Check::Tcp(Connect {
+            connect_timeout: Duration::from_secs(10),
+            connect_port: Some(80),
+            connect_ip: None,
+            retry: 3,
+            delay_before_retry: Duration::from_secs(3),
+        })]
+    );
+    assert_eq!(rs.pos.line, 9);
+    let (v, w) = parse_vrrp(&data("seed_lvs.conf")).unwrap();
+    assert!(v.instances.is_empty() && w.is_empty(), "{w:?}");
+}
+
+#[test]
+fn both_halves_in_one_file() {
+    let text = std::fs::read_to_string(data("seed_vrrp.conf")).unwrap()
+        + &std::fs::read_to_string(data("seed_lvs.conf")).unwrap();
+    let (v, w1) = parse_vrrp_str(&text, "both.conf").unwrap();
+    let (l, w2) = parse_lvs_str(&text, "both.conf").unwrap();
+    assert!(w1.is_empty() && w2.is_empty());
+    assert_eq!(v.instances.len(), 1);
+    assert_eq!(l.virtual_servers[0].real_servers.len(), 2);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Generic syntax
+
+#[test]
+fn tree_shape_and_positions() {
+    let text = "a b \"c d\" {\n\tx 1\n  y { z }\n}\nlast";
+    let (nodes, w) = parse_tree_str(text, "t.conf", &Options::default()).unwrap();
+    assert!(w.is_empty());
+    assert_eq!(nodes.len(), 2);
+    assert_eq!(nodes[0].args, vec!["b", "c d"]);
+    let kids = nodes[0].children.as_ref().unwrap();
+    assert_eq!(kids[0].keyword, "x");
+    assert_eq!((kids[0].pos.line, kids[0].pos.col), (2, 2));
+    assert_eq!((kids[1].pos.line, kids[1].pos.col), (3, 3));
+    let z = &kids[1].children.as_ref().unwrap()[0];
+    assert_eq!((z.keyword.as_str(), z.pos.line, z.pos.col), ("z", 3, 7));
+    assert_eq!(nodes[1].keyword, "last");
+    assert!(nodes[1].children.is_none());
+    assert_eq!(nodes[1].pos.to_string(), "t.conf:5:1");
+}
+
+#[test]
+fn brace_on_the_next_line() {
+    let text = "vrrp_instance VI_1\n{\n    interface eth0\n    virtual_router_id 3\n    virtual_ipaddress\n    {\n        10.1.1.1/16 dev eth1\n    }\n}\n";
+    let (c, w) = vrrp(text);
+    assert!(w.is_empty(), "{w:?}");
+    assert_eq!(c.instances[0].vips[0].prefix, 16);
+    assert_eq!(c.instances[0].vips[0].dev.as_deref(), Some("eth1"));
+}
+
+#[test]
+fn comments_in_every_position() {
+    let text = r#"! leading comment
+# another
+global_defs { # after an open brace
+    router_id r1 ! after a value
+} # after a close brace
+vrrp_script s1 # before the brace line
+{
+    script "/bin/check # not a comment" ! a comment
+    interval 3#still part of the word? no: `3#` is one word
+}
+"#;
+    // `3#still` is one word: `#` only starts a comment at the start of a word.
+    let e = parse_vrrp_str(text, "t.conf").unwrap_err().to_string();
+    assert_eq!(
+        e,
+        "t.conf:9:5: interval: `3#still` is not a number of seconds (digits, optionally with a decimal point)"
+    );
+    let text = text.replace("3#still", "3 #still");
+    let (c, w) = vrrp(&text);
+    assert_eq!(c.global.router_id.as_deref(), Some("r1"));
+    assert_eq!(c.scripts[0].script, "/bin/check # not a comment");
+    assert_eq!(c.scripts[0].interval, Duration::from_secs(3));
+    assert!(w.is_empty(), "{w:?}");
+}
+
+#[test]
+fn crlf_and_tabs() {
+    let text = "global_defs {\r\n\trouter_id\tr2\r\n}\r\n";
+    let (c, _) = vrrp(text);
+    assert_eq!(c.global.router_id.as_deref(), Some("r2"));
+}
+
+#[test]
+fn syntax_errors_with_positions() {
+    assert_eq!(
+        vrrp_err("vrrp_script x {\n  script \"abc\n}"),
+        "t.conf:2:10: unterminated quoted string: close it with `\"` on the same line"
+    );
+    assert_eq!(
+        vrrp_err("global_defs {\n}\n   }"),
+        "t.conf:3:4: `}` closes no block: remove it or add the missing `{`"
+    );
+    assert_eq!(
+        vrrp_err("global_defs {\n}\nvrrp_instance VI_1 {\n    state MASTER\n"),
+        "t.conf:3:1: the block of `vrrp_instance` is never closed: add the missing `}`"
+    );
+    assert_eq!(
+        vrrp_err("  {"),
+        "t.conf:1:3: `{` follows no keyword: put it after the keyword whose block it opens"
+    );
+    assert_eq!(
+        vrrp_err("global_defs { } {"),
+        "t.conf:1:17: `{` follows no keyword: put it after the keyword whose block it opens"
+    );
+    let deep = "a {".repeat(40);
+    assert_eq!(
+        vrrp_err(&deep),
+        "t.conf:1:99: blocks nest deeper than 32 levels: check the braces"
+    );
+    assert_eq!(
+        vrrp_err("vrrp_instance VI_1\nglobal_defs {}"),
+        "t.conf:1:1: `vrrp_instance` needs a `{ ... }` block"
+    );
+    assert_eq!(
+        vrrp_err("vrrp_instance {\n}"),
+        "t.conf:1:1: `vrrp_instance` needs an instance name"
+    );
+}
+
+#[test]
+fn read_errors_keep_the_io_error() {
+    let e = parse_vrrp(Path::new("/nonexistent/keepalived.conf")).unwrap_err();
+    assert!(
+        e.to_string()
+            .starts_with("cannot read /nonexistent/keepalived.conf: "),
+        "{e}"
+    );
+    let ConfError::Read { source, path } = &e else {
+        panic!("{e:?}")
+    };
+    assert_eq!(source.kind(), std::io::ErrorKind::NotFound);
+    assert_eq!(path, Path::new("/nonexistent/keepalived.conf"));
+    assert!(std::error::Error::source(&e).is_some());
+}
+
+// ---------------------------------------------------------------------------------------------
+// VRRP values and semantic errors
+
+#[test]
+fn value_errors_with_positions() {
+    let cases: &[(&str, &str)] = &[
+        ("    priority", "t.conf:4:5: `priority` needs a number"),
+        (
+            "    priority abc",
+            "t.conf:4:5: priority: `abc` is not a whole number",
+        ),
+        (
+            "    priority 300",
+            "t.conf:4:5: priority must be 1..=255, got 300",
+        ),
+        (
+            "    priority 0",
+            "t.conf:4:5: priority must be 1..=255, got 0",
+        ),
+        (
+            "    priority 99999999999999999999",
+            "t.conf:4:5: priority must be 1..=255, got 99999999999999999999",
+        ),
+        (
+            "    state LEADER",
+            "t.conf:4:5: state: `LEADER` is not MASTER or BACKUP",
+        ),
+        (
+            "    virtual_ipaddress {\n        10.0.0.300/24\n    }",
+            "t.conf:5:9: 10.0.0.300/24: `10.0.0.300/24` is not an IP address with an optional /prefix",
+        ),
+        (
+            "    virtual_ipaddress {\n        10.0.0.1/33\n    }",
+            "t.conf:5:9: 10.0.0.1/33 must be a prefix length 0..=32, got 33",
+        ),
+        (
+            "    virtual_ipaddress {\n        10.0.0.1 dev\n    }",
+            "t.conf:5:9: `dev` needs a value",
+        ),
+        (
+            "    virtual_ipaddress {\n        10.0.0.1 colour blue\n    }",
+            "t.conf:5:9: 10.0.0.1: `colour` is not a virtual address option (dev, brd, scope, label)",
+        ),
+        (
+            "    mcast_src_ip 1.2.3",
+            "t.conf:4:5: mcast_src_ip: `1.2.3` is not an IPv4 or IPv6 address",
+        ),
+        (
+            "    unicast_peer {\n      fe80::zz\n    }",
+            "t.conf:5:7: fe80::zz: `fe80::zz` is not an IPv4 or IPv6 address",
+        ),
+        (
+            "    advert_int fast",
+            "t.conf:4:5: advert_int: `fast` is not a number of seconds (digits, optionally with a decimal point)",
+        ),
+        (
+            "    advert_int 0",
+            "t.conf:4:5: advert_int must be 1..=255 seconds for VRRPv2, got 0",
+        ),
+        (
+            "    advert_int 256",
+            "t.conf:4:5: advert_int must be 1..=255 seconds for VRRPv2, got 256",
+        ),
+        (
+            "    version 3\n    advert_int 41",
+            "t.conf:5:5: advert_int must be 0.01..=40.95 seconds for VRRPv3, got 41",
+        ),
+        ("    version 4", "t.conf:4:5: version must be 2..=3, got 4"),
+        (
+            "    preempt_delay 1001",
+            "t.conf:4:5: preempt_delay must be 0..=1000 seconds, got 1001",
+        ),
+        (
+            "    track_interface {\n        eth1 weight 300\n    }",
+            "t.conf:5:9: eth1 must be -254..=254, got 300",
+        ),
+        (
+            "    track_interface {\n        eth1 heavy\n    }",
+            "t.conf:5:9: eth1: `heavy` is not `weight N`",
+        ),
+        (
+            "    authentication {\n        auth_type AH\n        auth_pass x\n    }",
+            "t.conf:5:9: auth_type AH is not supported (keepalived deprecated it): use PASS or remove the authentication block",
+        ),
+        (
+            "    authentication {\n        auth_type PASS\n    }",
+            "t.conf:4:5: vrrp_instance `authentication block` has no `auth_pass`: add one",
+        ),
+        (
+            "    notify_master",
+            "t.conf:4:5: `notify_master` needs a command",
+        ),
+        (
+            "    track_script {\n        nope\n    }",
+            "t.conf:5:9: vrrp_script `nope` is not defined: define it or remove the reference",
+        ),
+        (
+            "    version 2\n    virtual_ipaddress {\n        2001:db8::1\n    }",
+            "t.conf:4:5: vrrp_instance `VI_1` has IPv6 addresses but VRRPv2 is IPv4 only: use `version 3`",
+        ),
+        (
+            "    garp_master_repeat 0",
+            "t.conf:4:5: garp_master_repeat must be 1..=255, got 0",
+        ),
+    ];
+    for (body, want) in cases {
+        assert_eq!(vrrp_err(&inst(body)), *want, "{body}");
+    }
+}
+
+#[test]
+fn semantic_errors_with_positions() {
+    assert_eq!(
+        vrrp_err("vrrp_instance A {\n    virtual_router_id 1\n}"),
+        "t.conf:1:1: vrrp_instance `A` has no `interface`: add one"
+    );
+    assert_eq!(
+        vrrp_err("vrrp_instance A {\n    interface eth0\n}"),
+        "t.conf:1:1: vrrp_instance `A` has no `virtual_router_id`: add one"
+    );
+    let two = |a: &str, b: &str| {
+        format!(
+            "vrrp_instance {a} {{\n interface eth0\n virtual_router_id 9\n}}\nvrrp_instance {b} {{\n interface eth0\n virtual_router_id 9\n}}\n"
+        )
+    };
+    assert_eq!(
+        vrrp_err(&two("A", "A")),
+        "t.conf:5:1: vrrp_instance `A` is already defined at t.conf:1:1: rename or remove one"
+    );
+    assert_eq!(
+        vrrp_err(&two("A", "B")),
+        "t.conf:5:1: vrrp_instance `B` uses interface eth0, virtual_router_id 9 and IPv4 like `A`: change one virtual_router_id"
+    );
+    // The same VRID on the same interface is fine for the other family.
+    let v6 = two("A", "B").replacen(
+        "virtual_router_id 9\n}\n",
+        "virtual_router_id 9\n virtual_ipaddress { fe80::1 }\n}\n",
+        1,
+    );
+    let (c, _) = vrrp(&v6);
+    assert_eq!(c.instances[0].version, 3);
+    assert_eq!(c.instances[0].family(), AddrFamily::Ipv6);
+    assert_eq!(c.instances[1].version, 2);
+    assert_eq!(
+        vrrp_err(
+            &(inst("")
+                + "vrrp_sync_group G {\n    group {\n        VI_1\n        VI_2\n    }\n}\n")
+        ),
+        "t.conf:9:9: vrrp_instance `VI_2` is not defined: define it or remove the reference"
+    );
+    assert_eq!(
+        vrrp_err(
+            &(inst("")
+                + "vrrp_sync_group G {\n    group { VI_1 }\n    track_script {\n        gone\n    }\n}\n")
+        ),
+        "t.conf:9:9: vrrp_script `gone` is not defined: define it or remove the reference"
+    );
+    assert_eq!(
+        vrrp_err("vrrp_sync_group G {\n}\n"),
+        "t.conf:1:1: vrrp_sync_group `G` has no `group`: add one"
+    );
+    assert_eq!(
+        vrrp_err("vrrp_script s {\n    script a\n}\nvrrp_script s {\n    script b\n}\n"),
+        "t.conf:4:1: vrrp_script `s` is already defined at t.conf:1:1: rename or remove one"
+    );
+    assert_eq!(
+        vrrp_err("vrrp_script s {\n    interval 2\n}\n"),
+        "t.conf:1:1: vrrp_script `s` has no `script`: add one"
+    );
+    assert_eq!(
+        vrrp_err("vrrp_script s {\n    script a\n    weight 10 sideways\n}\n"),
+        "t.conf:3:5: weight: `sideways` is not `reverse`"
+    );
+    assert_eq!(
+        vrrp_err("global_defs {\n    vrrp_version 1\n}\n"),
+        "t.conf:2:5: vrrp_version must be 2..=3, got 1"
+    );
+}
+
+#[test]
+fn defaults_and_full_instance() {
+    let text = r#"
+global_defs {
+    vrrp_version 3
+    vrrp_garp_master_delay 10
+    vrrp_garp_master_repeat 3
+    vrrp_garp_interval 0.001
+    vrrp_gna_interval 0.002
+    enable_script_security
+    script_user nobody nogroup
+    vrrp_strict
+}
+vrrp_script chk {
+    script "/usr/bin/killall -0 nginx"
+    interval 1.5
+    timeout 3
+    weight 10 reverse
+    rise 2
+    fall 3
+    user root
+}
+vrrp_instance V6 {
+    state backup
+    interface eth1
+    virtual_router_id 255
+    priority 255
+    advert_int 0.1
+    nopreempt
+    preempt_delay 30
+    virtual_ipaddress {
+        2001:db8::10/64 dev eth1 scope global label x
+        10.0.0.1
+    }
+    virtual_ipaddress_excluded {
+        10.9.9.9/8 brd 10.255.255.255
+    }
+    unicast_src_ip 2001:db8::1
+    unicast_peer {
+        2001:db8::2
+        2001:db8::3
+    }
+    track_interface {
+        eth2
+        eth3 weight -10
+    }
+    track_script {
+        chk weight 20
+    }
+    notify_master "/bin/notify master"
+    notify_backup /bin/notify backup
+    notify_fault /bin/f
+    notify_stop /bin/s
+    notify /bin/n
+    use_vmac
+    vmac_xmit_base
+    garp_master_delay 2
+    garp_master_refresh 60
+    garp_master_refresh_repeat 2
+    gna_interval 0.5
+    dont_track_primary
+}
+vrrp_sync_group G {
+    group {
+        V6
+    }
+    notify /bin/g
+    track_script {
+        chk
+    }
+}
+"#;
+    let (c, w) = vrrp(text);
+    let w = warnings(&w);
+    assert_eq!(
+        w,
+        vec![
+            "t.conf:21:1: vrrp_instance `V6`: 10.0.0.1 is not of the family of the first virtual address; moved to virtual_ipaddress_excluded"
+        ]
+    );
+    let g = &c.global;
+    assert_eq!(g.vrrp_version, 3);
+    assert_eq!(g.garp_interval, Duration::from_millis(1));
+    assert_eq!(
+        g.script_user,
+        Some(ScriptUser {
+            user: "nobody".into(),
+            group: Some("nogroup".into())
+        })
+    );
+    assert!(g.enable_script_security && g.vrrp_strict);
+    let s = &c.scripts[0];
+    assert_eq!(s.interval, Duration::from_millis(1500));
+    assert_eq!(s.timeout, Some(Duration::from_secs(3)));
+    assert!(s.weight_reverse);
+    let i = &c.instances[0];
+    assert_eq!(i.state, InitialState::Backup);
+    assert_eq!((i.vrid, i.priority, i.version), (255, 255, 3));
+    assert_eq!(i.advert_int, Duration::from_millis(100));
+    assert!(!i.preempt);
+    assert!(!i.accept, "vrrp_strict makes no_accept the default");
+    assert_eq!(i.vips.len(), 1);
+    assert_eq!(i.vips[0].label.as_deref(), Some("x"));
+    assert_eq!(i.excluded_vips.len(), 2);
+    assert_eq!(i.excluded_vips[1].addr, ip("10.0.0.1"));
+    assert_eq!(i.excluded_vips[0].brd, Some(ip("10.255.255.255")));
+    assert_eq!(i.unicast_peers.len(), 2);
+    assert_eq!(
+        i.track_interfaces[1],
+        TrackIf {
+            name: "eth3".into(),
+            weight: -10
+        }
+    );
+    assert_eq!(i.track_scripts[0].weight, Some(20));
+    assert_eq!(i.notify_master.as_deref(), Some("/bin/notify master"));
+    assert_eq!(i.notify_backup.as_deref(), Some("/bin/notify backup"));
+    assert_eq!(i.use_vmac.as_deref(), Some("vrrp.255"));
+    assert_eq!(i.family(), AddrFamily::Ipv6);
+    let a = i.announce(&c.global);
+    assert_eq!(a.delay, Duration::from_secs(2));
+    assert_eq!(a.repeat, 3);
+    assert_eq!(a.refresh, Duration::from_secs(60));
+    assert_eq!(a.refresh_repeat, 2);
+    assert_eq!(
+        a.interval,
+        Duration::from_millis(500),
+        "gna_interval for IPv6"
+    );
+    assert_eq!(c.sync_groups[0].instances, vec!["V6"]);
+    // Rendering and re-parsing gives the same configuration.
+    let again = vrrp(&c.to_string()).0;
+    assert_eq!(again, c);
+}
+
+#[test]
+fn warnings_not_errors() {
+    let text = "global_defs {\n    vrrp_skip_check_adv_addr\n    vrrp_iptables\n    colour blue\n}\nvrrp_instance VI_1 {\n    interface eth0\n    virtual_router_id 1\n    version 3\n    smtp_alert\n    frobnicate 3\n    advert_int 0.015\n    authentication {\n        auth_type PASS\n        auth_pass 123456789\n    }\n}\nstatic_ipaddress {\n}\nmystery_block {\n}\n";
+    let (c, w) = vrrp(text);
+    assert_eq!(
+        warnings(&w),
+        vec![
+            "t.conf:2:5: `vrrp_skip_check_adv_addr` is not supported; ignored",
+            "t.conf:3:5: `vrrp_iptables` is not supported; ignored",
+            "t.conf:4:5: unknown keyword `colour` in global_defs; ignored",
+            "t.conf:10:5: `smtp_alert` is not supported; ignored",
+            "t.conf:11:5: unknown keyword `frobnicate` in vrrp_instance; ignored",
+            "t.conf:15:9: auth_pass is longer than 8 bytes; only the first 8 are used, as keepalived does",
+            "t.conf:18:1: `static_ipaddress` is not supported; ignored",
+            "t.conf:20:1: unknown keyword `mystery_block` in the top level; ignored",
+            "t.conf:12:5: advert_int 0.015 is not a multiple of 0.01 s for VRRPv3; using 0.02",
+            "t.conf:13:5: authentication is not part of VRRPv3; ignored (as keepalived does)",
+        ]
+    );
+    let i = &c.instances[0];
+    assert_eq!(i.auth_pass, None);
+    assert_eq!(i.advert_int, Duration::from_millis(20));
+}
+
+#[test]
+fn v2_advert_int_is_rounded_and_password_truncated() {
+    let (c, w) = vrrp(&inst(
+        "    advert_int 1.5\n    authentication {\n        auth_type PASS\n        auth_pass 0123456789\n    }",
+    ));
+    let i = &c.instances[0];
+    assert_eq!(i.advert_int, Duration::from_secs(2));
+    assert_eq!(i.auth_pass.as_deref(), Some(&b"01234567"[..]));
+    assert_eq!(w.len(), 2, "{w:?}");
+    assert_eq!(
+        w[1].to_string(),
+        "t.conf:4:5: advert_int 1.5 is not a multiple of 1 s for VRRPv2; using 2"
+    );
+    // Cutting a multi-byte character is refused rather than guessed.
+    let e = vrrp_err(&inst(
+        "    authentication {\n        auth_type PASS\n        auth_pass abcdefgé\n    }",
+    ));
+    assert!(e.starts_with("t.conf:6:9: auth_pass is cut"), "{e}");
+}
+
+#[test]
+fn accept_and_version_resolution() {
+    let (c, _) = vrrp(&("global_defs {\n vrrp_strict\n}\n".to_string() + &inst("    accept")));
+    assert!(c.instances[0].accept);
+    let (c, _) = vrrp(&inst("    no_accept\n    use_vmac vm1"));
+    assert!(!c.instances[0].accept);
+    assert_eq!(c.instances[0].use_vmac.as_deref(), Some("vm1"));
+    let (c, _) = vrrp(&("global_defs {\n vrrp_version 3\n}\n".to_string() + &inst("")));
+    assert_eq!(c.instances[0].version, 3);
+    let (c, _) =
+        vrrp(&("global_defs {\n vrrp_version 3\n}\n".to_string() + &inst("    version 2")));
+    assert_eq!(c.instances[0].version, 2);
+}
+
+#[test]
+fn equality_ignores_positions() {
+    let (a, _) = vrrp(&inst("    priority 50"));
+    let (b, _) = vrrp(&format!("\n\n# moved down\n{}", inst("    priority 50")));
+    assert_ne!(a.instances[0].pos.line, b.instances[0].pos.line);
+    assert_eq!(a, b);
+    let (c, _) = vrrp(&inst("    priority 51"));
+    assert_ne!(a, c);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Includes
+
+#[test]
+fn includes_with_globs() {
+    let (c, w) = parse_vrrp(&data("main.conf")).unwrap();
+    assert_eq!(c.global.router_id.as_deref(), Some("from_include"));
+    assert_eq!(c.instances[0].track_scripts[0].weight, Some(5));
+    let w = warnings(&w);
+    assert_eq!(w.len(), 1, "{w:?}");
+    assert!(
+        w[0].ends_with("main.conf:4:1: include `nothing/*.conf` matches no file"),
+        "{w:?}"
+    );
+    // Positions name the included file.
+    assert!(c.instances[0].pos.file.ends_with("conf.d/20-vi1.conf"));
+    let (l, _) = parse_lvs(&data("main.conf")).unwrap();
+    assert_eq!(l.virtual_servers.len(), 1);
+    assert_eq!(l.virtual_servers[0].lb_algo, LbAlgo::Rr);
+}
+
+#[test]
+fn include_loops_are_errors() {
+    let e = parse_vrrp(&data("loop/a.conf")).unwrap_err().to_string();
+    let b = data("loop/b.conf");
+    assert_eq!(
+        e,
+        format!(
+            "{}:2:1: include loop: {} is already being read; remove the include",
+            b.display(),
+            data("loop/b.conf")
+                .parent()
+                .unwrap()
+                .join("a.conf")
+                .display()
+        )
+    );
+    let e = parse_vrrp(&data("loop/self.conf")).unwrap_err().to_string();
+    assert!(e.contains("self.conf:1:3: include loop"), "{e}");
+}
+
+#[test]
+fn include_depth_limit_and_unreadable() {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("kaconf-depth");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    for k in 0..12 {
+        std::fs::write(
+            dir.join(format!("d{k}.conf")),
+            format!("include d{}.conf\n", k + 1),
+        )
+        .unwrap();
+    }
+    std::fs::write(dir.join("d12.conf"), "").unwrap();
+    let e = parse_vrrp(&dir.join("d0.conf")).unwrap_err().to_string();
+    assert!(
+        e.ends_with("d8.conf:1:1: includes nest deeper than 8 levels: flatten them"),
+        "{e}"
+    );
+    // Eight levels are fine.
+    std::fs::write(dir.join("d8.conf"), "").unwrap();
+    parse_vrrp(&dir.join("d0.conf")).unwrap();
+    // A directory named literally cannot be read.
+    std::fs::create_dir_all(dir.join("sub.conf")).unwrap();
+    std::fs::write(dir.join("top.conf"), "\n  include sub.conf\n").unwrap();
+    let e = parse_vrrp(&dir.join("top.conf")).unwrap_err();
+    assert!(matches!(e, ConfError::ReadInclude { .. }), "{e:?}");
+    assert!(
+        e.to_string()
+            .contains("top.conf:2:3: cannot read included file"),
+        "{e}"
+    );
+    // Include errors: no pattern, a block.
+    assert_eq!(
+        vrrp_err("include\n"),
+        "t.conf:1:1: `include` needs a file name or pattern"
+    );
+    assert_eq!(
+        vrrp_err("include x {\n}\n"),
+        "t.conf:1:1: `include` takes no `{ ... }` block: remove the block"
+    );
+    let (_, w) =
+        parse_tree_str("include /etc/*\n", "t.conf", &Options::without_includes()).unwrap();
+    assert_eq!(
+        warnings(&w),
+        vec!["t.conf:1:1: include `/etc/*` skipped: includes are disabled"]
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// LVS
+
+#[test]
+fn lvs_full_and_errors() {
+    let text = r#"
+virtual_server fwmark 7 {
+    lb_algo mh
+    lb_kind TUN
+    protocol UDP
+    persistence_granularity 255.255.255.0
+    quorum 2
+    hysteresis 1
+    virtualhost www.example.com
+    sorry_server 10.0.0.250 8080
+    real_server 10.0.0.1 80 {
+        inhibit_on_failure
+        HTTP_GET {
+            url {
+                path /health
+                status_code 200
+                digest 9B3A0C85A887A256D6939DA88AABD8CD
+            }
+            connect_timeout 3.5
+            retry 2
+        }
+        notify_up "/bin/up 1"
+        notify_down /bin/down
+        SSL_GET {
+        }
+    }
+}
+virtual_server 2001:db8::1 443 {
+    persistence_granularity 64
+}
+virtual_server_group G {
+}
+"#;
+    let (c, w) = parse_lvs_str(text, "t.conf").unwrap();
+    assert_eq!(
+        warnings(&w),
+        vec![
+            "t.conf:24:9: `SSL_GET` is not supported; this checker is ignored",
+            "t.conf:31:1: `virtual_server_group` is not supported; ignored",
+        ]
+    );
+    let vs = &c.virtual_servers[0];
+    assert_eq!(vs.addr, VsAddr::Fwmark(7));
+    assert_eq!(
+        vs.persistence_granularity,
+        Some(Granularity::Mask("255.255.255.0".parse().unwrap()))
+    );
+    let rs = &vs.real_servers[0];
+    assert_eq!(rs.notify_up.as_deref(), Some("/bin/up 1"));
+    let Check::Http { connect, urls } = &rs.checks[0] else {
+        panic!()
+    };
+    assert_eq!(connect.connect_timeout, Duration::from_millis(3500));
+    assert_eq!(
+        urls[0].digest.as_deref(),
+        Some("9b3a0c85a887a256d6939da88aabd8cd")
+    );
+    assert_eq!(
+        c.virtual_servers[1].persistence_granularity,
+        Some(Granularity::Prefix(64))
+    );
+    assert_eq!(parse_lvs_str(&c.to_string(), "r.conf").unwrap().0, c);
+
+    let vs = |body: &str| format!("virtual_server 10.0.0.1 80 {{\n{body}\n}}\n");
+    let cases: &[(&str, &str)] = &[
+        (
+            "    lb_algo fastest",
+            "t.conf:2:5: lb_algo: `fastest` is not a scheduler: rr wrr lc wlc sed nq dh sh lblc lblcr mh fo ovf twos",
+        ),
+        (
+            "    lb_kind FAST",
+            "t.conf:2:5: lb_kind: `FAST` is not NAT, DR or TUN",
+        ),
+        (
+            "    protocol ICMP",
+            "t.conf:2:5: protocol: `ICMP` is not TCP, UDP or SCTP",
+        ),
+        (
+            "    delay_loop 0",
+            "t.conf:2:5: delay_loop must be 0.001..=86400 seconds, got 0",
+        ),
+        (
+            "    sorry_server 10.0.0.2 70000",
+            "t.conf:2:5: sorry_server must be 0..=65535, got 70000",
+        ),
+        (
+            "    real_server 10.0.0.2 80 {\n        weight 70000\n    }",
+            "t.conf:3:9: weight must be 0..=65535, got 70000",
+        ),
+        (
+            "    real_server 10.0.0.2 80 {\n    }\n    real_server 10.0.0.2 80 {\n    }",
+            "t.conf:4:5: real_server `10.0.0.2 80` is already defined at t.conf:2:5: rename or remove one",
+        ),
+        (
+            "    real_server 10.0.0.2 {\n    }",
+            "t.conf:2:5: `real_server` needs a number",
+        ),
+        (
+            "    real_server 10.0.0.2 80",
+            "t.conf:2:5: `real_server` needs a `{ ... }` block",
+        ),
+        (
+            "    real_server 10.0.0.2 80 {\n        HTTP_GET {\n        }\n    }",
+            "t.conf:3:9: HTTP_GET `check` has no `url`: add one",
+        ),
+        (
+            "    real_server 10.0.0.2 80 {\n        HTTP_GET {\n            url {\n                digest abc\n            }\n        }\n    }",
+            "t.conf:5:17: digest: `abc` is not an MD5 digest: 32 hex digits",
+        ),
+        (
+            "    real_server 10.0.0.2 80 {\n        HTTP_GET {\n            url {\n            }\n        }\n    }",
+            "t.conf:4:13: url `of HTTP_GET` has no `path`: add one",
+        ),
+        (
+            "    real_server 10.0.0.2 80 {\n        TCP_CHECK {\n            connect_port 0\n        }\n    }",
+            "t.conf:4:13: connect_port must be 1..=65535, got 0",
+        ),
+        (
+            "    real_server 10.0.0.2 80 {\n        TCP_CHECK {\n            connect_ip nowhere\n        }\n    }",
+            "t.conf:4:13: connect_ip: `nowhere` is not an IPv4 or IPv6 address",
+        ),
+    ];
+    for (body, want) in cases {
+        assert_eq!(lvs_err(&vs(body)), *want, "{body}");
+    }
+    assert_eq!(
+        lvs_err("virtual_server 10.0.0.1 80 {\n}\nvirtual_server 10.0.0.1 80 {\n}\n"),
+        "t.conf:3:1: virtual_server `10.0.0.1 80` is already defined at t.conf:1:1: rename or remove one"
+    );
+    assert_eq!(
+        lvs_err("virtual_server fwmark x {\n}\n"),
+        "t.conf:1:1: virtual_server: `x` is not a whole number"
+    );
+    assert_eq!(
+        lvs_err("virtual_server localhost 80 {\n}\n"),
+        "t.conf:1:1: virtual_server: `localhost` is not an IPv4 or IPv6 address"
+    );
+    // TCP and UDP services on the same address and port are two virtual servers.
+    let (c, _) = parse_lvs_str(
+        "virtual_server 10.0.0.1 53 {\n protocol UDP\n}\nvirtual_server 10.0.0.1 53 {\n}\n",
+        "t.conf",
+    )
+    .unwrap();
+    assert_eq!(c.virtual_servers.len(), 2);
+    // An unknown top-level keyword is reported by the LVS layer too; VRRP blocks are not.
+    let (_, w) = parse_lvs_str("vrrp_instance X {\n}\nfoo\n", "t.conf").unwrap();
+    assert_eq!(
+        warnings(&w),
+        vec!["t.conf:3:1: unknown keyword `foo` in the top level; ignored"]
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Property tests: render → parse is the identity; garbage never panics.
+
+fn name() -> impl Strategy<Value = String> {
+    "n_[a-zA-Z0-9_.-]{0,8}"
+}
+
+fn text() -> impl Strategy<Value = String> {
+    // Anything but `"` and line breaks, including spaces, braces, `!` and `#`.
+    "[ -!#-~é]{0,16}"
+}
+
+fn secs(max_ms: u64) -> impl Strategy<Value = Duration> {
+    (0..=max_ms).prop_map(Duration::from_millis)
+}
+
+fn v4() -> impl Strategy<Value = IpAddr> {
+    any::<[u8; 4]>().prop_map(IpAddr::from)
+}
+
+fn v6() -> impl Strategy<Value = IpAddr> {
+    any::<[u8; 16]>().prop_map(IpAddr::from)
+}
+
+fn any_ip() -> impl Strategy<Value = IpAddr> {
+    prop_oneof![v4(), v6()]
+}
+
+fn vip(v6_family: bool) -> impl Strategy<Value = Vip> {
+    let addr = if v6_family {
+        v6().boxed()
+    } else {
+        v4().boxed()
+    };
+    (
+        addr,
+        any::<u8>(),
+        proptest::option::of(name()),
+        proptest::option::of(v4()),
+        proptest::option::of(name()),
+        proptest::option::of(text()),
+    )
+        .prop_map(|(addr, p, dev, brd, scope, label)| Vip {
+            addr,
+            prefix: p % if addr.is_ipv4() { 33 } else { 129 },
+            dev,
+            brd,
+            scope,
+            label,
+        })
+}
+
+fn any_vip() -> impl Strategy<Value = Vip> {
+    prop_oneof![vip(false), vip(true)]
+}
+
+fn pos() -> Pos {
+    Pos {
+        file: Path::new("gen").into(),
+        line: 1,
+        col: 1,
+    }
+}
+
+fn global() -> impl Strategy<Value = GlobalDefs> {
+    (
+        proptest::option::of(text()),
+        2u8..=3,
+        (secs(1_000_000), 1u8..=255, secs(86_400_000), 1u8..=255),
+        (secs(1000), secs(1000), any::<bool>(), any::<bool>()),
+        proptest::option::of((name(), proptest::option::of(name()))),
+    )
+        .prop_map(
+            |(router_id, vrrp_version, g, (gi, gna, sec, strict), user)| GlobalDefs {
+                router_id,
+                vrrp_version,
+                garp_master_delay: g.0,
+                garp_master_repeat: g.1,
+                garp_master_refresh: g.2,
+                garp_master_refresh_repeat: g.3,
+                garp_interval: gi,
+                gna_interval: gna,
+                enable_script_security: sec,
+                script_user: user.map(|(user, group)| ScriptUser { user, group }),
+                vrrp_strict: strict,
+            },
+        )
+}
+
+fn script(sname: String) -> impl Strategy<Value = VrrpScript> {
+    (
+        text(),
+        (1u64..=86_400_000).prop_map(Duration::from_millis),
+        proptest::option::of((1u64..=86_400_000).prop_map(Duration::from_millis)),
+        -254i32..=254,
+        any::<bool>(),
+        (1u32.., 1u32..),
+        proptest::option::of((name(), proptest::option::of(name()))),
+    )
+        .prop_map(
+            move |(script, interval, timeout, weight, rev, (rise, fall), user)| VrrpScript {
+                name: sname.clone(),
+                pos: SourcePos(pos()),
+                script,
+                interval,
+                timeout,
+                weight,
+                weight_reverse: rev,
+                rise,
+                fall,
+                user: user.map(|(user, group)| ScriptUser { user, group }),
+            },
+        )
+}
+
+fn garp() -> impl Strategy<Value = GarpSettings> {
+    (
+        proptest::option::of(secs(1_000_000)),
+        proptest::option::of(1u8..=255),
+        proptest::option::of(secs(86_400_000)),
+        proptest::option::of(1u8..=255),
+        proptest::option::of(secs(1000)),
+        proptest::option::of(secs(1000)),
+    )
+        .prop_map(|(a, b, c, d, e, f)| GarpSettings {
+            master_delay: a,
+            master_repeat: b,
+            master_refresh: c,
+            master_refresh_repeat: d,
+            interval: e,
+            gna_interval: f,
+        })
+}
+
+fn instance(idx: usize, scripts: Vec<String>) -> impl Strategy<Value = VrrpInstance> {
+    let family_v6 = any::<bool>();
+    family_v6.prop_flat_map(move |v6f| {
+        let scripts = scripts.clone();
+        let track = if scripts.is_empty() {
+            Just(Vec::new()).boxed()
+        } else {
+            proptest::collection::vec(
+                (
+                    proptest::sample::select(scripts),
+                    proptest::option::of(-254i32..=254),
+                ),
+                0..3,
+            )
+            .prop_map(|v| {
+                v.into_iter()
+                    .map(|(name, weight)| TrackScript { name, weight })
+                    .collect()
+            })
+            .boxed()
+        };
+        (
+            (
+                any::<bool>(),
+                name(),
+                1u8..=255,
+                if v6f {
+                    Just(3u8).boxed()
+                } else {
+                    (2u8..=3).boxed()
+                },
+            ),
+            (1u64..=255, 1u64..=4095, any::<bool>(), secs(1_000_000)),
+            proptest::option::of("[a-zA-Z0-9]{0,8}"),
+            (
+                proptest::collection::vec(vip(v6f), 1..4),
+                proptest::collection::vec(any_vip(), 0..3),
+            ),
+            (
+                proptest::option::of(any_ip()),
+                proptest::option::of(any_ip()),
+                proptest::collection::vec(any_ip(), 0..3),
+            ),
+            (
+                proptest::collection::vec((name(), -254i32..=254), 0..3),
+                track,
+            ),
+            proptest::collection::vec(proptest::option::of(text()), 5),
+            (
+                proptest::option::of(name()),
+                any::<bool>(),
+                any::<bool>(),
+                garp(),
+                any::<bool>(),
+            ),
+        )
+            .prop_map(
+                move |(a, b, auth, (vips, excluded), (mc, uc, peers), (tifs, tss), notif, last)| {
+                    let (master, interface, priority, version) = a;
+                    let (s2, cs3, preempt, preempt_delay) = b;
+                    let advert_int = if version == 2 {
+                        Duration::from_secs(s2)
+                    } else {
+                        Duration::from_millis(cs3 * 10)
+                    };
+                    let (use_vmac, xmit, accept, garp, dtp) = last;
+                    VrrpInstance {
+                        name: format!("VI_{idx}"),
+                        pos: SourcePos(pos()),
+                        state: if master {
+                            InitialState::Master
+                        } else {
+                            InitialState::Backup
+                        },
+                        interface,
+                        vrid: u8::try_from(idx + 1).unwrap(),
+                        priority,
+                        advert_int,
+                        version,
+                        preempt,
+                        preempt_delay,
+                        auth_pass: if version == 2 {
+                            auth.map(String::into_bytes)
+                        } else {
+                            None
+                        },
+                        vips,
+                        excluded_vips: excluded,
+                        mcast_src_ip: mc,
+                        unicast_src_ip: uc,
+                        unicast_peers: peers,
+                        track_interfaces: tifs
+                            .into_iter()
+                            .map(|(name, weight)| TrackIf { name, weight })
+                            .collect(),
+                        track_scripts: tss,
+                        notify_master: notif[0].clone(),
+                        notify_backup: notif[1].clone(),
+                        notify_fault: notif[2].clone(),
+                        notify_stop: notif[3].clone(),
+                        notify: notif[4].clone(),
+                        use_vmac,
+                        vmac_xmit_base: xmit,
+                        accept,
+                        garp,
+                        dont_track_primary: dtp,
+                    }
+                },
+            )
+    })
+}
+
+fn vrrp_conf() -> impl Strategy<Value = VrrpConf> {
+    (global(), 0usize..3, 0usize..4).prop_flat_map(|(global, n_scripts, n_inst)| {
+        let names: Vec<String> = (0..n_scripts).map(|k| format!("chk_{k}")).collect();
+        let scripts: Vec<_> = names.iter().cloned().map(script).collect();
+        let insts: Vec<_> = (0..n_inst).map(|k| instance(k, names.clone())).collect();
+        let inst_names: Vec<String> = (0..n_inst).map(|k| format!("VI_{k}")).collect();
+        let groups = if n_inst == 0 {
+            Just(Vec::new()).boxed()
+        } else {
+            let track_names = names.clone();
+            proptest::collection::vec(
+                (
+                    proptest::sample::subsequence(inst_names, 1..=n_inst),
+                    proptest::collection::vec(proptest::option::of(text()), 4),
+                    if track_names.is_empty() {
+                        Just(Vec::new()).boxed()
+                    } else {
+                        proptest::collection::vec(proptest::sample::select(track_names), 0..2)
+                            .boxed()
+                    },
+                ),
+                0..2,
+            )
+            .prop_map(|gs| {
+                gs.into_iter()
+                    .enumerate()
+                    .map(|(k, (instances, n, ts))| SyncGroup {
+                        name: format!("G{k}"),
+                        pos: SourcePos(pos()),
+                        instances,
+                        notify_master: n[0].clone(),
+                        notify_backup: n[1].clone(),
+                        notify_fault: n[2].clone(),
+                        notify: n[3].clone(),
+                        track_scripts: ts
+                            .into_iter()
+                            .map(|name| TrackScript { name, weight: None })
+                            .collect(),
+                    })
+                    .collect()
+            })
+            .boxed()
+        };
+        (Just(global), scripts, insts, groups).prop_map(
+            |(global, scripts, instances, sync_groups)| VrrpConf {
+                global,
+                scripts,
+                instances,
+                sync_groups,
+            },
+        )
+    })
+}
+
+fn connect() -> impl Strategy<Value = Connect> {
+    (
+        (1u64..=86_400_000).prop_map(Duration::from_millis),
+        proptest::option::of(1u16..),
+        proptest::option::of(any_ip()),
+        any::<u32>(),
+        secs(86_400_000),
+    )
+        .prop_map(
+            |(connect_timeout, connect_port, connect_ip, retry, delay_before_retry)| Connect {
+                connect_timeout,
+                connect_port,
+                connect_ip,
+                retry,
+                delay_before_retry,
+            },
+        )
+}
+
+fn check() -> impl Strategy<Value = Check> {
+    prop_oneof![
+        connect().prop_map(Check::Tcp),
+        (
+            connect(),
+            proptest::collection::vec(
+                (
+                    text(),
+                    proptest::option::of(100u16..=599),
+                    proptest::option::of("[0-9a-f]{32}")
+                ),
+                1..3
+            )
+        )
+            .prop_map(|(connect, urls)| Check::Http {
+                connect,
+                urls: urls
+                    .into_iter()
+                    .map(|(path, status_code, digest)| Url {
+                        path,
+                        status_code,
+                        digest
+                    })
+                    .collect(),
+            }),
+    ]
+}
+
+fn real_server(k: u16) -> impl Strategy<Value = RealServer> {
+    (
+        any_ip(),
+        0u32..=65_535,
+        any::<bool>(),
+        proptest::collection::vec(check(), 0..3),
+        proptest::option::of(text()),
+        proptest::option::of(text()),
+    )
+        .prop_map(move |(ip, weight, inhibit, checks, up, down)| RealServer {
+            pos: SourcePos(pos()),
+            addr: SocketAddr::new(ip, k),
+            weight,
+            inhibit_on_failure: inhibit,
+            checks,
+            notify_up: up,
+            notify_down: down,
+        })
+}
+
+fn virtual_server(k: u16) -> impl Strategy<Value = VirtualServer> {
+    let algos = vec![
+        LbAlgo::Rr,
+        LbAlgo::Wrr,
+        LbAlgo::Lc,
+        LbAlgo::Wlc,
+        LbAlgo::Sed,
+        LbAlgo::Nq,
+        LbAlgo::Dh,
+        LbAlgo::Sh,
+        LbAlgo::Lblc,
+        LbAlgo::Lblcr,
+        LbAlgo::Mh,
+        LbAlgo::Fo,
+        LbAlgo::Ovf,
+        LbAlgo::Twos,
+    ];
+    (
+        prop_oneof![
+            any_ip().prop_map(move |ip| VsAddr::Socket(SocketAddr::new(ip, k))),
+            Just(VsAddr::Fwmark(u32::from(k) + 1)),
+        ],
+        (1u64..=86_400_000).prop_map(Duration::from_millis),
+        proptest::sample::select(algos),
+        proptest::sample::select(vec![LbKind::Nat, LbKind::Dr, LbKind::Tun]),
+        proptest::option::of(1u32..),
+        proptest::option::of(prop_oneof![
+            any::<[u8; 4]>().prop_map(|m| Granularity::Mask(m.into())),
+            (1u8..=128).prop_map(Granularity::Prefix)
+        ]),
+        proptest::sample::select(vec![Protocol::Tcp, Protocol::Udp, Protocol::Sctp]),
+        (1u32.., any::<u32>(), proptest::option::of(text())),
+        proptest::option::of((any_ip(), any::<u16>()).prop_map(|(i, p)| SocketAddr::new(i, p))),
+        (0u16..3).prop_flat_map(|n| (0..n).map(real_server).collect::<Vec<_>>()),
+    )
+        .prop_map(
+            |(
+                addr,
+                delay_loop,
+                lb_algo,
+                lb_kind,
+                pt,
+                pg,
+                protocol,
+                (quorum, hysteresis, vh),
+                sorry,
+                real_servers,
+            )| {
+                VirtualServer {
+                    pos: SourcePos(pos()),
+                    addr,
+                    delay_loop,
+                    lb_algo,
+                    lb_kind,
+                    persistence_timeout: pt,
+                    persistence_granularity: pg,
+                    protocol,
+                    quorum,
+                    hysteresis,
+                    virtualhost: vh,
+                    sorry_server: sorry,
+                    real_servers,
+                }
+            },
+        )
+}
+
+fn lvs_conf() -> impl Strategy<Value = LvsConf> {
+    (0u16..4)
+        .prop_flat_map(|n| (0..n).map(virtual_server).collect::<Vec<_>>())
+        .prop_map(|virtual_servers| LvsConf { virtual_servers })
+}
+
+/// Words and symbols of the language, glued at random: reaches deeper than raw bytes.
+fn ka_soup() -> impl Strategy<Value = String> {
+    let atoms = vec![
+        "vrrp_instance",
+        "VI_1",
+        "vrrp_script",
+        "s",
+        "global_defs",
+        "vrrp_sync_group",
+        "group",
+        "virtual_server",
+        "real_server",
+        "10.0.0.1",
+        "80",
+        "fe80::1",
+        "{",
+        "}",
+        "\"",
+        "!",
+        "#",
+        "\n",
+        " ",
+        "interface",
+        "eth0",
+        "virtual_router_id",
+        "1",
+        "priority",
+        "300",
+        "advert_int",
+        "0.01",
+        "version",
+        "3",
+        "2",
+        "virtual_ipaddress",
+        "10.0.0.1/24",
+        "2001:db8::1/64",
+        "dev",
+        "track_script",
+        "weight",
+        "-20",
+        "reverse",
+        "authentication",
+        "auth_type",
+        "PASS",
+        "auth_pass",
+        "123456789",
+        "script",
+        "TCP_CHECK",
+        "HTTP_GET",
+        "url",
+        "path",
+        "/",
+        "fwmark",
+        "lb_algo",
+        "wrr",
+        "unicast_peer",
+        "use_vmac",
+        "include",
+        "nopreempt",
+    ];
+    proptest::collection::vec(proptest::sample::select(atoms), 0..80).prop_map(|v| {
+        v.iter()
+            .enumerate()
+            .map(|(i, a)| {
+                if i % 3 == 0 {
+                    format!("{a}\n")
+                } else {
+                    format!("{a} ")
+                }
+            })
+            .collect()
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn vrrp_render_parse_round_trip(conf in vrrp_conf()) {
+        let text = conf.to_string();
+        let (back, _) = parse_vrrp_str(&text, "r.conf").map_err(|e| TestCaseError::fail(format!("{e}\n{text}")))?;
+        prop_assert_eq!(back, conf, "{}", text);
+    }
+
+    #[test]
+    fn lvs_render_parse_round_trip(conf in lvs_conf()) {
+        let text = conf.to_string();
+        let (back, w) = parse_lvs_str(&text, "r.conf").map_err(|e| TestCaseError::fail(format!("{e}\n{text}")))?;
+        prop_assert!(w.is_empty(), "{:?}", w);
+        prop_assert_eq!(back, conf, "{}", text);
+    }
+
+    #[test]
+    fn garbage_bytes_never_panic(data in proptest::collection::vec(any::<u8>(), 0..512)) {
+        keepalived_conf::fuzzing::keepalived_conf(&data);
+    }
+
+    #[test]
+    fn garbage_ascii_never_panics(text in "[ -~\t\n]{0,400}") {
+        keepalived_conf::fuzzing::keepalived_conf(text.as_bytes());
+    }
+
+    #[test]
+    fn keyword_soup_never_panics(text in ka_soup()) {
+        keepalived_conf::fuzzing::keepalived_conf(text.as_bytes());
+    }
+}

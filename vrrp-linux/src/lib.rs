@@ -1,0 +1,11 @@
+#![doc = include_str!("../README.md")]
+
+pub mod rtnl;
+pub mod socket;
+pub mod timer;
+
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
+
+pub use socket::{IoError, PacketSocket, Received, VrrpRecvSocket, VrrpSendSocket};
+pub use timer::Timer;

@@ -1,0 +1,283 @@
+//! Raw IPv4 / IPv6 sockets for VRRP (IP protocol 112).
+//!
+//! Receiving and sending use separate sockets, as keepalived does: a raw socket bound to an
+//! address only receives packets addressed to it, so the receive socket stays unbound (but
+//! tied to its interface with `SO_BINDTODEVICE` and joined to the VRRP group) and the send
+//! socket is bound to the advert source address.
+
+use std::io;
+use std::io::Read;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV6};
+use std::num::NonZeroU32;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
+
+use nix::sys::socket::{
+    ControlMessageOwned, MsgFlags, SockaddrStorage, recvmsg, setsockopt, sockopt,
+};
+use socket2::{Domain, Protocol, SockAddr, Socket, Type};
+use vrrp_proto::wire::{MULTICAST_V4, MULTICAST_V6};
+
+use super::{IPPROTO_VRRP, IoError};
+
+/// The largest VRRP packet we accept: 255 IPv6 addresses plus headers fit in 4.2 KB.
+const RECV_BUF: usize = 9000;
+
+/// One VRRP packet as the IP layer delivered it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Received {
+    /// IP source.
+    pub src: IpAddr,
+    /// IP destination.
+    pub dst: IpAddr,
+    /// TTL or hop limit as received.
+    pub ttl: u8,
+    /// The VRRP message (the IP payload).
+    pub payload: Vec<u8>,
+}
+
+/// A receive socket for VRRP on one interface and family, joined to 224.0.0.18 or ff02::12.
+#[derive(Debug)]
+pub struct VrrpRecvSocket {
+    sock: Socket,
+    ifindex: u32,
+    ipv6: bool,
+    buf: Vec<u8>,
+}
+
+impl VrrpRecvSocket {
+    /// Opens the socket on interface `iface` (index `ifindex`) for IPv4 or IPv6, joined to the
+    /// VRRP multicast group (unicast adverts arrive on it too).
+    pub fn open(iface: &str, ifindex: u32, ipv6: bool) -> Result<Self, IoError> {
+        let err = |op| move |e| IoError::socket(op, iface, e);
+        let domain = if ipv6 { Domain::IPV6 } else { Domain::IPV4 };
+        let sock = Socket::new(domain, Type::RAW, Some(Protocol::from(IPPROTO_VRRP)))
+            .map_err(err("opening a raw VRRP socket"))?;
+        sock.bind_device(Some(iface.as_bytes()))
+            .map_err(err("SO_BINDTODEVICE"))?;
+        if ipv6 {
+            sock.join_multicast_v6(&MULTICAST_V6, ifindex)
+                .map_err(err("joining ff02::12"))?;
+            setsockopt(&sock, sockopt::Ipv6RecvPacketInfo, &true)
+                .map_err(|e| IoError::socket("IPV6_RECVPKTINFO", iface, e.into()))?;
+            setsockopt(&sock, sockopt::Ipv6RecvHopLimit, &true)
+                .map_err(|e| IoError::socket("IPV6_RECVHOPLIMIT", iface, e.into()))?;
+        } else {
+            sock.join_multicast_v4_n(
+                &MULTICAST_V4,
+                &socket2::InterfaceIndexOrAddress::Index(ifindex),
+            )
+            .map_err(err("joining 224.0.0.18"))?;
+        }
+        sock.set_nonblocking(true)
+            .map_err(err("setting O_NONBLOCK"))?;
+        Ok(Self {
+            sock,
+            ifindex,
+            ipv6,
+            buf: vec![0; RECV_BUF],
+        })
+    }
+
+    /// The index of the interface it receives on.
+    pub fn ifindex(&self) -> u32 {
+        self.ifindex
+    }
+
+    /// Whether this is the IPv6 socket.
+    pub fn is_ipv6(&self) -> bool {
+        self.ipv6
+    }
+
+    /// Reads one packet. `Err` of kind `WouldBlock` when nothing is pending; `Ok(None)` when
+    /// the datagram was not a well-formed IP packet carrying protocol 112 (or its IPv6
+    /// ancillary data was missing): it is dropped.
+    pub fn recv(&mut self) -> io::Result<Option<Received>> {
+        if self.ipv6 {
+            self.recv_v6()
+        } else {
+            self.recv_v4()
+        }
+    }
+
+    fn recv_v4(&mut self) -> io::Result<Option<Received>> {
+        let n = (&self.sock).read(&mut self.buf)?;
+        let Some(pkt) = self.buf.get(..n) else {
+            return Ok(None);
+        };
+        Ok(parse_ipv4(pkt))
+    }
+
+    fn recv_v6(&mut self) -> io::Result<Option<Received>> {
+        let mut cmsg = nix::cmsg_space!(libc::in6_pktinfo, libc::c_int);
+        let mut iov = [io::IoSliceMut::new(&mut self.buf)];
+        let msg = recvmsg::<SockaddrStorage>(
+            self.sock.as_raw_fd(),
+            &mut iov,
+            Some(&mut cmsg),
+            MsgFlags::empty(),
+        )?;
+        let n = msg.bytes;
+        let src = msg
+            .address
+            .as_ref()
+            .and_then(|a| a.as_sockaddr_in6())
+            .map(|a| a.ip());
+        let mut dst = None;
+        let mut hops = None;
+        if let Ok(cmsgs) = msg.cmsgs() {
+            for c in cmsgs {
+                match c {
+                    ControlMessageOwned::Ipv6PacketInfo(info) => {
+                        dst = Some(Ipv6Addr::from(info.ipi6_addr.s6_addr));
+                    }
+                    ControlMessageOwned::Ipv6HopLimit(h) => hops = u8::try_from(h).ok(),
+                    _ => {}
+                }
+            }
+        }
+        let (Some(src), Some(dst), Some(ttl)) = (src, dst, hops) else {
+            return Ok(None);
+        };
+        let Some(payload) = self.buf.get(..n) else {
+            return Ok(None);
+        };
+        Ok(Some(Received {
+            src: IpAddr::V6(src),
+            dst: IpAddr::V6(dst),
+            ttl,
+            payload: payload.to_vec(),
+        }))
+    }
+}
+
+impl AsRawFd for VrrpRecvSocket {
+    fn as_raw_fd(&self) -> RawFd {
+        self.sock.as_raw_fd()
+    }
+}
+
+impl AsFd for VrrpRecvSocket {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.sock.as_fd()
+    }
+}
+
+/// Splits a raw IPv4 datagram into the fields VRRP validation needs. `None` for anything
+/// that is not a complete IPv4 header carrying protocol 112.
+pub fn parse_ipv4(pkt: &[u8]) -> Option<Received> {
+    let first = *pkt.first()?;
+    if first >> 4 != 4 {
+        return None;
+    }
+    let ihl = usize::from(first & 0x0f) * 4;
+    if ihl < 20 {
+        return None;
+    }
+    let total = usize::from(u16::from_be_bytes([*pkt.get(2)?, *pkt.get(3)?]));
+    let ttl = *pkt.get(8)?;
+    if i32::from(*pkt.get(9)?) != IPPROTO_VRRP {
+        return None;
+    }
+    let src = Ipv4Addr::from(<[u8; 4]>::try_from(pkt.get(12..16)?).ok()?);
+    let dst = Ipv4Addr::from(<[u8; 4]>::try_from(pkt.get(16..20)?).ok()?);
+    // The kernel hands raw sockets the whole datagram; trust the shorter of the two lengths.
+    let end = total.min(pkt.len());
+    let payload = pkt.get(ihl..end)?.to_vec();
+    Some(Received {
+        src: IpAddr::V4(src),
+        dst: IpAddr::V4(dst),
+        ttl,
+        payload,
+    })
+}
+
+/// A send socket for VRRP adverts from one source address out of one interface, with TTL /
+/// hop limit 255 and multicast loopback off (so we do not hear ourselves).
+#[derive(Debug)]
+pub struct VrrpSendSocket {
+    sock: Socket,
+    ifindex: u32,
+    iface: String,
+}
+
+impl VrrpSendSocket {
+    /// Opens the socket on `iface` (index `ifindex`) bound to `src` (the advert source: the
+    /// interface's primary IPv4 address or its IPv6 link-local address).
+    pub fn open(iface: &str, ifindex: u32, src: IpAddr) -> Result<Self, IoError> {
+        let err = |op| move |e| IoError::socket(op, iface, e);
+        let domain = if src.is_ipv6() {
+            Domain::IPV6
+        } else {
+            Domain::IPV4
+        };
+        let sock = Socket::new(domain, Type::RAW, Some(Protocol::from(IPPROTO_VRRP)))
+            .map_err(err("opening a raw VRRP socket"))?;
+        sock.bind_device(Some(iface.as_bytes()))
+            .map_err(err("SO_BINDTODEVICE"))?;
+        match src {
+            IpAddr::V4(a) => {
+                sock.set_ttl_v4(255).map_err(err("IP_TTL 255"))?;
+                sock.set_multicast_ttl_v4(255)
+                    .map_err(err("IP_MULTICAST_TTL 255"))?;
+                sock.set_multicast_loop_v4(false)
+                    .map_err(err("IP_MULTICAST_LOOP off"))?;
+                // Refused when `a` lives on another interface (a VMAC interface sends with
+                // the base interface's address); SO_BINDTODEVICE already picks the way out.
+                let _ = sock.set_multicast_if_v4(&a);
+                sock.bind(&SockAddr::from(SocketAddr::new(IpAddr::V4(a), 0)))
+                    .map_err(err("binding the advert source address"))?;
+            }
+            IpAddr::V6(a) => {
+                sock.set_unicast_hops_v6(255)
+                    .map_err(err("IPV6_UNICAST_HOPS 255"))?;
+                sock.set_multicast_hops_v6(255)
+                    .map_err(err("IPV6_MULTICAST_HOPS 255"))?;
+                sock.set_multicast_loop_v6(false)
+                    .map_err(err("IPV6_MULTICAST_LOOP off"))?;
+                sock.set_multicast_if_v6(ifindex)
+                    .map_err(err("IPV6_MULTICAST_IF"))?;
+                let scope = if is_link_local(&a) { ifindex } else { 0 };
+                sock.bind(&SockAddr::from(SocketAddrV6::new(a, 0, 0, scope)))
+                    .map_err(err("binding the advert source address"))?;
+            }
+        }
+        sock.set_nonblocking(true)
+            .map_err(err("setting O_NONBLOCK"))?;
+        if let Some(i) = NonZeroU32::new(ifindex) {
+            // Best effort: SO_BINDTODEVICE above already pins the interface.
+            let _ = if src.is_ipv6() {
+                sock.bind_device_by_index_v6(Some(i))
+            } else {
+                sock.bind_device_by_index_v4(Some(i))
+            };
+        }
+        Ok(Self {
+            sock,
+            ifindex,
+            iface: iface.to_owned(),
+        })
+    }
+
+    /// Sends one VRRP message (the IP payload) to `dst`.
+    pub fn send(&self, dst: IpAddr, payload: &[u8]) -> Result<(), IoError> {
+        let addr = match dst {
+            IpAddr::V4(a) => SockAddr::from(SocketAddr::new(IpAddr::V4(a), 0)),
+            IpAddr::V6(a) => {
+                let scope = if is_link_local(&a) || a.is_multicast() {
+                    self.ifindex
+                } else {
+                    0
+                };
+                SockAddr::from(SocketAddrV6::new(a, 0, 0, scope))
+            }
+        };
+        self.sock
+            .send_to(payload, &addr)
+            .map(|_| ())
+            .map_err(|e| IoError::socket("sending an advert", &self.iface, e))
+    }
+}
+
+fn is_link_local(a: &Ipv6Addr) -> bool {
+    a.segments()[0] & 0xffc0 == 0xfe80
+}
