@@ -516,7 +516,7 @@ impl Client {
     /// every request and dump callback of the IPVS family under the global `genl_mutex`
     /// (the family is not `parallel_ops`) and `__ip_vs_mutex`, so only the socket calls and
     /// the decoding overlap. In the VM (2 vCPUs, TCG, 10,000 services × 10) 2 to 8 sockets
-    /// took 0.7× to 2.7× the time of one; see the crate README. Measure on your host.
+    /// took 0.7× to 2.7× the time of one; see BENCHMARKS.md. Measure on your host.
     pub fn table_with(
         &mut self,
         sockets: usize,

@@ -24,7 +24,8 @@
 //! * `!` or `#` at the start of a word starts a comment that runs to the end of the line.
 //! * `"..."` is one word, spaces included; it must end on the same line. There are no escapes.
 //! * `include PATTERN` is replaced by the nodes of the files the pattern matches, in sorted
-//!   order. `*` and `?` match within one path component (not a leading `.`); a relative
+//!   order, as glob(3) expands it: `*`, `?` and `[...]` match within one path component (not a
+//!   leading `.`), and only files are included; a relative
 //!   pattern is resolved against the directory of the including file. A pattern matching
 //!   nothing is a warning. Each included file must balance its own braces. Includes nest at
 //!   most [`MAX_INCLUDE_DEPTH`] deep and a file may not include itself, directly or not.
@@ -511,7 +512,16 @@ impl IncludeState {
             }
             let base = file.parent().unwrap_or(Path::new(""));
             let full = base.join(pattern);
-            let matches = glob(&full);
+            let matches = match glob(&full) {
+                Ok(m) => m,
+                Err(e) => {
+                    self.warnings.push(Warning {
+                        pos: node.pos.clone(),
+                        message: format!("include `{pattern}` is not a valid pattern: {e}"),
+                    });
+                    continue;
+                }
+            };
             if matches.is_empty() {
                 self.warnings.push(Warning {
                     pos: node.pos.clone(),
@@ -570,82 +580,48 @@ impl IncludeState {
 }
 
 fn has_wildcard(s: &str) -> bool {
-    s.contains(['*', '?'])
+    s.contains(['*', '?', '['])
 }
 
-/// The paths matching `pattern` (`*` and `?` in any component), sorted. A pattern without
-/// wildcards matches itself if it exists.
-fn glob(pattern: &Path) -> Vec<PathBuf> {
-    use std::path::Component;
-    let mut cands: Vec<PathBuf> = vec![PathBuf::new()];
-    let mut wild = false;
-    for comp in pattern.components() {
-        match comp {
-            Component::Normal(s) if has_wildcard(&s.to_string_lossy()) => {
-                wild = true;
-                let pat: Vec<char> = s.to_string_lossy().chars().collect();
-                let mut next = Vec::new();
-                for dir in &cands {
-                    let rd = if dir.as_os_str().is_empty() {
-                        std::fs::read_dir(".")
-                    } else {
-                        std::fs::read_dir(dir)
-                    };
-                    let Ok(rd) = rd else { continue };
-                    for entry in rd.flatten() {
-                        let name = entry.file_name();
-                        let name_s: Vec<char> = name.to_string_lossy().chars().collect();
-                        if name_s.first() == Some(&'.') && pat.first() != Some(&'.') {
-                            continue;
-                        }
-                        if wildcard_match(&pat, &name_s) {
-                            next.push(dir.join(&name));
-                        }
-                    }
-                }
-                cands = next;
-            }
-            other => {
-                for c in &mut cands {
-                    c.push(other.as_os_str());
-                }
-            }
-        }
+/// The files matching `pattern` (glob(3) syntax: `*`, `?` and `[...]` within one path
+/// component, a leading `.` only matched literally), sorted. A pattern without wildcards
+/// matches itself if it exists.
+fn glob(pattern: &Path) -> Result<Vec<PathBuf>, String> {
+    let text = pattern
+        .to_str()
+        .ok_or_else(|| format!("{} is not UTF-8", pattern.display()))?;
+    if !has_wildcard(text) {
+        return Ok(if pattern.exists() {
+            vec![pattern.to_path_buf()]
+        } else {
+            Vec::new()
+        });
     }
-    if wild {
-        cands.retain(|p| p.is_file());
-    } else {
-        cands.retain(|p| p.exists());
-    }
-    cands.sort();
-    cands
-}
-
-/// `*` matches any run of characters, `?` one character.
-fn wildcard_match(pat: &[char], name: &[char]) -> bool {
-    let (mut p, mut n) = (0usize, 0usize);
-    let mut star: Option<(usize, usize)> = None;
-    while n < name.len() {
-        match pat.get(p) {
-            Some('*') => {
-                star = Some((p, n));
-                p += 1;
-            }
-            Some(&c) if c == '?' || Some(&c) == name.get(n) => {
-                p += 1;
-                n += 1;
-            }
-            _ => match star {
-                Some((sp, sn)) => {
-                    p = sp + 1;
-                    n = sn + 1;
-                    star = Some((sp, sn + 1));
-                }
-                None => return false,
-            },
-        }
-    }
-    pat.get(p..).unwrap_or(&[]).iter().all(|&c| c == '*')
+    // The glob crate's `require_literal_leading_dot` also hides dot files from a pattern
+    // that starts with a literal `.`, so hidden names are filtered here instead: a name
+    // starting with `.` matches only a pattern component that starts with `.` (glob(3)).
+    let opts = glob::MatchOptions {
+        case_sensitive: true,
+        require_literal_separator: true,
+        require_literal_leading_dot: false,
+    };
+    let paths = glob::glob_with(text, opts).map_err(|e| e.to_string())?;
+    let hidden_ok = |path: &Path| {
+        pattern.components().zip(path.components()).all(|(pc, c)| {
+            let (pc, c) = (
+                pc.as_os_str().to_string_lossy(),
+                c.as_os_str().to_string_lossy(),
+            );
+            !c.starts_with('.') || pc.starts_with('.')
+        })
+    };
+    // Unreadable directories and entries are skipped, as glob(3) does without GLOB_ERR.
+    let mut out: Vec<PathBuf> = paths
+        .flatten()
+        .filter(|p| p.is_file() && hidden_ok(p))
+        .collect();
+    out.sort();
+    Ok(out)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -877,18 +853,37 @@ mod tests {
 
     #[test]
     fn wildcards() {
-        let m = |p: &str, n: &str| {
-            wildcard_match(
-                &p.chars().collect::<Vec<_>>(),
-                &n.chars().collect::<Vec<_>>(),
-            )
+        let dir = std::env::temp_dir().join(format!("kaconf-glob-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("sub")).unwrap();
+        for f in [
+            "a.conf",
+            "b.conf",
+            ".hidden.conf",
+            "a.confx",
+            "abc",
+            "ac",
+            "xxaxxb",
+        ] {
+            std::fs::write(dir.join(f), "").unwrap();
+        }
+        let names = |pat: &str| -> Vec<String> {
+            glob(&dir.join(pat))
+                .unwrap()
+                .iter()
+                .map(|p| p.strip_prefix(&dir).unwrap().display().to_string())
+                .collect()
         };
-        assert!(m("*.conf", "a.conf"));
-        assert!(m("*", ""));
-        assert!(m("a?c", "abc"));
-        assert!(!m("a?c", "ac"));
-        assert!(m("*a*b", "xxaxxb"));
-        assert!(!m("*.conf", "a.confx"));
+        assert_eq!(names("*.conf"), ["a.conf", "b.conf"]);
+        assert_eq!(names("a?c"), ["abc"]);
+        assert_eq!(names("*a*b"), ["xxaxxb"]);
+        assert_eq!(names("[ab].conf"), ["a.conf", "b.conf"]);
+        assert_eq!(names(".*.conf"), [".hidden.conf"]);
+        // Directories never match a wildcard; a plain path matches itself when it exists.
+        assert!(names("s*").is_empty());
+        assert_eq!(names("abc"), ["abc"]);
+        assert!(names("missing").is_empty());
+        assert!(glob(&dir.join("[")).is_err());
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
 

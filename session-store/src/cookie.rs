@@ -42,7 +42,7 @@
 //! logs nobody out; the next save re-seals them as version 2. The switch was for speed: AES-GCM
 //! through `ring` (assembly for AES-NI/CLMUL and the other major CPUs) seals and opens a
 //! 1 KiB session several times faster than the RustCrypto XChaCha20-Poly1305 build here (the
-//! crate README has the figures).
+//! figures are in BENCHMARKS.md).
 //!
 //! # Payload formats
 //!
