@@ -69,6 +69,10 @@ cargo clippy --workspace --all-targets --all-features -- -D warnings
 step "cargo doc (warnings denied)"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --all-features
 
+step "cargo package (every library crate, built from its packaged sources)"
+cargo package --locked -p vrrp-proto -p lvs-sched -p ipvs-netlink -p session-store \
+    -p keepalived-conf -p vrrp-linux
+
 step "no_std build ($NO_STD_TARGET)"
 cargo build -p vrrp-proto --no-default-features --target "$NO_STD_TARGET"
 cargo build -p vrrp-proto --no-default-features --features alloc --target "$NO_STD_TARGET"
