@@ -17,55 +17,13 @@ use ipvs_netlink::{
 use super::args::Format;
 use super::names::Names;
 
-/// Counters and rates of a service or destination.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Counters {
-    /// Connections.
-    pub conns: u64,
-    /// Incoming packets.
-    pub inpkts: u64,
-    /// Outgoing packets.
-    pub outpkts: u64,
-    /// Incoming bytes.
-    pub inbytes: u64,
-    /// Outgoing bytes.
-    pub outbytes: u64,
-    /// Connections per second.
-    pub cps: u64,
-    /// Incoming packets per second.
-    pub inpps: u64,
-    /// Outgoing packets per second.
-    pub outpps: u64,
-    /// Incoming bytes per second.
-    pub inbps: u64,
-    /// Outgoing bytes per second.
-    pub outbps: u64,
-}
-
-impl From<&Stats> for Counters {
-    fn from(s: &Stats) -> Self {
-        Self {
-            conns: s.conns,
-            inpkts: s.inpkts,
-            outpkts: s.outpkts,
-            inbytes: s.inbytes,
-            outbytes: s.outbytes,
-            cps: s.cps,
-            inpps: s.inpps,
-            outpps: s.outpps,
-            inbps: s.inbps,
-            outbps: s.outbps,
-        }
-    }
-}
-
 /// A service as listed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SvcRow {
     /// Its configuration.
     pub service: Service,
     /// Its counters.
-    pub counters: Counters,
+    pub counters: Stats,
 }
 
 impl SvcRow {
@@ -74,7 +32,7 @@ impl SvcRow {
     pub fn new(service: Service) -> Self {
         Self {
             service,
-            counters: Counters::default(),
+            counters: Stats::default(),
         }
     }
 }
@@ -82,7 +40,7 @@ impl SvcRow {
 impl From<ServiceEntry> for SvcRow {
     fn from(e: ServiceEntry) -> Self {
         Self {
-            counters: Counters::from(&e.stats),
+            counters: e.stats,
             service: e.service,
         }
     }
@@ -100,7 +58,7 @@ pub struct DestRow {
     /// `PersistConn`.
     pub persistent: u32,
     /// Its counters.
-    pub counters: Counters,
+    pub counters: Stats,
 }
 
 impl DestRow {
@@ -112,7 +70,7 @@ impl DestRow {
             active: 0,
             inactive: 0,
             persistent: 0,
-            counters: Counters::default(),
+            counters: Stats::default(),
         }
     }
 }
@@ -120,7 +78,7 @@ impl DestRow {
 impl From<DestEntry> for DestRow {
     fn from(e: DestEntry) -> Self {
         Self {
-            counters: Counters::from(&e.stats),
+            counters: e.stats,
             active: e.active_conns,
             inactive: e.inactive_conns,
             persistent: e.persistent_conns,

@@ -10,7 +10,7 @@ use ipvs_netlink::{
     Timeouts, TunnelType,
 };
 use ipvsctl::args::{self, ArgError, Command, Format, ListWhat};
-use ipvsctl::format::{self, Counters, DestRow, Row, SvcRow};
+use ipvsctl::format::{self, DestRow, Row, SvcRow};
 use ipvsctl::names::{NoNames, TableNames};
 use ipvsctl::restore::{self, Step};
 use ipvsctl::{kernel_message, main_with, strerror};
@@ -488,14 +488,11 @@ fn counters_abbreviate_unless_exact() {
         mark: 7,
     };
     let mut svc = SvcRow::new(Service::new(key, "rr").unwrap());
-    svc.counters = Counters {
-        conns: 5,
-        inpkts: 123_456_789,
-        outpkts: 12_345_678_901,
-        inbytes: 123_456_789_012_345,
-        outbytes: 99_999_999,
-        ..Counters::default()
-    };
+    svc.counters.conns = 5;
+    svc.counters.inpkts = 123_456_789;
+    svc.counters.outpkts = 12_345_678_901;
+    svc.counters.inbytes = 123_456_789_012_345;
+    svc.counters.outbytes = 99_999_999;
     let mut rows = vec![(svc, vec![])];
     let stats = Format {
         numeric: true,
