@@ -72,17 +72,9 @@ pub enum LbKind {
     Tun,
 }
 
-/// `protocol`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-pub enum Protocol {
-    /// `TCP` (the default).
-    #[default]
-    Tcp,
-    /// `UDP`.
-    Udp,
-    /// `SCTP`.
-    Sctp,
-}
+/// `protocol`: the transport protocol of a virtual server (`TCP` when not given), the type
+/// ipvs-netlink uses for the kernel's services.
+pub use ipvs_netlink::Protocol;
 
 /// `persistence_granularity`: a netmask (IPv4) or a prefix length (IPv6).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -564,10 +556,17 @@ impl fmt::Display for VirtualServer {
             }
             None => {}
         }
+        let number;
         let proto = match self.protocol {
             Protocol::Tcp => "TCP",
             Protocol::Udp => "UDP",
             Protocol::Sctp => "SCTP",
+            // The reader makes only the three above; a protocol IPVS may add later is
+            // written as its number rather than misnamed.
+            other => {
+                number = other.number().to_string();
+                &number
+            }
         };
         line(f, 1, "protocol", &[proto])?;
         line(f, 1, "quorum", &[&self.quorum.to_string()])?;

@@ -18,7 +18,7 @@ use ipvs_netlink::{
 };
 
 use keepalived_conf::lvs::{
-    Granularity, LbKind, LvsConf, Protocol as KaProtocol, VirtualServer, VsAddr,
+    Granularity, LbKind, LvsConf, VirtualServer, VsAddr,
 };
 
 /// The health of each real server, by (virtual server index, real server address).
@@ -46,11 +46,7 @@ pub struct DesiredError {
 pub fn key(vs: &VirtualServer) -> ServiceKey {
     match vs.addr {
         VsAddr::Socket(addr) => ServiceKey::Inet {
-            protocol: match vs.protocol {
-                KaProtocol::Tcp => Protocol::Tcp,
-                KaProtocol::Udp => Protocol::Udp,
-                KaProtocol::Sctp => Protocol::Sctp,
-            },
+            protocol: vs.protocol,
             addr,
         },
         VsAddr::Fwmark(mark) => ServiceKey::Fwmark {
