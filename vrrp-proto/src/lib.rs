@@ -18,6 +18,8 @@ mod config;
 #[cfg(feature = "alloc")]
 mod error;
 #[cfg(feature = "alloc")]
+pub mod policy;
+#[cfg(feature = "alloc")]
 mod router;
 #[cfg(feature = "alloc")]
 mod stats;
