@@ -293,6 +293,14 @@ impl Policy {
         self.checks.iter().position(|c| c.name == name).map(CheckId)
     }
 
+    /// The script check called `name`, if declared.
+    pub fn script_id(&self, name: &str) -> Option<CheckId> {
+        self.checks
+            .iter()
+            .position(|c| c.name == name && matches!(c.kind, Kind::Script { .. }))
+            .map(CheckId)
+    }
+
     /// The interface check called `name`, if declared.
     pub fn interface_id(&self, name: &str) -> Option<CheckId> {
         self.checks

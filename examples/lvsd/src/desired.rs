@@ -17,9 +17,7 @@ use ipvs_netlink::{
     ServiceKey, TunnelType,
 };
 
-use keepalived_conf::lvs::{
-    Granularity, LbKind, LvsConf, VirtualServer, VsAddr,
-};
+use keepalived_conf::lvs::{Granularity, LbKind, LvsConf, VirtualServer, VsAddr};
 
 /// The health of each real server, by (virtual server index, real server address).
 pub type Health = HashMap<(usize, SocketAddr), bool>;

@@ -1,7 +1,7 @@
 //! The daemon: instances, sockets, the run loop, reload and shutdown.
 
+use std::collections::HashMap;
 use std::collections::hash_map::Entry;
-use std::collections::{BTreeSet, HashMap};
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::PathBuf;
@@ -12,13 +12,14 @@ use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
+use vrrp_proto::policy::{FaultCause, Policy, PolicyAction, plan_reload};
 use vrrp_proto::wire::{Version, virtual_mac};
 use vrrp_proto::{Action, Config, ConfigError, IpCidr, Reason, RecvMeta, State, VirtualRouter};
 
 use super::cli::Options;
 use super::log::log;
 use super::report::{self, InstanceReport, state_name};
-use super::track::{self, Outcome, ScriptState};
+use super::track::{self, Outcome};
 use keepalived_conf::{ConfError, VrrpConf, VrrpInstance, VrrpScript};
 use vrrp_linux::rtnl::{AsyncLinkWatcher, Link, Rtnl, RtnlError};
 use vrrp_linux::socket::{IoError, PacketSocket, Received, VrrpRecvSocket, VrrpSendSocket};
@@ -199,10 +200,10 @@ struct Inst {
     excluded: Vec<(IpAddr, u8, u32)>,
     /// The VMAC interface we created, deleted when the instance goes.
     vmac: Option<u32>,
-    /// Why the instance is in FAULT (empty: it is not).
-    faults: BTreeSet<String>,
-    /// The priority the weights were last applied to.
-    last_priority: u8,
+    /// The priority the router was last told (its configured one at start).
+    applied_priority: u8,
+    /// In FAULT by the tracking policy.
+    faulted: bool,
     /// Adverts refused so far.
     dropped: u64,
 }
@@ -218,7 +219,10 @@ struct Daemon {
     readers: HashMap<(u32, bool), JoinHandle<()>>,
     senders: HashMap<(u32, IpAddr), VrrpSendSocket>,
     packets: HashMap<u32, PacketSocket>,
-    scripts: HashMap<String, (VrrpScript, ScriptState, JoinHandle<()>)>,
+    /// The running check scripts.
+    scripts: HashMap<String, (VrrpScript, JoinHandle<()>)>,
+    /// Tracking and sync groups: `policy`'s instances are `instances`, in order.
+    policy: Policy,
     links: HashMap<u32, Link>,
     unknown_vrid: u64,
     watcher: Option<JoinHandle<()>>,
@@ -244,6 +248,7 @@ impl Daemon {
             senders: HashMap::new(),
             packets: HashMap::new(),
             scripts: HashMap::new(),
+            policy: Policy::builder().build(),
             links: HashMap::new(),
             unknown_vrid: 0,
             watcher: None,
@@ -276,15 +281,15 @@ impl Daemon {
             built.push(self.build(&conf, inst)?);
         }
         self.conf = conf;
-        self.start_scripts(&HashMap::new());
+        self.start_scripts();
         let now = self.now();
         for mut inst in built {
             self.remove_stale_vips(&inst);
             inst.router.startup(now);
             self.instances.push(inst);
         }
+        self.rebuild_policy();
         for i in 0..self.instances.len() {
-            self.refresh_tracking(i);
             self.drain(i);
         }
         log!(
@@ -364,8 +369,8 @@ impl Daemon {
             vip_dev,
             excluded,
             vmac,
-            faults: BTreeSet::new(),
-            last_priority: priority,
+            applied_priority: priority,
+            faulted: false,
             dropped: 0,
         })
     }
@@ -459,12 +464,8 @@ impl Daemon {
         }
     }
 
-    fn start_scripts(&mut self, keep: &HashMap<String, (VrrpScript, ScriptState)>) {
+    fn start_scripts(&mut self) {
         for s in self.conf.scripts.clone() {
-            let state = match keep.get(&s.name) {
-                Some((old, st)) if *old == s => st.clone(),
-                _ => ScriptState::new(s.rise, s.fall),
-            };
             let timeout = s.timeout.unwrap_or(s.interval);
             let h = track::spawn_runner(
                 s.name.clone(),
@@ -473,8 +474,142 @@ impl Daemon {
                 timeout,
                 self.tx.clone(),
             );
-            self.scripts.insert(s.name.clone(), (s, state, h));
+            self.scripts.insert(s.name.clone(), (s, h));
         }
+    }
+
+    /// Builds the tracking policy of the running instances (their scripts, interfaces and
+    /// sync groups), keeps the verdicts of the checks that did not change, sets the links'
+    /// current states, and carries out what it asks for.
+    fn rebuild_policy(&mut self) {
+        let mut b = Policy::builder();
+        // Every script is a check, tracked or not, so that its verdicts are logged.
+        for (def, _) in self.scripts.values() {
+            b.script(&def.name, def.rise, def.fall);
+        }
+        let mut ids = Vec::new();
+        for inst in &self.instances {
+            let c = &inst.conf;
+            let id = b.instance(&c.name, c.priority);
+            ids.push(id);
+            if !c.dont_track_primary {
+                let own = b.interface(&c.interface);
+                b.track(id, own, 0);
+            }
+            for t in &c.track_interfaces {
+                let chk = b.interface(&t.name);
+                b.track(id, chk, t.weight);
+            }
+            for t in &c.track_scripts {
+                if let Some((def, _)) = self.scripts.get(&t.name) {
+                    let chk = b.script(&def.name, def.rise, def.fall);
+                    b.track(id, chk, t.weight.unwrap_or(def.weight));
+                }
+            }
+        }
+        for g in &self.conf.sync_groups {
+            let members: Vec<_> = g
+                .instances
+                .iter()
+                .filter_map(|n| self.instances.iter().position(|i| i.conf.name == *n))
+                .map(|k| ids[k])
+                .collect();
+            b.sync_group(&g.name, &members);
+        }
+        let mut policy = b.build();
+        policy.carry_over(&self.policy);
+        for l in self.links.values() {
+            if let Some(chk) = policy.interface_id(&l.name) {
+                policy.handle_link(chk, l.up && l.running);
+            }
+        }
+        // The new policy's actions are differences from the configured priorities; the
+        // routers of instances kept across a reload may be elsewhere, so each router is
+        // brought to what the policy says instead.
+        while policy.poll_action().is_some() {}
+        self.policy = policy;
+        for (i, id) in ids.into_iter().enumerate() {
+            let want_priority = self
+                .policy
+                .priority(id)
+                .unwrap_or(self.instances[i].conf.priority);
+            let want_fault = self.policy.is_fault(id);
+            if want_priority != self.instances[i].applied_priority {
+                let from = self.instances[i].applied_priority;
+                self.set_priority(i, from, want_priority);
+            }
+            if want_fault != self.instances[i].faulted {
+                self.set_fault(i, want_fault);
+            }
+        }
+    }
+
+    fn set_priority(&mut self, i: usize, from: u8, to: u8) {
+        let now = self.now();
+        let inst = &mut self.instances[i];
+        log!(
+            "({}) Changing effective priority from {from} to {to}",
+            inst.conf.name
+        );
+        inst.applied_priority = to;
+        if let Err(e) = inst.router.set_priority(now, to) {
+            log!("({}) priority {to} refused: {e}", inst.conf.name);
+        }
+        self.drain(i);
+    }
+
+    fn set_fault(&mut self, i: usize, fault: bool) {
+        if fault {
+            let causes = self.fault_texts(i);
+            log!(
+                "({}) entering FAULT: {}",
+                self.instances[i].conf.name,
+                causes.join(", ")
+            );
+        }
+        let now = self.now();
+        let inst = &mut self.instances[i];
+        inst.faulted = fault;
+        inst.router.set_fault(now, fault);
+        self.drain(i);
+    }
+
+    /// Carries out the policy's actions on the routers.
+    fn apply_policy(&mut self) {
+        while let Some(a) = self.policy.poll_action() {
+            match a {
+                PolicyAction::SetPriority { instance, from, to } => {
+                    self.set_priority(instance.index(), from, to);
+                }
+                PolicyAction::SetFault { instance, fault } => {
+                    self.set_fault(instance.index(), fault);
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// Why instance `i` is in FAULT, in words.
+    fn fault_texts(&self, i: usize) -> Vec<String> {
+        let Some(id) = self.policy.instances().nth(i) else {
+            return Vec::new();
+        };
+        let inst = &self.instances[i];
+        self.policy
+            .fault_causes(id)
+            .into_iter()
+            .map(|c| match c {
+                FaultCause::Check(name) if name == inst.conf.interface => {
+                    format!("interface {name} down")
+                }
+                FaultCause::Check(name) if self.policy.interface_id(name).is_some() => {
+                    format!("tracked interface {name} down")
+                }
+                FaultCause::Check(name) => format!("script {name} failed"),
+                FaultCause::SyncGroup(g) => format!("sync group {g} member in FAULT"),
+                _ => "unknown".into(),
+            })
+            .collect()
     }
 
     // ---- the loop ----
@@ -603,11 +738,11 @@ impl Daemon {
     }
 
     fn on_script(&mut self, name: &str, outcome: Outcome) {
-        let Some((_, state, _)) = self.scripts.get_mut(name) else {
+        let Some(chk) = self.policy.script_id(name) else {
             return;
         };
         let success = outcome == Outcome::Success;
-        let Some(ok) = state.record(success) else {
+        let Some(ok) = self.policy.handle_check(chk, success) else {
             return;
         };
         if ok {
@@ -622,17 +757,7 @@ impl Daemon {
             };
             log!("VRRP_Script({name}) failed ({why})");
         }
-        for i in 0..self.instances.len() {
-            if self.instances[i]
-                .conf
-                .track_scripts
-                .iter()
-                .any(|t| t.name == name)
-            {
-                self.refresh_tracking(i);
-                self.drain(i);
-            }
-        }
+        self.apply_policy();
     }
 
     fn on_links(&mut self, links: Vec<Link>) {
@@ -649,144 +774,11 @@ impl Daemon {
                 l.name,
                 if l.up && l.running { "up" } else { "down" }
             );
-            for i in 0..self.instances.len() {
-                let inst = &self.instances[i];
-                let tracked = inst.ifindex == l.index
-                    || inst.xmit_ifindex == l.index
-                    || inst.conf.track_interfaces.iter().any(|t| t.name == l.name);
-                if tracked {
-                    self.refresh_tracking(i);
-                    self.drain(i);
-                }
+            if let Some(chk) = self.policy.interface_id(&l.name) {
+                self.policy.handle_link(chk, l.up && l.running);
             }
         }
-    }
-
-    /// Recomputes instance `i`'s effective priority and fault state from its scripts and
-    /// interfaces, its sync group included, and tells the router.
-    fn refresh_tracking(&mut self, i: usize) {
-        let now = self.now();
-        let (faults, weights) = self.own_faults(i);
-        let group_fault = self.group_fault(i);
-        let inst = &mut self.instances[i];
-        let mut causes = faults;
-        if let Some(g) = group_fault {
-            causes.insert(format!("sync group {g} member in FAULT"));
-        }
-        let base = inst.conf.priority;
-        let prio = track::effective_priority(base, weights);
-        if prio != inst.last_priority {
-            log!(
-                "({}) Changing effective priority from {} to {}",
-                inst.conf.name,
-                inst.last_priority,
-                prio
-            );
-            inst.last_priority = prio;
-            if let Err(e) = inst.router.set_priority(now, prio) {
-                log!("({}) priority {prio} refused: {e}", inst.conf.name);
-            }
-        }
-        let was = !inst.faults.is_empty();
-        let is = !causes.is_empty();
-        if is && !was {
-            log!(
-                "({}) entering FAULT: {}",
-                inst.conf.name,
-                causes.iter().cloned().collect::<Vec<_>>().join(", ")
-            );
-        }
-        inst.faults = causes;
-        if is != was {
-            inst.router.set_fault(now, is);
-        }
-        if is != was
-            && let Some(g) = self.group_of(i)
-        {
-            // The rest of the sync group follows this member into (or out of) FAULT.
-            let members: Vec<usize> = (0..self.instances.len())
-                .filter(|&j| j != i && self.group_of(j).as_deref() == Some(g.as_str()))
-                .collect();
-            for j in members {
-                self.refresh_tracking_shallow(j, now);
-                self.drain(j);
-            }
-        }
-    }
-
-    /// Like `refresh_tracking` without recursing into the group again.
-    fn refresh_tracking_shallow(&mut self, j: usize, now: vrrp_proto::Instant) {
-        let (mut causes, _) = self.own_faults(j);
-        if let Some(g) = self.group_fault(j) {
-            causes.insert(format!("sync group {g} member in FAULT"));
-        }
-        let inst = &mut self.instances[j];
-        let is = !causes.is_empty();
-        let was = !inst.faults.is_empty();
-        inst.faults = causes;
-        if is != was {
-            inst.router.set_fault(now, is);
-        }
-    }
-
-    /// Instance `i`'s own fault causes and the (weight, passing) pairs of its tracking.
-    fn own_faults(&self, i: usize) -> (BTreeSet<String>, Vec<(i32, bool)>) {
-        let inst = &self.instances[i];
-        let mut causes = BTreeSet::new();
-        let mut weights = Vec::new();
-        let link_ok = |idx: u32| self.links.get(&idx).is_none_or(|l| l.up && l.running);
-        if !inst.conf.dont_track_primary && !link_ok(inst.ifindex) {
-            causes.insert(format!("interface {} down", inst.conf.interface));
-        }
-        for t in &inst.conf.track_interfaces {
-            let ok = self
-                .links
-                .values()
-                .find(|l| l.name == t.name)
-                .is_none_or(|l| l.up && l.running);
-            if t.weight == 0 {
-                if !ok {
-                    causes.insert(format!("tracked interface {} down", t.name));
-                }
-            } else {
-                weights.push((t.weight, ok));
-            }
-        }
-        for t in &inst.conf.track_scripts {
-            let Some((def, state, _)) = self.scripts.get(&t.name) else {
-                continue;
-            };
-            let w = t.weight.unwrap_or(def.weight);
-            if w == 0 {
-                if !state.ok {
-                    causes.insert(format!("script {} failed", t.name));
-                }
-            } else {
-                weights.push((w, state.ok));
-            }
-        }
-        (causes, weights)
-    }
-
-    fn group_of(&self, i: usize) -> Option<String> {
-        let name = &self.instances[i].conf.name;
-        self.conf
-            .sync_groups
-            .iter()
-            .find(|g| g.instances.iter().any(|n| n == name))
-            .map(|g| g.name.clone())
-    }
-
-    /// The group's name when another member of instance `i`'s sync group has a fault of its
-    /// own.
-    fn group_fault(&self, i: usize) -> Option<String> {
-        let g = self.group_of(i)?;
-        let other_faulty = (0..self.instances.len()).any(|j| {
-            j != i
-                && self.group_of(j).as_deref() == Some(g.as_str())
-                && !self.own_faults(j).0.is_empty()
-        });
-        other_faulty.then_some(g)
+        self.apply_policy();
     }
 
     /// Drains instance `i`'s actions into the system.
@@ -838,7 +830,7 @@ impl Daemon {
                         && let Err(e) = s.send(t.dst, t.payload)
                     {
                         // A cut link makes every send fail: say it once per state.
-                        if inst.faults.is_empty() {
+                        if !inst.faulted {
                             log!("({}) {e}", inst.conf.name);
                         }
                     }
@@ -908,19 +900,19 @@ impl Daemon {
             log!("reload refused, keeping the running configuration: {e}");
             return;
         }
-        let scripts_same = conf.scripts == self.conf.scripts;
-        let global_same = conf.global == self.conf.global;
-        let groups_same = conf.sync_groups == self.conf.sync_groups;
+        // An instance keeps running (a master stays master) when neither it nor anything it
+        // depends on changed.
+        let context_same = conf.scripts == self.conf.scripts
+            && conf.global == self.conf.global
+            && conf.sync_groups == self.conf.sync_groups;
+        let running: Vec<VrrpInstance> = self.instances.iter().map(|i| i.conf.clone()).collect();
+        let plan = plan_reload(&running, &conf.instances, context_same);
         // Build the new and changed instances first: if one fails, nothing changes.
         let mut fresh = Vec::new();
-        for inst in &conf.instances {
-            let same = global_same
-                && scripts_same
-                && groups_same
-                && self.instances.iter().any(|i| i.conf == *inst);
-            if same {
+        for &n in &plan.start {
+            let Some(inst) = conf.instances.get(n) else {
                 continue;
-            }
+            };
             match self.build(&conf, inst) {
                 Ok(b) => fresh.push(b),
                 Err(e) => {
@@ -935,10 +927,8 @@ impl Daemon {
         // Release the instances that go away or change.
         let now = self.now();
         let mut keep = Vec::new();
-        for mut inst in std::mem::take(&mut self.instances) {
-            let unchanged =
-                global_same && scripts_same && groups_same && conf.instances.contains(&inst.conf);
-            if unchanged {
+        for (o, mut inst) in std::mem::take(&mut self.instances).into_iter().enumerate() {
+            if !plan.stop.contains(&o) {
                 keep.push(inst);
             } else {
                 log!("({}) stopping for reload", inst.conf.name);
@@ -955,25 +945,20 @@ impl Daemon {
             }
         }
         self.instances = keep;
-        // Scripts: restart the runners, keeping the state of unchanged scripts.
-        let old: HashMap<String, (VrrpScript, ScriptState)> = self
-            .scripts
-            .drain()
-            .map(|(k, (def, st, h))| {
-                h.abort();
-                (k, (def, st))
-            })
-            .collect();
+        // Scripts: restart the runners; the policy keeps the verdicts of unchanged scripts.
+        for (_, (_, h)) in self.scripts.drain() {
+            h.abort();
+        }
         self.conf = conf;
-        self.start_scripts(&old);
+        self.start_scripts();
         let now = self.now();
         for mut inst in fresh {
             self.remove_stale_vips(&inst);
             inst.router.startup(now);
             self.instances.push(inst);
         }
+        self.rebuild_policy();
         for i in 0..self.instances.len() {
-            self.refresh_tracking(i);
             self.drain(i);
         }
         log!("Reload done: {} instance(s)", self.instances.len());
@@ -996,7 +981,8 @@ impl Daemon {
     fn reports(&self) -> Vec<InstanceReport> {
         self.instances
             .iter()
-            .map(|i| {
+            .enumerate()
+            .map(|(k, i)| {
                 let cfg = i.router.config();
                 InstanceReport {
                     name: i.conf.name.clone(),
@@ -1014,7 +1000,7 @@ impl Daemon {
                         .iter()
                         .map(|v| format!("{}/{} dev {}", v.addr(), v.prefix_len(), i.xmit_iface))
                         .collect(),
-                    faults: i.faults.iter().cloned().collect(),
+                    faults: self.fault_texts(k),
                     stats: *i.router.stats(),
                 }
             })
@@ -1047,7 +1033,7 @@ impl Daemon {
             }
             self.drop_vmac(&inst);
         }
-        for (_, (_, _, h)) in self.scripts.drain() {
+        for (_, (_, h)) in self.scripts.drain() {
             h.abort();
         }
         for (_, h) in self.readers.drain() {

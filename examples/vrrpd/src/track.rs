@@ -1,5 +1,5 @@
-//! `vrrp_script` health checks (the seed's `nginx_check.sh`, run natively) and the effective
-//! priority / fault they and `track_interface` produce.
+//! `vrrp_script` health checks, run natively, and notify scripts. What their results do to
+//! priorities and FAULT is [`vrrp_proto::policy`]'s job.
 
 use std::process::Stdio;
 use std::time::Duration;
@@ -21,50 +21,6 @@ pub(crate) enum Outcome {
     TimedOut,
     /// Could not be started.
     SpawnFailed,
-}
-
-/// A script's rise/fall state.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct ScriptState {
-    /// Current verdict: `true` = passing. Starts passing, as keepalived's default (no
-    /// `init_fail`).
-    pub(crate) ok: bool,
-    consecutive_ok: u32,
-    consecutive_fail: u32,
-    rise: u32,
-    fall: u32,
-}
-
-impl ScriptState {
-    pub(crate) fn new(rise: u32, fall: u32) -> Self {
-        Self {
-            ok: true,
-            consecutive_ok: 0,
-            consecutive_fail: 0,
-            rise: rise.max(1),
-            fall: fall.max(1),
-        }
-    }
-
-    /// Records one result; returns the new verdict when it changed.
-    pub(crate) fn record(&mut self, success: bool) -> Option<bool> {
-        if success {
-            self.consecutive_ok = self.consecutive_ok.saturating_add(1);
-            self.consecutive_fail = 0;
-            if !self.ok && self.consecutive_ok >= self.rise {
-                self.ok = true;
-                return Some(true);
-            }
-        } else {
-            self.consecutive_fail = self.consecutive_fail.saturating_add(1);
-            self.consecutive_ok = 0;
-            if self.ok && self.consecutive_fail >= self.fall {
-                self.ok = false;
-                return Some(false);
-            }
-        }
-        None
-    }
 }
 
 /// Starts the periodic runner of one script: runs `cmd` through `/bin/sh -c` every
@@ -150,50 +106,10 @@ pub(crate) fn notify(cmd: &str, extra: &[&str]) {
     }
 }
 
-/// The effective priority from a base priority and the tracked weights: positive weights
-/// count while their check passes, negative ones while it fails; the result is kept in
-/// 1..=254 as keepalived does. An address owner (255) is never changed.
-pub(crate) fn effective_priority(base: u8, weights: impl IntoIterator<Item = (i32, bool)>) -> u8 {
-    if base == 255 {
-        return 255;
-    }
-    let mut p = i32::from(base);
-    for (w, ok) in weights {
-        if (w > 0 && ok) || (w < 0 && !ok) {
-            p += w;
-        }
-    }
-    u8::try_from(p.clamp(1, 254)).unwrap_or(1)
-}
-
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn rise_and_fall() {
-        let mut s = ScriptState::new(2, 3);
-        assert!(s.ok);
-        assert_eq!(s.record(false), None);
-        assert_eq!(s.record(false), None);
-        assert_eq!(s.record(false), Some(false));
-        assert_eq!(s.record(false), None);
-        assert_eq!(s.record(true), None);
-        assert_eq!(s.record(false), None);
-        assert_eq!(s.record(true), None);
-        assert_eq!(s.record(true), Some(true));
-    }
-
-    #[test]
-    fn weights_move_priority_within_bounds() {
-        assert_eq!(effective_priority(100, [(-20, false)]), 80);
-        assert_eq!(effective_priority(100, [(-20, true)]), 100);
-        assert_eq!(effective_priority(100, [(20, true), (-5, false)]), 115);
-        assert_eq!(effective_priority(250, [(20, true)]), 254);
-        assert_eq!(effective_priority(10, [(-50, false)]), 1);
-        assert_eq!(effective_priority(255, [(-50, false)]), 255);
-    }
 
     #[tokio::test(flavor = "current_thread")]
     async fn scripts_time_out_and_report_status() {

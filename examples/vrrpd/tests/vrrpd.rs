@@ -815,6 +815,91 @@ fn track_script_and_track_interface_drive_failover() -> TestResult {
     Ok(())
 }
 
+/// Two instances per balancer in one `vrrp_sync_group` on lb1: when VI_1's tracked interface
+/// goes down, VI_2 (which does not track it) goes to FAULT with it, so lb2 takes both VIPs;
+/// when it comes back, lb1 takes both back.
+#[test]
+fn sync_group_faults_its_members_together() -> TestResult {
+    if !prereqs(false) {
+        return Ok(());
+    }
+    let tb = testbed(&["lb1", "lb2", "client"])?;
+    let vip2: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 99, 0, 101));
+    let conf = |host: &str, prio: u8, extra: &str, top: &str| {
+        let inst = |name: &str, vrid: u8, vip: &str, more: &str| {
+            format!(
+                "vrrp_instance {name} {{\n    state BACKUP\n    interface eth0\n    virtual_router_id {vrid}\n    priority {prio}\n    advert_int 0.1\n    version 3\n{more}    virtual_ipaddress {{\n        {vip}/24\n    }}\n}}\n"
+            )
+        };
+        format!(
+            "global_defs {{\n    router_id {host}\n}}\n{top}{}{}",
+            inst("VI_1", 51, "10.99.0.100", extra),
+            inst("VI_2", 52, "10.99.0.101", "")
+        )
+    };
+    let notify_log = tb.run_dir().join("group-notify.log");
+    let notify_sh = tb.run_dir().join("group-notify.sh");
+    fs::write(
+        &notify_sh,
+        format!("#!/bin/sh\necho \"$@\" >> {}\n", notify_log.display()),
+    )?;
+    fs::set_permissions(
+        &notify_sh,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )?;
+    let group = format!(
+        "vrrp_sync_group G {{\n    group {{\n        VI_1\n        VI_2\n    }}\n    notify {}\n}}\n",
+        notify_sh.display()
+    );
+    tb.ns("lb1")?.ip([
+        "link", "add", "trk0", "type", "veth", "peer", "name", "trk1",
+    ])?;
+    tb.ns("lb1")?.ip(["link", "set", "trk1", "up"])?;
+    tb.ns("lb1")?.ip(["link", "set", "trk0", "up"])?;
+    let d2 = vrrpd(&tb, "lb2", &conf("lb2", 99, "", ""), &[])?;
+    let d1 = vrrpd(
+        &tb,
+        "lb1",
+        &conf(
+            "lb1",
+            100,
+            "    track_interface {\n        trk0\n    }\n",
+            &group,
+        ),
+        &[],
+    )?;
+    let both = |h: &str| holders(&tb, VIP4) == [h] && holders(&tb, vip2) == [h];
+    assert!(
+        wait_until(Duration::from_secs(3), || both("lb1")),
+        "{}",
+        dump_logs(&[&d1, &d2])
+    );
+
+    tb.ns("lb1")?.ip(["link", "set", "trk0", "down"])?;
+    assert!(
+        wait_until(Duration::from_secs(2), || both("lb2")),
+        "{}",
+        dump_logs(&[&d1, &d2])
+    );
+    let log = d1.log()?;
+    assert!(
+        log.contains("(VI_2) entering FAULT: sync group G member in FAULT"),
+        "{log}"
+    );
+
+    tb.ns("lb1")?.ip(["link", "set", "trk0", "up"])?;
+    assert!(
+        wait_until(Duration::from_secs(3), || both("lb1")),
+        "{}",
+        dump_logs(&[&d1, &d2])
+    );
+    let notes = fs::read_to_string(&notify_log)?;
+    for want in ["GROUP G FAULT", "GROUP G MASTER"] {
+        assert!(notes.contains(want), "{want:?} missing from:\n{notes}");
+    }
+    Ok(())
+}
+
 // ---- reload, dumps, metrics, bad input ----
 
 #[test]
