@@ -71,7 +71,7 @@ RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --all-features
 
 step "cargo package (every library crate, built from its packaged sources)"
 cargo package --locked -p vrrp-proto -p lvs-sched -p ipvs-netlink -p session-store \
-    -p keepalived-conf -p vrrp-linux
+    -p keepalived-conf -p vrrp-linux -p http-probe
 
 step "no_std build ($NO_STD_TARGET)"
 cargo build -p vrrp-proto --no-default-features --target "$NO_STD_TARGET"

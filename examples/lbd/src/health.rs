@@ -7,78 +7,29 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use bytes::Bytes;
-use http::{Request, header};
-use http_body_util::Empty;
-use hyper_util::rt::TokioIo;
-use tokio::net::TcpStream;
+use http_probe::{Expect, HttpProbe};
 use tokio::sync::watch;
 
 use super::config::{HealthConf, HealthKind};
 use super::upstream::Upstream;
 
 /// Why a probe failed (logged on state changes).
-#[derive(Debug, thiserror::Error)]
-pub enum ProbeError {
-    /// No answer within `timeout`.
-    #[error("no answer within {0:?}")]
-    Timeout(std::time::Duration),
-    /// The TCP connection failed.
-    #[error("connect: {0}")]
-    Connect(std::io::Error),
-    /// The HTTP exchange failed.
-    #[error("http: {0}")]
-    Http(hyper::Error),
-    /// The request could not be built (the `uri` is invalid).
-    #[error("invalid health_check uri: {0}")]
-    Request(http::Error),
-    /// The status was not the expected one.
-    #[error("status {got}, expected {want}")]
-    Status {
-        /// The status received.
-        got: u16,
-        /// The status configured.
-        want: u16,
-    },
-}
+pub use http_probe::ProbeError;
 
 /// Probe `addr` once.
 ///
 /// # Errors
 /// [`ProbeError`] saying why the server is not healthy.
 pub async fn probe(addr: SocketAddr, conf: &HealthConf) -> Result<(), ProbeError> {
-    let work = async {
-        let stream = TcpStream::connect(addr)
+    match &conf.kind {
+        HealthKind::Tcp => http_probe::tcp(addr, conf.timeout).await,
+        HealthKind::Http { uri, status } => HttpProbe::get(uri.as_str())
+            .user_agent("lbd-health-check")
+            .expect(Expect::Status(*status))
+            .timeout(conf.timeout)
+            .run(addr)
             .await
-            .map_err(ProbeError::Connect)?;
-        let HealthKind::Http { uri, status } = &conf.kind else {
-            return Ok(());
-        };
-        let (mut tx, conn) =
-            hyper::client::conn::http1::handshake::<_, Empty<Bytes>>(TokioIo::new(stream))
-                .await
-                .map_err(ProbeError::Http)?;
-        let driver = tokio::spawn(async move {
-            let _ = conn.await;
-        });
-        let req = Request::get(uri.as_str())
-            .header(header::HOST, addr.to_string())
-            .header(header::CONNECTION, "close")
-            .header(header::USER_AGENT, "lbd-health-check")
-            .body(Empty::new())
-            .map_err(ProbeError::Request)?;
-        let resp = tx.send_request(req).await.map_err(ProbeError::Http);
-        driver.abort();
-        let got = resp?.status().as_u16();
-        if got == *status {
-            Ok(())
-        } else {
-            Err(ProbeError::Status { got, want: *status })
-        }
-    };
-    match tokio::time::timeout(conf.timeout, work).await {
-        Ok(r) => r,
-        Err(_) => Err(ProbeError::Timeout(conf.timeout)),
+            .map(|_| ()),
     }
 }
 

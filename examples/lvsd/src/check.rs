@@ -5,8 +5,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use http_probe::{Expect, HttpProbe, ProbeError};
 
 use keepalived_conf::lvs::{Check, Connect};
 
@@ -97,17 +96,16 @@ pub async fn run(check: &Check, server: SocketAddr, vhost: Option<&str>) -> Resu
 }
 
 async fn tcp(addr: SocketAddr, timeout: Duration) -> Result<(), CheckError> {
-    match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
-        Ok(Ok(_)) => Ok(()),
-        Ok(Err(e)) => Err(CheckError::Connect {
+    http_probe::tcp(addr, timeout).await.map_err(|e| match e {
+        ProbeError::Connect { source, .. } => CheckError::Connect {
             addr,
-            reason: e.to_string(),
-        }),
-        Err(_) => Err(CheckError::Connect {
+            reason: source.to_string(),
+        },
+        _ => CheckError::Connect {
             addr,
             reason: "timeout".into(),
-        }),
-    }
+        },
+    })
 }
 
 async fn http(
@@ -117,59 +115,32 @@ async fn http(
     want: Option<u16>,
     vhost: Option<&str>,
 ) -> Result<(), CheckError> {
+    // keepalived sends the real server's address as Host unless `virtualhost` is set.
+    let host = vhost.map_or_else(|| addr.ip().to_string(), str::to_owned);
+    let probe = HttpProbe::get(path)
+        .host(host)
+        .user_agent("lvsd")
+        .expect(want.map_or(Expect::Success, Expect::Status))
+        .timeout(timeout);
     let fail = |reason: String| CheckError::Http {
         addr,
         path: path.to_owned(),
         reason,
     };
-    let exchange = async {
-        let mut s = TcpStream::connect(addr)
-            .await
-            .map_err(|e| fail(e.to_string()))?;
-        let host = vhost.map_or_else(|| addr.ip().to_string(), str::to_owned);
-        let req = format!(
-            "GET {path} HTTP/1.0\r\nHost: {host}\r\nUser-Agent: lvsd\r\nConnection: close\r\n\r\n"
-        );
-        s.write_all(req.as_bytes())
-            .await
-            .map_err(|e| fail(e.to_string()))?;
-        // The status line is all we need; read at most 4 KiB.
-        let mut buf = vec![0u8; 4096];
-        let mut got = 0;
-        while got < 12 {
-            let Some(rest) = buf.get_mut(got..) else {
-                break;
-            };
-            let n = s.read(rest).await.map_err(|e| fail(e.to_string()))?;
-            if n == 0 {
-                break;
-            }
-            got += n;
-        }
-        let head = String::from_utf8_lossy(buf.get(..got).unwrap_or_default()).into_owned();
-        Ok::<String, CheckError>(head)
-    };
-    let head = match tokio::time::timeout(timeout, exchange).await {
-        Ok(r) => r?,
-        Err(_) => return Err(fail("timeout".into())),
-    };
-    let code = head
-        .strip_prefix("HTTP/")
-        .and_then(|r| r.split_whitespace().nth(1))
-        .and_then(|c| c.parse::<u16>().ok())
-        .ok_or_else(|| fail(format!("not an HTTP response: {:?}", head.lines().next())))?;
-    let ok = match want {
-        Some(w) => code == w,
-        None => (200..300).contains(&code),
-    };
-    if ok {
-        Ok(())
-    } else {
-        Err(CheckError::Status {
+    match probe.run(addr).await {
+        Ok(_) => Ok(()),
+        Err(ProbeError::Status { got, expected, .. }) => Err(CheckError::Status {
             addr,
             path: path.to_owned(),
-            got: code,
-            expected: want.map_or_else(|| "2xx".into(), |w| w.to_string()),
-        })
+            got,
+            expected: expected.to_string(),
+        }),
+        Err(ProbeError::Connect { source, .. }) => Err(fail(source.to_string())),
+        Err(ProbeError::Timeout { .. }) => Err(fail("timeout".into())),
+        Err(ProbeError::Io { source, .. }) => Err(fail(source.to_string())),
+        Err(ProbeError::NotHttp { reason, .. }) => {
+            Err(fail(format!("not an HTTP response: {reason}")))
+        }
+        Err(e) => Err(fail(e.to_string())),
     }
 }
