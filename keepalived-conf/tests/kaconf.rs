@@ -1,5 +1,5 @@
-//! The keepalived.conf parser: the seed article's configurations, every error path with its
-//! position, includes, warnings, comments, and render/parse round trips.
+//! The keepalived.conf parser: the classic nginx + keepalived and LVS + keepalived
+//! configurations, every error path with its position, includes, warnings, comments, and render/parse round trips.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::net::{IpAddr, SocketAddr};
@@ -56,7 +56,7 @@ fn ip(s: &str) -> IpAddr {
 }
 
 // ---------------------------------------------------------------------------------------------
-// The seed article
+// The classic nginx + keepalived and LVS + keepalived configurations
 
 #[test]
 fn seed_vrrp_config() {

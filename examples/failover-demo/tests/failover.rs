@@ -49,7 +49,7 @@ fn run_demo(args: &[&str]) -> (Value, String, bool) {
     (json, stdout, out.status.success())
 }
 
-/// The assertions the issue asks for, on one summary.
+/// The demo's verdict, checked on one summary.
 fn check(json: &Value, stdout: &str, success: bool) {
     let ctx = format!("summary: {json}\n{stdout}");
     assert_eq!(

@@ -18,7 +18,7 @@ use testbed::netns::Netns;
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 
-/// The seed's LVS-DR configuration.
+/// The classic LVS-DR configuration (wrr, persistence, TCP_CHECK).
 const SEED: &str = "
 virtual_server 192.168.1.100 80 {
     delay_loop 6
