@@ -827,6 +827,7 @@ pub(crate) fn command_arg(node: &Node) -> Result<String, ConfError> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
