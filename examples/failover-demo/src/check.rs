@@ -1,4 +1,4 @@
-//! `http-check`: the seed's `nginx_check.sh`, natively — "is the local proxy answering?" as
+//! `http-check`: the classic `nginx_check.sh`, natively — "is the local proxy answering?" as
 //! a `track_script` for vrrpd or keepalived.
 //!
 //! ```text
@@ -7,7 +7,7 @@
 //!
 //! Sends `GET` and exits 0 when an answer with the expected status (any 2xx by default)
 //! arrives within the timeout (1 s), 1 otherwise, with the reason on standard error. Where the
-//! seed's script restarts nginx and kills keepalived when that fails, a `vrrp_script` with a
+//! classic script restarts nginx and kills keepalived when that fails, a `vrrp_script` with a
 //! negative `weight` hands the VIP over without killing anything, and the balancer comes
 //! back by itself when its proxy does.
 
@@ -15,7 +15,7 @@ use std::net::{SocketAddr, ToSocketAddrs};
 use std::process::ExitCode;
 use std::time::Duration;
 
-use super::client::{self, Failure};
+use http_probe::{Expect, HttpProbe};
 
 /// A parsed `http://HOST[:PORT]/PATH`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -77,42 +77,16 @@ const USAGE: &str = "usage: http-check http://HOST[:PORT]/PATH [--timeout SECS] 
 /// `http-check`'s `main`.
 #[must_use]
 pub fn main_with(args: impl IntoIterator<Item = String>) -> ExitCode {
-    let mut url = None;
-    let mut timeout = Duration::from_secs(1);
-    let mut status: Option<u16> = None;
-    let mut it = args.into_iter();
-    while let Some(a) = it.next() {
-        match a.as_str() {
-            "--timeout" => match it.next().and_then(|v| v.parse::<f64>().ok()) {
-                Some(s) if s.is_finite() && s > 0.0 && s < 3600.0 => {
-                    timeout = Duration::from_secs_f64(s);
-                }
-                _ => {
-                    eprint!("http-check: --timeout needs seconds\n{USAGE}");
-                    return ExitCode::from(2);
-                }
-            },
-            "--status" => match it.next().and_then(|v| v.parse::<u16>().ok()) {
-                Some(c) if (100..600).contains(&c) => status = Some(c),
-                _ => {
-                    eprint!("http-check: --status needs an HTTP status code\n{USAGE}");
-                    return ExitCode::from(2);
-                }
-            },
-            "-h" | "--help" => {
-                print!("{USAGE}");
-                return ExitCode::SUCCESS;
-            }
-            _ if url.is_none() && !a.starts_with('-') => url = Some(a),
-            _ => {
-                eprint!("http-check: unexpected argument {a:?}\n{USAGE}");
-                return ExitCode::from(2);
-            }
+    let (url, timeout, status) = match parse_args(args) {
+        Ok(Some(a)) => a,
+        Ok(None) => {
+            print!("{USAGE}");
+            return ExitCode::SUCCESS;
         }
-    }
-    let Some(url) = url else {
-        eprint!("{USAGE}");
-        return ExitCode::from(2);
+        Err(e) => {
+            eprint!("http-check: {e}\n{USAGE}");
+            return ExitCode::from(2);
+        }
     };
     let target = match parse_url(&url) {
         Ok(t) => t,
@@ -121,25 +95,62 @@ pub fn main_with(args: impl IntoIterator<Item = String>) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    match client::request(target.addr, "GET", &target.path, None, timeout) {
-        Ok(r) if status.map_or((200..300).contains(&r.status), |s| s == r.status) => {
-            ExitCode::SUCCESS
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("http-check: starting the runtime: {e}");
+            return ExitCode::FAILURE;
         }
-        Ok(r) => {
-            eprintln!("http-check: {url} answered {}", r.status);
-            ExitCode::FAILURE
-        }
-        Err(f) => {
-            let why = match f {
-                Failure::Refused => "connection refused",
-                Failure::Reset => "connection reset",
-                Failure::Timeout => "timed out",
-                Failure::Malformed => "not an HTTP answer",
-            };
-            eprintln!("http-check: {url}: {why}");
+    };
+    let probe = HttpProbe::get(target.path.as_str())
+        .host(target.addr.ip().to_string())
+        .user_agent("http-check")
+        .expect(status.map_or(Expect::Success, Expect::Status))
+        .timeout(timeout);
+    match rt.block_on(probe.run(target.addr)) {
+        Ok(_) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("http-check: {url}: {e}");
             ExitCode::FAILURE
         }
     }
+}
+
+/// The URL, timeout and expected status; `None` for `--help`.
+fn parse_args(
+    args: impl IntoIterator<Item = String>,
+) -> Result<Option<(String, Duration, Option<u16>)>, lexopt::Error> {
+    use lexopt::prelude::*;
+    let mut url = None;
+    let mut timeout = Duration::from_secs(1);
+    let mut status = None;
+    let mut p = lexopt::Parser::from_args(args);
+    while let Some(arg) = p.next()? {
+        match arg {
+            Long("timeout") => {
+                let s: f64 = p.value()?.parse()?;
+                if !(s.is_finite() && s > 0.0 && s < 3600.0) {
+                    return Err("--timeout needs seconds between 0 and 3600".into());
+                }
+                timeout = Duration::from_secs_f64(s);
+            }
+            Long("status") => {
+                let c: u16 = p.value()?.parse()?;
+                if !(100..600).contains(&c) {
+                    return Err("--status needs an HTTP status code".into());
+                }
+                status = Some(c);
+            }
+            Short('h') | Long("help") => return Ok(None),
+            Value(v) if url.is_none() => url = Some(v.string()?),
+            _ => return Err(arg.unexpected()),
+        }
+    }
+    let url = url.ok_or("a URL is needed")?;
+    Ok(Some((url, timeout, status)))
 }
 
 #[cfg(test)]
@@ -160,5 +171,36 @@ mod tests {
         assert_eq!(t.map(|t| (t.addr.port(), t.path)), Ok((8080, "/".into())));
         assert!(parse_url("https://x/").is_err());
         assert!(parse_url("http://999.1.1.1/").is_err());
+    }
+
+    #[test]
+    fn command_line() {
+        let args = |a: &[&str]| parse_args(a.iter().map(|s| (*s).to_owned()));
+        assert_eq!(
+            args(&["http://127.0.0.1/ping"]).ok(),
+            Some(Some((
+                "http://127.0.0.1/ping".into(),
+                Duration::from_secs(1),
+                None
+            )))
+        );
+        assert_eq!(
+            args(&["--timeout", "0.2", "http://x/", "--status", "204"]).ok(),
+            Some(Some((
+                "http://x/".into(),
+                Duration::from_millis(200),
+                Some(204)
+            )))
+        );
+        assert_eq!(args(&["--help"]).ok(), Some(None));
+        for bad in [
+            &[][..],
+            &["--timeout", "0", "http://x/"],
+            &["--status", "99", "http://x/"],
+            &["a", "b"],
+            &["--bogus"],
+        ] {
+            assert!(args(bad).is_err(), "{bad:?}");
+        }
     }
 }
