@@ -9,11 +9,12 @@ use super::log::log;
 
 const USAGE: &str = "\
 usage: vrrpd [-f FILE] [--pid FILE] [options]
-       vrrpd --check-config FILE
+       vrrpd -t [FILE]     (or -t -f FILE)
 
   -f, --use-file FILE      keepalived.conf to read (default /etc/keepalived/keepalived.conf)
   -p, --pid FILE           write the daemon's PID here (removed on exit)
-  -t, --check-config FILE  check FILE (syntax, references, values) and exit: 0 if usable
+  -t, --check-config [FILE] check FILE, or the -f file (syntax, references, values) and
+                           exit: 0 if usable
       --data-file FILE     where SIGUSR1 writes the state dump (default /tmp/vrrpd.data)
       --stats-file FILE    where SIGUSR2 writes the counters (default /tmp/vrrpd.stats)
       --metrics ADDR:PORT  serve Prometheus text metrics on http://ADDR:PORT/metrics
@@ -53,23 +54,12 @@ impl Default for Options {
 }
 
 /// A command-line mistake.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum UsageError {
-    /// An option needs a value that is missing.
-    #[error("option {0} needs a value")]
-    MissingValue(String),
-    /// An option we do not know.
-    #[error("unknown option {0}")]
-    Unknown(String),
-    /// A value that does not parse.
-    #[error("bad value {value:?} for {option}")]
-    BadValue {
-        /// The option.
-        option: String,
-        /// The value given.
-        value: String,
-    },
+    /// An unknown option, a missing or unparsable value (lexopt's words).
+    #[error(transparent)]
+    Args(#[from] lexopt::Error),
     /// `-h`.
     #[error("help requested")]
     Help,
@@ -77,47 +67,38 @@ pub enum UsageError {
 
 impl Options {
     /// Parses the arguments after the program name.
+    ///
+    /// `-t`/`--check-config` takes the file to check as its value, or, followed by another
+    /// option or nothing, checks the file `-f` names (keepalived's `-t -f FILE`).
     pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Self, UsageError> {
+        use lexopt::prelude::*;
         let mut o = Self::default();
-        let mut it = args.into_iter();
-        while let Some(arg) = it.next() {
-            let (flag, inline) = match arg.split_once('=') {
-                Some((f, v)) if f.starts_with("--") => (f.to_owned(), Some(v.to_owned())),
-                _ => (arg.clone(), None),
-            };
-            let mut value = |name: &str| {
-                inline
-                    .clone()
-                    .or_else(|| it.next())
-                    .ok_or_else(|| UsageError::MissingValue(name.to_owned()))
-            };
-            match flag.as_str() {
-                "-f" | "--use-file" => o.config = PathBuf::from(value(&flag)?),
-                "-p" | "--pid" => o.pid_file = Some(PathBuf::from(value(&flag)?)),
-                "-t" | "--check-config" | "--config-test" => {
+        let mut p = lexopt::Parser::from_args(args);
+        while let Some(arg) = p.next()? {
+            match arg {
+                Short('f') | Long("use-file") => o.config = p.value()?.into(),
+                Short('p') | Long("pid") => o.pid_file = Some(p.value()?.into()),
+                Short('t') | Long("check-config" | "config-test") => {
                     o.check_only = true;
-                    o.config = PathBuf::from(value(&flag)?);
+                    if let Some(v) = p.optional_value() {
+                        o.config = v.into();
+                    } else {
+                        let mut raw = p.raw_args()?;
+                        if let Some(file) =
+                            raw.next_if(|a| a.to_str().is_some_and(|a| !a.starts_with('-')))
+                        {
+                            o.config = file.into();
+                        }
+                    }
                 }
-                "--data-file" => o.data_file = PathBuf::from(value(&flag)?),
-                "--stats-file" => o.stats_file = PathBuf::from(value(&flag)?),
-                "--metrics" => {
-                    let v = value(&flag)?;
-                    o.metrics = Some(v.parse().map_err(|_| UsageError::BadValue {
-                        option: flag.clone(),
-                        value: v,
-                    })?);
-                }
-                "-n"
-                | "--dont-fork"
-                | "-l"
-                | "--log-console"
-                | "-D"
-                | "--log-detail"
-                | "-P"
-                | "--vrrp"
-                | "--dont-release-vrrp" => {}
-                "-h" | "--help" => return Err(UsageError::Help),
-                _ => return Err(UsageError::Unknown(arg)),
+                Long("data-file") => o.data_file = p.value()?.into(),
+                Long("stats-file") => o.stats_file = p.value()?.into(),
+                Long("metrics") => o.metrics = Some(p.value()?.parse()?),
+                Short('n' | 'l' | 'D' | 'P')
+                | Long("dont-fork" | "log-console" | "log-detail" | "vrrp" | "dont-release-vrrp") =>
+                    {}
+                Short('h') | Long("help") => return Err(UsageError::Help),
+                _ => return Err(arg.unexpected().into()),
             }
         }
         Ok(o)
@@ -201,17 +182,35 @@ mod tests {
         let o = Options::parse(args("--check-config=/y.conf")).unwrap();
         assert!(o.check_only);
         assert_eq!(o.config, PathBuf::from("/y.conf"));
-        assert_eq!(
-            Options::parse(args("-f")),
-            Err(UsageError::MissingValue("-f".into()))
+        let e = Options::parse(args("-f")).unwrap_err();
+        assert!(e.to_string().contains("-f"), "{e}");
+        let e = Options::parse(args("--bogus")).unwrap_err();
+        assert!(e.to_string().contains("--bogus"), "{e}");
+        let e = Options::parse(args("--metrics nope")).unwrap_err();
+        assert!(
+            e.to_string().contains("nope") || e.to_string().contains("metrics"),
+            "{e}"
         );
-        assert_eq!(
-            Options::parse(args("--bogus")),
-            Err(UsageError::Unknown("--bogus".into()))
-        );
-        assert!(matches!(
-            Options::parse(args("--metrics nope")),
-            Err(UsageError::BadValue { .. })
-        ));
+        assert!(matches!(Options::parse(args("-h")), Err(UsageError::Help)));
+    }
+
+    #[test]
+    fn check_config_forms() {
+        for line in [
+            "-t /k.conf",
+            "--check-config /k.conf",
+            "-t -f /k.conf",
+            "-f /k.conf -t",
+            "--config-test -f /k.conf",
+            "-t/k.conf",
+        ] {
+            let o = Options::parse(args(line)).unwrap();
+            assert!(o.check_only, "{line}");
+            assert_eq!(o.config, PathBuf::from("/k.conf"), "{line}");
+        }
+        // Alone, it checks the default file.
+        let o = Options::parse(args("-t")).unwrap();
+        assert!(o.check_only);
+        assert_eq!(o.config, PathBuf::from("/etc/keepalived/keepalived.conf"));
     }
 }
