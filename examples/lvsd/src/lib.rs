@@ -3,7 +3,7 @@
 //! (`TCP_CHECK`, `HTTP_GET`) and keeps the kernel's IPVS table equal to the configuration
 //! through [`ipvs_netlink`]: a failed real server is removed (or weighted 0 with
 //! `inhibit_on_failure`), a recovered one comes back, the `sorry_server` stands in when the
-//! quorum is lost. This is the seed's "server list" kept by keepalived.
+//! quorum is lost: the server list keepalived keeps for LVS.
 //!
 //! lvsd owns the whole IPVS table, as `ipvsadm -C` followed by the configuration would: a
 //! service that is not in the configuration is removed. On SIGTERM it removes its services
@@ -58,35 +58,44 @@ pub struct Options {
     pub pid_file: Option<PathBuf>,
 }
 
-const USAGE: &str = "usage: lvsd [-f FILE] [--dry-run] [--pid FILE]\n\
-  -f, --use-file FILE  keepalived.conf with virtual_server blocks (default /etc/keepalived/keepalived.conf)\n\
-  --dry-run            print the ipvsadm commands for the configuration (all servers healthy) and exit\n\
-  -p, --pid FILE       write the PID here\n";
+const USAGE: &str = "\
+usage: lvsd [-f FILE] [--dry-run] [--pid FILE]
+
+  -f, --use-file FILE  keepalived.conf with virtual_server blocks
+                       (default /etc/keepalived/keepalived.conf)
+  -d, --dry-run        print the ipvsadm commands for the configuration (all servers
+                       healthy) and exit
+  -p, --pid FILE       write the PID here
+  -n, -l, -D, -C       accepted for keepalived compatibility
+  -h, --help           this text
+";
 
 impl Options {
-    /// Parses the arguments after the program name.
-    pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Self, String> {
+    /// Parses the arguments after the program name; `None` for `--help`.
+    ///
+    /// # Errors
+    /// An unknown option or a missing value.
+    pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Option<Self>, lexopt::Error> {
+        use lexopt::prelude::*;
         let mut o = Self {
             config: PathBuf::from("/etc/keepalived/keepalived.conf"),
             dry_run: false,
             pid_file: None,
         };
-        let mut it = args.into_iter();
-        while let Some(a) = it.next() {
-            match a.as_str() {
-                "-f" | "--use-file" => {
-                    o.config = PathBuf::from(it.next().ok_or("-f needs a file")?);
-                }
-                "-p" | "--pid" => {
-                    o.pid_file = Some(PathBuf::from(it.next().ok_or("--pid needs a file")?))
-                }
-                "--dry-run" | "-d" => o.dry_run = true,
-                "-n" | "-l" | "-D" | "-C" | "--check" => {}
-                "-h" | "--help" => return Err(String::new()),
-                other => return Err(format!("unknown option {other}")),
+        let mut p = lexopt::Parser::from_args(args);
+        while let Some(arg) = p.next()? {
+            match arg {
+                Short('f') | Long("use-file") => o.config = p.value()?.into(),
+                Short('p') | Long("pid") => o.pid_file = Some(p.value()?.into()),
+                Short('d') | Long("dry-run") => o.dry_run = true,
+                // keepalived's -n -l -D and --check: lvsd always runs in the foreground,
+                // logs to stderr and only does the checkers.
+                Short('n' | 'l' | 'D' | 'C') | Long("check") => {}
+                Short('h') | Long("help") => return Ok(None),
+                _ => return Err(arg.unexpected()),
             }
         }
-        Ok(o)
+        Ok(Some(o))
     }
 }
 
@@ -145,12 +154,13 @@ impl State {
 /// The program: parses the arguments, then prints the dry run or runs the daemon.
 pub fn run() -> ExitCode {
     let opts = match Options::parse(std::env::args().skip(1)) {
-        Ok(o) => o,
+        Ok(Some(o)) => o,
+        Ok(None) => {
+            print!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
         Err(e) => {
-            if !e.is_empty() {
-                eprintln!("lvsd: {e}");
-            }
-            eprint!("{USAGE}");
+            eprint!("lvsd: {e}\n{USAGE}");
             return ExitCode::from(2);
         }
     };

@@ -1,7 +1,7 @@
 //! lvsd without a kernel IPVS: the dry run, the table it derives from health, its checkers
 //! against real local servers, and the DR real-server helper in a network namespace. The
 //! kernel side runs in the qemu VM (`tests/lvsd_vm.rs`).
-#![allow(clippy::unwrap_used, clippy::panic)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener};
@@ -133,10 +133,17 @@ fn failed_servers_leave_or_go_to_weight_zero_and_the_sorry_server_stands_in() ->
 #[test]
 fn options_parse() {
     let o = Options::parse(["-f", "/x.conf", "--dry-run"].map(String::from))
-        .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap_or_else(|e| panic!("{e}"))
+        .expect("not --help");
     assert!(o.dry_run);
     assert_eq!(o.config, std::path::PathBuf::from("/x.conf"));
     assert!(Options::parse(["--bogus".to_owned()]).is_err());
+    assert!(Options::parse(["-f".to_owned()]).is_err());
+    assert!(matches!(Options::parse(["--help".to_owned()]), Ok(None)));
+    let o = Options::parse(["--use-file=/y.conf", "-n", "-l", "-D"].map(String::from))
+        .unwrap_or_else(|e| panic!("{e}"))
+        .expect("not --help");
+    assert_eq!(o.config, std::path::PathBuf::from("/y.conf"));
 }
 
 /// A tiny HTTP server answering `status` to everything, counting connections.
