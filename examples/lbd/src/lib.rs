@@ -398,26 +398,46 @@ impl Options {
     /// # Errors
     /// A message naming the bad argument (empty for `-h`).
     pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Self, String> {
+        Self::parse_args(args).map_err(|e| match e {
+            ArgsError::Help => String::new(),
+            ArgsError::Args(e) => e.to_string(),
+            ArgsError::NoConfig => "-c FILE is required".into(),
+        })
+    }
+
+    fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Self, ArgsError> {
+        use lexopt::prelude::*;
         let mut o = Self::default();
         let mut have_c = false;
-        let mut it = args.into_iter();
-        while let Some(a) = it.next() {
-            match a.as_str() {
-                "-c" | "--config" => {
-                    o.config = it.next().ok_or("-c needs a file")?.into();
+        let mut p = lexopt::Parser::from_args(args);
+        while let Some(arg) = p.next()? {
+            match arg {
+                Short('c') | Long("config") => {
+                    o.config = p.value()?.into();
                     have_c = true;
                 }
-                "-t" | "--test" => o.test = true,
-                "-p" | "--pid" => o.pid = Some(it.next().ok_or("--pid needs a file")?.into()),
-                "-h" | "--help" => return Err(String::new()),
-                other => return Err(format!("unknown argument `{other}`")),
+                Short('t') | Long("test") => o.test = true,
+                Short('p') | Long("pid") => o.pid = Some(p.value()?.into()),
+                Short('h') | Long("help") => return Err(ArgsError::Help),
+                _ => return Err(arg.unexpected().into()),
             }
         }
         if !have_c {
-            return Err("-c FILE is required".into());
+            return Err(ArgsError::NoConfig);
         }
         Ok(o)
     }
+}
+
+/// Why the command line was refused.
+#[derive(Debug, thiserror::Error)]
+enum ArgsError {
+    #[error(transparent)]
+    Args(#[from] lexopt::Error),
+    #[error("help requested")]
+    Help,
+    #[error("-c FILE is required")]
+    NoConfig,
 }
 
 /// `lbd`'s `main`.
