@@ -1,4 +1,4 @@
-//! `failover-demo`: the seed's nginx + keepalived failover pair, built for real in network
+//! `failover-demo`: the classic nginx + keepalived failover pair, built for real in network
 //! namespaces and driven through its failures while a client measures what users would see.
 //!
 //! ```text
@@ -7,7 +7,7 @@
 //!           +----------------+----------------+
 //!   lb1 (10.99.0.11)                  lb2 (10.99.0.12)
 //!   vrrpd priority 100 + lbd          vrrpd priority 99 + lbd
-//!   track_script: http-check of its own lbd (the seed's nginx_check.sh)
+//!   track_script: http-check of its own lbd (the classic nginx_check.sh)
 //!           +----------------+----------------+
 //!   rs1 (10.99.0.21:8080)             rs2 (10.99.0.22:8080)
 //!   demo-web, sessions in one shared session-store (SQLite file by default)
@@ -156,7 +156,7 @@ pub struct Options {
     /// Session store of the real servers.
     pub store: StoreChoice,
     /// VRRP advertisement interval (VRRPv3 below 1 s, VRRPv2 with PASS at 1 s and above,
-    /// like the seed's keepalived.conf).
+    /// like the classic keepalived.conf).
     pub advert_int: Duration,
     /// Total requests per second.
     pub rate: f64,
@@ -197,7 +197,7 @@ usage: failover-demo [options]          (as root)
   --store S          where rs1 and rs2 keep sessions: sqlite (default, a shared file),
                      sqlite:PATH, redis, memcached (started by the demo on a `db` host),
                      or a URL reachable from the namespaces (redis://..., memcached://...)
-  --advert-int SECS  VRRP advertisement interval (0.1; >= 1 uses VRRPv2 with PASS as the seed)
+  --advert-int SECS  VRRP advertisement interval (0.1; >= 1 uses VRRPv2 with PASS)
   --rate N           requests per second through the VIP, all clients together (200)
   --clients N        client threads, each logged in with its own session (1)
   --settle SECS      how long to watch after each event (1.5)
@@ -208,13 +208,12 @@ usage: failover-demo [options]          (as root)
 The last line of standard output is a JSON summary.
 ";
 
-fn secs(flag: &str, v: Option<String>) -> Result<Duration, DemoError> {
-    let v = v.ok_or_else(|| DemoError::Usage(format!("{flag} needs a value")))?;
+fn secs(flag: &str, v: &str) -> Result<Duration, lexopt::Error> {
     v.parse::<f64>()
         .ok()
         .filter(|s| s.is_finite() && *s > 0.0 && *s < 3600.0)
         .map(Duration::from_secs_f64)
-        .ok_or_else(|| DemoError::Usage(format!("{flag} {v:?}: expected seconds, e.g. 0.5")))
+        .ok_or_else(|| format!("{flag} {v:?}: expected seconds, e.g. 0.5").into())
 }
 
 impl Options {
@@ -224,53 +223,59 @@ impl Options {
     /// [`DemoError::Usage`] for an unknown flag or a bad value; `Usage("")` for `--help`.
     pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Self, DemoError> {
         let mut o = Self::default();
-        let mut it = args.into_iter();
-        while let Some(a) = it.next() {
-            match a.as_str() {
-                "--store" => {
-                    let v = it
-                        .next()
-                        .ok_or_else(|| DemoError::Usage("--store needs a value".into()))?;
-                    o.store = StoreChoice::parse(&v)?;
-                }
-                "--advert-int" => o.advert_int = secs(&a, it.next())?,
-                "--settle" => o.settle = secs(&a, it.next())?,
-                "--timeout" => o.timeout = secs(&a, it.next())?,
-                "--rate" => {
-                    o.rate = it
-                        .next()
-                        .and_then(|v| v.parse::<f64>().ok())
-                        .filter(|r| r.is_finite() && *r >= 1.0 && *r <= 100_000.0)
-                        .ok_or_else(|| {
-                            DemoError::Usage("--rate: expected requests/s in 1..=100000".into())
-                        })?;
-                }
-                "--clients" => {
-                    o.clients = it
-                        .next()
-                        .and_then(|v| v.parse::<usize>().ok())
-                        .filter(|n| (1..=256).contains(n))
-                        .ok_or_else(|| DemoError::Usage("--clients: expected 1..=256".into()))?;
-                }
-                "--svg" => {
-                    o.svg =
-                        Some(PathBuf::from(it.next().ok_or_else(|| {
-                            DemoError::Usage("--svg needs a file name".into())
-                        })?));
-                }
-                "--no-svg" => o.svg = None,
-                "--bin-dir" => {
-                    o.bin_dir =
-                        Some(PathBuf::from(it.next().ok_or_else(|| {
-                            DemoError::Usage("--bin-dir needs a directory".into())
-                        })?));
-                }
-                "--quiet" | "-q" => o.quiet = true,
-                "--help" | "-h" => return Err(DemoError::Usage(String::new())),
-                _ => return Err(DemoError::Usage(format!("unknown option {a:?}"))),
-            }
+        let mut help = false;
+        o.parse_into(args, &mut help)
+            .map_err(|e| DemoError::Usage(e.to_string()))?;
+        if help {
+            return Err(DemoError::Usage(String::new()));
         }
         Ok(o)
+    }
+
+    fn parse_into(
+        &mut self,
+        args: impl IntoIterator<Item = String>,
+        help: &mut bool,
+    ) -> Result<(), lexopt::Error> {
+        use lexopt::prelude::*;
+        let mut p = lexopt::Parser::from_args(args);
+        while let Some(arg) = p.next()? {
+            match arg {
+                Long("store") => {
+                    let v = p.value()?.string()?;
+                    self.store = StoreChoice::parse(&v).map_err(|e| e.to_string())?;
+                }
+                Long("advert-int") => {
+                    self.advert_int = secs("--advert-int", &p.value()?.string()?)?
+                }
+                Long("settle") => self.settle = secs("--settle", &p.value()?.string()?)?,
+                Long("timeout") => self.timeout = secs("--timeout", &p.value()?.string()?)?,
+                Long("rate") => {
+                    let r: f64 = p.value()?.parse()?;
+                    if !(r.is_finite() && (1.0..=100_000.0).contains(&r)) {
+                        return Err("--rate: expected requests/s in 1..=100000".into());
+                    }
+                    self.rate = r;
+                }
+                Long("clients") => {
+                    let n: usize = p.value()?.parse()?;
+                    if !(1..=256).contains(&n) {
+                        return Err("--clients: expected 1..=256".into());
+                    }
+                    self.clients = n;
+                }
+                Long("svg") => self.svg = Some(p.value()?.into()),
+                Long("no-svg") => self.svg = None,
+                Long("bin-dir") => self.bin_dir = Some(p.value()?.into()),
+                Short('q') | Long("quiet") => self.quiet = true,
+                Short('h') | Long("help") => {
+                    *help = true;
+                    return Ok(());
+                }
+                _ => return Err(arg.unexpected()),
+            }
+        }
+        Ok(())
     }
 
     /// VRRP version used for this advertisement interval.
@@ -501,7 +506,7 @@ impl Pair<'_> {
         let dir = self.tb.run_dir().join(lb);
         fs::create_dir_all(&dir).map_err(io_err(format!("creating {}", dir.display())))?;
         let conf = format!(
-            "# lbd on {lb}: the seed's nginx.conf, balancing the two real servers.
+            "# lbd on {lb}: a classic nginx.conf, balancing the two real servers.
 workers 1;
 node_name {lb};
 access_log {log};
@@ -561,7 +566,7 @@ server {{
             ""
         };
         let conf = format!(
-            "# vrrpd on {lb}: the seed's keepalived.conf; chk_proxy is its nginx_check.sh.
+            "# vrrpd on {lb}: a classic keepalived.conf; chk_proxy is its nginx_check.sh.
 global_defs {{
     router_id {lb}
 }}
@@ -1109,6 +1114,52 @@ pub fn main_with(args: impl IntoIterator<Item = String>) -> std::process::ExitCo
         Err(e) => {
             eprintln!("failover-demo: {e}");
             ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn parse(a: &[&str]) -> Result<Options, DemoError> {
+        Options::parse(a.iter().map(|s| (*s).to_owned()))
+    }
+
+    #[test]
+    fn command_line() {
+        let o = parse(&[
+            "--rate",
+            "1000",
+            "--clients",
+            "8",
+            "--advert-int",
+            "0.2",
+            "-q",
+            "--no-svg",
+        ])
+        .unwrap();
+        assert_eq!(
+            (o.rate, o.clients, o.quiet, o.svg.clone()),
+            (1000.0, 8, true, None)
+        );
+        assert_eq!(o.advert_int, Duration::from_millis(200));
+        assert_eq!(o.vrrp_version(), 3);
+        assert_eq!(parse(&["--advert-int", "1"]).unwrap().vrrp_version(), 2);
+        assert!(matches!(parse(&["--help"]), Err(DemoError::Usage(m)) if m.is_empty()));
+        for bad in [
+            &["--rate", "0"][..],
+            &["--clients", "300"],
+            &["--timeout", "-1"],
+            &["--bogus"],
+            &["--store"],
+            &["--store", "nosuch"],
+        ] {
+            assert!(
+                matches!(parse(bad), Err(DemoError::Usage(m)) if !m.is_empty()),
+                "{bad:?}"
+            );
         }
     }
 }

@@ -98,46 +98,46 @@ impl WebOptions {
     /// # Errors
     /// [`WebError::Usage`]; `Usage("")` for `--help`.
     pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Self, WebError> {
+        use lexopt::prelude::*;
+        let usage = |m: String| WebError::Usage(m);
         let mut name = None;
         let mut listen = None;
         let mut store = None;
         let mut cookie = "sid".to_owned();
         let mut ttl = Duration::from_secs(3600);
-        let mut it = args.into_iter();
-        let usage = |m: &str| WebError::Usage(m.to_owned());
-        while let Some(a) = it.next() {
-            let mut val = || {
-                it.next()
-                    .ok_or_else(|| usage(&format!("{a} needs a value")))
-            };
-            match a.as_str() {
-                "--name" => name = Some(val()?),
-                "--listen" => {
-                    let v = val()?;
-                    listen = Some(
-                        v.parse::<SocketAddr>()
-                            .map_err(|_| usage(&format!("--listen {v:?}: expected ADDR:PORT")))?,
-                    );
+        let mut help = false;
+        let mut p = lexopt::Parser::from_args(args);
+        let mut go = || -> Result<(), lexopt::Error> {
+            while let Some(arg) = p.next()? {
+                match arg {
+                    Long("name") => name = Some(p.value()?.string()?),
+                    Long("listen") => listen = Some(p.value()?.parse::<SocketAddr>()?),
+                    Long("store") => store = Some(p.value()?.string()?),
+                    Long("cookie") => cookie = p.value()?.string()?,
+                    Long("ttl") => {
+                        let secs: u64 = p.value()?.parse()?;
+                        if secs == 0 {
+                            return Err("--ttl: expected seconds, more than 0".into());
+                        }
+                        ttl = Duration::from_secs(secs);
+                    }
+                    Short('h') | Long("help") => {
+                        help = true;
+                        return Ok(());
+                    }
+                    _ => return Err(arg.unexpected()),
                 }
-                "--store" => store = Some(val()?),
-                "--cookie" => cookie = val()?,
-                "--ttl" => {
-                    let v = val()?;
-                    ttl = v
-                        .parse::<u64>()
-                        .ok()
-                        .filter(|s| *s > 0)
-                        .map(Duration::from_secs)
-                        .ok_or_else(|| usage(&format!("--ttl {v:?}: expected seconds")))?;
-                }
-                "-h" | "--help" => return Err(usage("")),
-                _ => return Err(usage(&format!("unknown argument {a:?}"))),
             }
+            Ok(())
+        };
+        go().map_err(|e| usage(e.to_string()))?;
+        if help {
+            return Err(usage(String::new()));
         }
         Ok(Self {
-            name: name.ok_or_else(|| usage("--name is required"))?,
-            listen: listen.ok_or_else(|| usage("--listen is required"))?,
-            store: store.ok_or_else(|| usage("--store is required"))?,
+            name: name.ok_or_else(|| usage("--name is required".into()))?,
+            listen: listen.ok_or_else(|| usage("--listen is required".into()))?,
+            store: store.ok_or_else(|| usage("--store is required".into()))?,
             cookie,
             ttl,
         })
