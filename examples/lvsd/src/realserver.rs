@@ -1,4 +1,4 @@
-//! Prepares a direct-routing (LVS-DR) real server, as the seed's `realserver.sh` does: the
+//! Prepares a direct-routing (LVS-DR) real server, as the classic `realserver.sh` does: the
 //! VIP on `lo` (so the server accepts packets addressed to it) and ARP tuned so it never
 //! answers or announces the VIP on the wire (`arp_ignore=1`, `arp_announce=2` on `lo` and
 //! `all`), leaving the director the only host the clients' ARP finds.

@@ -1,37 +1,51 @@
 //! `lvs-realserver start|stop VIP...`: prepare (or undo) an LVS-DR real server, as the
-//! seed's realserver.sh: VIP on lo, arp_ignore=1, arp_announce=2.
+//! classic realserver.sh does: VIP on lo, arp_ignore=1, arp_announce=2.
 
 use std::net::IpAddr;
 use std::process::ExitCode;
 
 use lvsd::realserver;
 
-fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let (Some(cmd), vips) = (args.first(), args.get(1..).unwrap_or_default()) else {
-        eprintln!("usage: lvs-realserver start|stop VIP...");
-        return ExitCode::from(2);
-    };
-    let mut ips = Vec::new();
-    for v in vips {
-        match v.parse::<IpAddr>() {
-            Ok(ip) => ips.push(ip),
-            Err(_) => {
-                eprintln!("lvs-realserver: {v:?} is not an IP address");
-                return ExitCode::from(2);
-            }
+const USAGE: &str = "usage: lvs-realserver start|stop VIP...\n";
+
+/// `start` or `stop` and the VIPs; `None` for `--help`.
+fn parse_args() -> Result<Option<(bool, Vec<IpAddr>)>, lexopt::Error> {
+    use lexopt::prelude::*;
+    let mut p = lexopt::Parser::from_env();
+    let mut start = None;
+    let mut vips = Vec::new();
+    while let Some(arg) = p.next()? {
+        match arg {
+            Short('h') | Long("help") => return Ok(None),
+            Value(v) if start.is_none() => match v.to_str() {
+                Some("start") => start = Some(true),
+                Some("stop") => start = Some(false),
+                _ => return Err(format!("{v:?}: expected start or stop").into()),
+            },
+            Value(v) => vips.push(v.parse()?),
+            _ => return Err(arg.unexpected()),
         }
     }
-    let res = match cmd.as_str() {
-        "start" => {
-            realserver::start(&ips).map(|n| format!("RealServer Start OK ({n} VIP(s) added to lo)"))
+    let start = start.ok_or("start or stop is needed")?;
+    Ok(Some((start, vips)))
+}
+
+fn main() -> ExitCode {
+    let (start, ips) = match parse_args() {
+        Ok(Some(a)) => a,
+        Ok(None) => {
+            print!("{USAGE}");
+            return ExitCode::SUCCESS;
         }
-        "stop" => realserver::stop(&ips)
-            .map(|n| format!("RealServer Stopped ({n} VIP(s) removed from lo)")),
-        _ => {
-            eprintln!("usage: lvs-realserver start|stop VIP...");
+        Err(e) => {
+            eprint!("lvs-realserver: {e}\n{USAGE}");
             return ExitCode::from(2);
         }
+    };
+    let res = if start {
+        realserver::start(&ips).map(|n| format!("RealServer Start OK ({n} VIP(s) added to lo)"))
+    } else {
+        realserver::stop(&ips).map(|n| format!("RealServer Stopped ({n} VIP(s) removed from lo)"))
     };
     match res {
         Ok(msg) => {
