@@ -102,6 +102,7 @@ struct Opts {
     wrk: Option<PathBuf>,
     baseline: Option<PathBuf>,
     keep: bool,
+    help: bool,
 }
 
 fn parse_duration(s: &str) -> Result<Duration, BenchError> {
@@ -117,12 +118,6 @@ fn parse_duration(s: &str) -> Result<Duration, BenchError> {
     };
     let n: u64 = num.parse().map_err(|_| bad())?;
     Ok(Duration::from_millis(n.checked_mul(mult).ok_or_else(bad)?))
-}
-
-fn parse_num<T: std::str::FromStr>(flag: &str, v: Option<String>) -> Result<T, BenchError> {
-    let v = v.ok_or_else(|| BenchError::Usage(format!("{flag} needs a value")))?;
-    v.parse()
-        .map_err(|_| BenchError::Usage(format!("bad number `{v}` for {flag}")))
 }
 
 impl Opts {
@@ -142,45 +137,12 @@ impl Opts {
             wrk: None,
             baseline: None,
             keep: false,
+            help: false,
         };
-        let mut it = args.into_iter();
-        while let Some(a) = it.next() {
-            let need = |v: Option<String>| {
-                v.ok_or_else(|| BenchError::Usage(format!("{a} needs a value")))
-            };
-            match a.as_str() {
-                "-w" | "--workers" => {
-                    let v = need(it.next())?;
-                    o.workers = v
-                        .split(',')
-                        .map(|w| {
-                            w.trim()
-                                .parse::<usize>()
-                                .ok()
-                                .filter(|&n| n > 0)
-                                .ok_or_else(|| BenchError::Usage(format!("bad worker count `{w}`")))
-                        })
-                        .collect::<Result<_, _>>()?;
-                }
-                "-c" | "--connections" => o.conns = parse_num(&a, it.next())?,
-                "-d" | "--duration" => o.duration = parse_duration(&need(it.next())?)?,
-                "-t" | "--threads" => o.threads = parse_num(&a, it.next())?,
-                "-r" | "--rounds" => o.rounds = parse_num(&a, it.next())?,
-                "--body" => o.body = parse_num(&a, it.next())?,
-                "--warmup" => o.warmup = parse_duration(&need(it.next())?)?,
-                "--access-log" => o.access_log = true,
-                "--log-buffer" => {
-                    o.access_log = true;
-                    o.log_buffer = Some(need(it.next())?);
-                }
-                "--lbd" => o.lbd = Some(need(it.next())?.into()),
-                "--nginx" => o.nginx = Some(need(it.next())?.into()),
-                "--wrk" => o.wrk = Some(need(it.next())?.into()),
-                "--baseline" => o.baseline = Some(need(it.next())?.into()),
-                "--keep" => o.keep = true,
-                "-h" | "--help" => return Err(BenchError::Usage(String::new())),
-                other => return Err(BenchError::Usage(format!("unknown argument `{other}`"))),
-            }
+        o.read_args(args)
+            .map_err(|e| BenchError::Usage(e.to_string()))?;
+        if o.help {
+            return Err(BenchError::Usage(String::new()));
         }
         if o.conns == 0 || o.threads == 0 || o.rounds == 0 || o.duration.is_zero() {
             return Err(BenchError::Usage(
@@ -191,6 +153,56 @@ impl Opts {
             o.threads = o.conns;
         }
         Ok(o)
+    }
+
+    fn read_args(&mut self, args: impl IntoIterator<Item = String>) -> Result<(), lexopt::Error> {
+        use lexopt::prelude::*;
+        let mut p = lexopt::Parser::from_args(args);
+        while let Some(arg) = p.next()? {
+            match arg {
+                Short('w') | Long("workers") => {
+                    let v = p.value()?.string()?;
+                    self.workers = v
+                        .split(',')
+                        .map(|w| {
+                            w.trim()
+                                .parse::<usize>()
+                                .ok()
+                                .filter(|&n| n > 0)
+                                .ok_or_else(|| format!("bad worker count `{w}`"))
+                        })
+                        .collect::<Result<_, _>>()?;
+                }
+                Short('c') | Long("connections") => self.conns = p.value()?.parse()?,
+                Short('d') | Long("duration") => {
+                    self.duration =
+                        parse_duration(&p.value()?.string()?).map_err(|e| e.to_string())?;
+                }
+                Short('t') | Long("threads") => self.threads = p.value()?.parse()?,
+                Short('r') | Long("rounds") => self.rounds = p.value()?.parse()?,
+                Long("body") => self.body = p.value()?.parse()?,
+                Long("warmup") => {
+                    self.warmup =
+                        parse_duration(&p.value()?.string()?).map_err(|e| e.to_string())?;
+                }
+                Long("access-log") => self.access_log = true,
+                Long("log-buffer") => {
+                    self.access_log = true;
+                    self.log_buffer = Some(p.value()?.string()?);
+                }
+                Long("lbd") => self.lbd = Some(p.value()?.into()),
+                Long("nginx") => self.nginx = Some(p.value()?.into()),
+                Long("wrk") => self.wrk = Some(p.value()?.into()),
+                Long("baseline") => self.baseline = Some(p.value()?.into()),
+                Long("keep") => self.keep = true,
+                Short('h') | Long("help") => {
+                    self.help = true;
+                    return Ok(());
+                }
+                _ => return Err(arg.unexpected()),
+            }
+        }
+        Ok(())
     }
 }
 
