@@ -1,0 +1,110 @@
+//! How addresses are spelt: the address [`Family`], the transport [`Protocol`], and the
+//! 16-byte `nf_inet_addr` encoding.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use super::ConfigError;
+use crate::wire::consts as c;
+
+/// Address family.
+#[expect(
+    clippy::exhaustive_enums,
+    reason = "IPVS supports exactly these two families"
+)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Family {
+    /// `AF_INET`.
+    V4,
+    /// `AF_INET6`.
+    V6,
+}
+
+impl Family {
+    /// The `AF_*` number.
+    #[must_use]
+    pub const fn af(self) -> u16 {
+        match self {
+            Self::V4 => c::AF_INET,
+            Self::V6 => c::AF_INET6,
+        }
+    }
+    pub(super) fn from_af(af: u16) -> Result<Self, ConfigError> {
+        match af {
+            c::AF_INET => Ok(Self::V4),
+            c::AF_INET6 => Ok(Self::V6),
+            other => Err(ConfigError::Unexpected {
+                field: "address family",
+                value: u32::from(other),
+            }),
+        }
+    }
+    /// The family of an address.
+    #[must_use]
+    pub const fn of(addr: &IpAddr) -> Self {
+        match addr {
+            IpAddr::V4(_) => Self::V4,
+            IpAddr::V6(_) => Self::V6,
+        }
+    }
+}
+
+/// The transport protocol of a virtual service.
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Protocol {
+    /// TCP (`-t`).
+    Tcp,
+    /// UDP (`-u`).
+    Udp,
+    /// SCTP (`--sctp-service`).
+    Sctp,
+}
+
+impl Protocol {
+    /// The IP protocol number.
+    #[must_use]
+    pub const fn number(self) -> u16 {
+        match self {
+            Self::Tcp => c::IPPROTO_TCP,
+            Self::Udp => c::IPPROTO_UDP,
+            Self::Sctp => c::IPPROTO_SCTP,
+        }
+    }
+    pub(super) fn from_number(n: u16) -> Result<Self, ConfigError> {
+        match n {
+            c::IPPROTO_TCP => Ok(Self::Tcp),
+            c::IPPROTO_UDP => Ok(Self::Udp),
+            c::IPPROTO_SCTP => Ok(Self::Sctp),
+            other => Err(ConfigError::Unexpected {
+                field: "IPVS_SVC_ATTR_PROTOCOL",
+                value: u32::from(other),
+            }),
+        }
+    }
+}
+
+/// A 16-byte `nf_inet_addr`.
+pub(crate) fn inet_addr(ip: &IpAddr) -> [u8; 16] {
+    let mut out = [0u8; 16];
+    match ip {
+        IpAddr::V4(a) => {
+            let [a0, a1, a2, a3] = a.octets();
+            out[0] = a0;
+            out[1] = a1;
+            out[2] = a2;
+            out[3] = a3;
+        }
+        IpAddr::V6(a) => out = a.octets(),
+    }
+    out
+}
+
+pub(super) fn from_inet_addr(family: Family, b: [u8; 16]) -> IpAddr {
+    match family {
+        Family::V4 => {
+            let [a0, a1, a2, a3, ..] = b;
+            IpAddr::V4(Ipv4Addr::new(a0, a1, a2, a3))
+        }
+        Family::V6 => IpAddr::V6(Ipv6Addr::from(b)),
+    }
+}
