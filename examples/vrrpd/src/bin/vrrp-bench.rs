@@ -73,7 +73,7 @@ impl Cfg {
     fn mdi(self) -> Duration {
         self.advert() * 3 + self.skew()
     }
-    /// The goal: 3 x advert_int + Skew_Time + 20 ms.
+    /// The goal: 3 x advert_int + Skew_Time + 20 ms.
     fn goal(self) -> Duration {
         self.mdi() + Duration::from_millis(20)
     }
@@ -401,21 +401,25 @@ fn parse_opts() -> Res<Opts> {
         resources: None,
         vrrpd: exe.with_file_name("vrrpd"),
     };
-    let mut it = std::env::args().skip(1);
-    while let Some(a) = it.next() {
-        let mut val = || it.next().ok_or(format!("{a} needs a value"));
-        match a.as_str() {
-            "--runs" => o.runs = val()?.parse()?,
-            "--faults" => o.faults = val()?.split(',').map(str::to_owned).collect(),
-            "--configs" => {
-                o.configs = val()?
+    use lexopt::prelude::*;
+    let mut p = lexopt::Parser::from_env();
+    while let Some(arg) = p.next()? {
+        match arg {
+            Long("runs") => o.runs = p.value()?.parse()?,
+            Long("faults") => {
+                o.faults = p.value()?.string()?.split(',').map(str::to_owned).collect();
+            }
+            Long("configs") => {
+                o.configs = p
+                    .value()?
+                    .string()?
                     .split(',')
                     .map(|c| Cfg::parse(c).ok_or(format!("bad config {c}")))
                     .collect::<Result<_, _>>()?;
             }
-            "--resources" => o.resources = Some(val()?.parse()?),
-            "--vrrpd" => o.vrrpd = PathBuf::from(val()?),
-            _ => return Err(format!("unknown argument {a}").into()),
+            Long("resources") => o.resources = Some(p.value()?.parse()?),
+            Long("vrrpd") => o.vrrpd = p.value()?.into(),
+            _ => return Err(arg.unexpected().into()),
         }
     }
     Ok(o)
