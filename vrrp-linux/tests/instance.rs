@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
 use testbed::netns::Netns;
-use testbed::{Testbed, keepalived, keepalived_program};
+use testbed::{Testbed, keepalived, keepalived_or_skip};
 use vrrp_linux::{Instance, Status};
 use vrrp_proto::wire::Version;
 use vrrp_proto::{IpCidr, State};
@@ -34,24 +34,7 @@ fn serial() -> MutexGuard<'static, ()> {
 }
 
 fn prereqs() -> bool {
-    if !Netns::require_or_skip() {
-        return false;
-    }
-    let p = keepalived_program();
-    let found = p.exists()
-        || std::process::Command::new(&p)
-            .arg("--version")
-            .output()
-            .is_ok();
-    if !found {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "keepalived is missing on CI: apt-get install keepalived"
-        );
-        eprintln!("skipped: keepalived is not installed");
-        return false;
-    }
-    true
+    Netns::require_or_skip() && keepalived_or_skip()
 }
 
 fn testbed() -> Result<Testbed, Box<dyn Error>> {

@@ -87,3 +87,27 @@ pub fn keepalived_program() -> PathBuf {
         PathBuf::from("keepalived")
     }
 }
+
+/// Whether keepalived can run here: `true` when [`keepalived_program`] exists or answers
+/// `--version`. Otherwise a test should skip: this prints `skipped: …` and returns `false`,
+/// except with `CI=true`, where a missing keepalived is a failure (a panic).
+#[allow(
+    clippy::panic,
+    reason = "a test guard: failing the test on CI is its purpose"
+)]
+#[track_caller]
+pub fn keepalived_or_skip() -> bool {
+    let p = keepalived_program();
+    let found = p.exists()
+        || std::process::Command::new(&p)
+            .arg("--version")
+            .output()
+            .is_ok();
+    if !found {
+        if std::env::var("CI").is_ok_and(|v| v == "true") {
+            panic!("keepalived is missing on CI: apt-get install keepalived");
+        }
+        eprintln!("skipped: keepalived is not installed");
+    }
+    found
+}

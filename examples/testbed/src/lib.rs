@@ -42,7 +42,7 @@ use crate::daemon::{Registry, kill_proc};
 use crate::netns::{Netns, NetnsError};
 
 pub use crate::daemon::Daemon;
-pub use crate::keepalived::{keepalived, keepalived_program};
+pub use crate::keepalived::{keepalived, keepalived_or_skip, keepalived_program};
 pub use crate::outage::{outage, serving_at, takeover};
 pub use crate::probe::{Probe, Sample};
 pub use crate::responder::Responder;

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
 use testbed::netns::Netns;
-use testbed::{Daemon, Probe, Responder, Sample, Testbed, keepalived, keepalived_program, outage};
+use testbed::{Daemon, Probe, Responder, Sample, Testbed, keepalived, keepalived_or_skip, outage};
 use vrrp_linux::rtnl::Rtnl;
 
 type TestResult = Result<(), Box<dyn Error>>;
@@ -28,26 +28,7 @@ const VRRPD: &str = env!("CARGO_BIN_EXE_vrrpd");
 // ---- set-up helpers ----
 
 fn prereqs(need_keepalived: bool) -> bool {
-    if !Netns::require_or_skip() {
-        return false;
-    }
-    if need_keepalived {
-        let p = keepalived_program();
-        let found = p.exists()
-            || std::process::Command::new(&p)
-                .arg("--version")
-                .output()
-                .is_ok();
-        if !found {
-            assert!(
-                std::env::var("CI").as_deref() != Ok("true"),
-                "keepalived is missing on CI: apt-get install keepalived"
-            );
-            eprintln!("skipped: keepalived is not installed");
-            return false;
-        }
-    }
-    true
+    Netns::require_or_skip() && (!need_keepalived || keepalived_or_skip())
 }
 
 fn testbed(hosts: &[&str]) -> Result<Testbed, Box<dyn Error>> {
