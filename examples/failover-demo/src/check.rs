@@ -76,7 +76,7 @@ const USAGE: &str = "usage: http-check http://HOST[:PORT]/PATH [--timeout SECS] 
 
 /// `http-check`'s `main`.
 #[must_use]
-pub fn main_with(args: impl IntoIterator<Item = String>) -> ExitCode {
+pub fn main_with(args: impl IntoIterator<Item = impl Into<std::ffi::OsString>>) -> ExitCode {
     let (url, timeout, status) = match parse_args(args) {
         Ok(Some(a)) => a,
         Ok(None) => {
@@ -121,7 +121,7 @@ pub fn main_with(args: impl IntoIterator<Item = String>) -> ExitCode {
 
 /// The URL, timeout and expected status; `None` for `--help`.
 fn parse_args(
-    args: impl IntoIterator<Item = String>,
+    args: impl IntoIterator<Item = impl Into<std::ffi::OsString>>,
 ) -> Result<Option<(String, Duration, Option<u16>)>, lexopt::Error> {
     use lexopt::prelude::*;
     let mut url = None;

@@ -221,7 +221,9 @@ impl Options {
     ///
     /// # Errors
     /// [`DemoError::Usage`] for an unknown flag or a bad value; `Usage("")` for `--help`.
-    pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Self, DemoError> {
+    pub fn parse(
+        args: impl IntoIterator<Item = impl Into<std::ffi::OsString>>,
+    ) -> Result<Self, DemoError> {
         let mut o = Self::default();
         let mut help = false;
         o.parse_into(args, &mut help)
@@ -234,7 +236,7 @@ impl Options {
 
     fn parse_into(
         &mut self,
-        args: impl IntoIterator<Item = String>,
+        args: impl IntoIterator<Item = impl Into<std::ffi::OsString>>,
         help: &mut bool,
     ) -> Result<(), lexopt::Error> {
         use lexopt::prelude::*;
@@ -1045,7 +1047,9 @@ fn drive(tb: &Testbed, opts: &Options, progs: Programs, t0: Instant) -> Result<R
 /// `failover-demo`'s `main`: prints progress to standard error, the timeline and a human
 /// summary to standard output, and the JSON summary as the last line.
 #[must_use]
-pub fn main_with(args: impl IntoIterator<Item = String>) -> std::process::ExitCode {
+pub fn main_with(
+    args: impl IntoIterator<Item = impl Into<std::ffi::OsString>>,
+) -> std::process::ExitCode {
     use std::process::ExitCode;
     let opts = match Options::parse(args) {
         Ok(o) => o,

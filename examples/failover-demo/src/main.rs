@@ -3,5 +3,5 @@
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    failover_demo::main_with(std::env::args().skip(1))
+    failover_demo::main_with(std::env::args_os().skip(1))
 }

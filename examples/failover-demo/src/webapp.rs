@@ -97,7 +97,9 @@ impl WebOptions {
     ///
     /// # Errors
     /// [`WebError::Usage`]; `Usage("")` for `--help`.
-    pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Self, WebError> {
+    pub fn parse(
+        args: impl IntoIterator<Item = impl Into<std::ffi::OsString>>,
+    ) -> Result<Self, WebError> {
         use lexopt::prelude::*;
         let usage = |m: String| WebError::Usage(m);
         let mut name = None;
@@ -345,7 +347,7 @@ pub async fn run(opts: WebOptions) -> Result<(), WebError> {
 
 /// `demo-web`'s `main`.
 #[must_use]
-pub fn main_with(args: impl IntoIterator<Item = String>) -> ExitCode {
+pub fn main_with(args: impl IntoIterator<Item = impl Into<std::ffi::OsString>>) -> ExitCode {
     let opts = match WebOptions::parse(args) {
         Ok(o) => o,
         Err(WebError::Usage(m)) if m.is_empty() => {

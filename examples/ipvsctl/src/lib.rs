@@ -92,7 +92,11 @@ pub fn error_message(e: &IpvsError) -> String {
 /// Run ipvsctl with the process's arguments and standard streams.
 #[must_use]
 pub fn run() -> ExitCode {
-    let argv: Vec<String> = std::env::args().collect();
+    // ipvsadm reads its arguments as C strings; bytes that are not UTF-8 become U+FFFD here, so
+    // an address or name holding them is refused by the parser instead of panicking.
+    let argv: Vec<String> = std::env::args_os()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
     let stdin = std::io::stdin();
     let stdout = std::io::stdout();
     let stderr = std::io::stderr();

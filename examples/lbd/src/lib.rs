@@ -396,16 +396,12 @@ impl Options {
     /// Parse the arguments (without the program name).
     ///
     /// # Errors
-    /// A message naming the bad argument (empty for `-h`).
-    pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Self, String> {
-        Self::parse_args(args).map_err(|e| match e {
-            ArgsError::Help => String::new(),
-            ArgsError::Args(e) => e.to_string(),
-            ArgsError::NoConfig => "-c FILE is required".into(),
-        })
-    }
-
-    fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Self, ArgsError> {
+    /// [`UsageError`] naming the bad argument, or [`UsageError::Help`] for `-h`.
+    pub fn parse<I>(args: I) -> Result<Self, UsageError>
+    where
+        I: IntoIterator,
+        I::Item: Into<std::ffi::OsString>,
+    {
         use lexopt::prelude::*;
         let mut o = Self::default();
         let mut have_c = false;
@@ -418,24 +414,28 @@ impl Options {
                 }
                 Short('t') | Long("test") => o.test = true,
                 Short('p') | Long("pid") => o.pid = Some(p.value()?.into()),
-                Short('h') | Long("help") => return Err(ArgsError::Help),
+                Short('h') | Long("help") => return Err(UsageError::Help),
                 _ => return Err(arg.unexpected().into()),
             }
         }
         if !have_c {
-            return Err(ArgsError::NoConfig);
+            return Err(UsageError::NoConfig);
         }
         Ok(o)
     }
 }
 
-/// Why the command line was refused.
+/// Why the command line was refused; `lbd` prints it and [`USAGE`] and exits with status 2.
 #[derive(Debug, thiserror::Error)]
-enum ArgsError {
+#[non_exhaustive]
+pub enum UsageError {
+    /// An unknown option, a missing or malformed value: lexopt's words.
     #[error(transparent)]
     Args(#[from] lexopt::Error),
+    /// `-h` / `--help`: print the usage only.
     #[error("help requested")]
     Help,
+    /// No `-c FILE`: lbd needs a configuration.
     #[error("-c FILE is required")]
     NoConfig,
 }
@@ -443,10 +443,10 @@ enum ArgsError {
 /// `lbd`'s `main`.
 #[must_use]
 pub fn run() -> ExitCode {
-    let opts = match Options::parse(std::env::args().skip(1)) {
+    let opts = match Options::parse(std::env::args_os().skip(1)) {
         Ok(o) => o,
         Err(e) => {
-            if !e.is_empty() {
+            if !matches!(e, UsageError::Help) {
                 eprintln!("lbd: {e}");
             }
             eprint!("{USAGE}");
@@ -874,14 +874,32 @@ mod tests {
 
     #[test]
     fn options() {
-        let a = |v: &[&str]| Options::parse(v.iter().map(|s| (*s).to_owned()));
+        let a = |v: &[&str]| Options::parse(v.iter().copied());
         let o = a(&["-c", "x.conf", "-t", "--pid", "p"]).unwrap();
         assert_eq!(o.config, PathBuf::from("x.conf"));
         assert!(o.test);
         assert_eq!(o.pid, Some(PathBuf::from("p")));
-        assert!(a(&["-t"]).is_err());
-        assert!(a(&["-c"]).is_err());
-        assert!(a(&["-c", "x", "-z"]).unwrap_err().contains("-z"));
+        assert!(matches!(a(&["-t"]), Err(UsageError::NoConfig)));
+        assert!(matches!(a(&["-h"]), Err(UsageError::Help)));
+        assert!(matches!(a(&["-c"]), Err(UsageError::Args(_))));
+        assert!(
+            a(&["-c", "x", "-z"])
+                .unwrap_err()
+                .to_string()
+                .contains("-z")
+        );
+        assert_eq!(
+            a(&["--config=y.conf"]).unwrap().config,
+            PathBuf::from("y.conf")
+        );
+        // A file name need not be UTF-8.
+        #[cfg(unix)]
+        {
+            use std::os::unix::ffi::OsStrExt;
+            let raw = std::ffi::OsStr::from_bytes(b"conf\xff.conf");
+            let o = Options::parse([std::ffi::OsStr::new("-c"), raw]).unwrap();
+            assert_eq!(o.config.as_os_str(), raw);
+        }
     }
 
     #[test]

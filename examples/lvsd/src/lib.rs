@@ -75,7 +75,11 @@ impl Options {
     ///
     /// # Errors
     /// An unknown option or a missing value.
-    pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Option<Self>, lexopt::Error> {
+    pub fn parse<I>(args: I) -> Result<Option<Self>, lexopt::Error>
+    where
+        I: IntoIterator,
+        I::Item: Into<std::ffi::OsString>,
+    {
         use lexopt::prelude::*;
         let mut o = Self {
             config: PathBuf::from("/etc/keepalived/keepalived.conf"),
@@ -153,7 +157,7 @@ impl State {
 
 /// The program: parses the arguments, then prints the dry run or runs the daemon.
 pub fn run() -> ExitCode {
-    let opts = match Options::parse(std::env::args().skip(1)) {
+    let opts = match Options::parse(std::env::args_os().skip(1)) {
         Ok(Some(o)) => o,
         Ok(None) => {
             print!("{USAGE}");

@@ -70,7 +70,11 @@ impl Options {
     ///
     /// `-t`/`--check-config` takes the file to check as its value, or, followed by another
     /// option or nothing, checks the file `-f` names (keepalived's `-t -f FILE`).
-    pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Self, UsageError> {
+    pub fn parse<I>(args: I) -> Result<Self, UsageError>
+    where
+        I: IntoIterator,
+        I::Item: Into<std::ffi::OsString>,
+    {
         use lexopt::prelude::*;
         let mut o = Self::default();
         let mut p = lexopt::Parser::from_args(args);
@@ -108,7 +112,7 @@ impl Options {
 /// The whole program: parses `std::env::args`, then checks the configuration or runs the
 /// daemon until SIGTERM/SIGINT.
 pub fn run() -> ExitCode {
-    let opts = match Options::parse(std::env::args().skip(1)) {
+    let opts = match Options::parse(std::env::args_os().skip(1)) {
         Ok(o) => o,
         Err(UsageError::Help) => {
             print!("{USAGE}");

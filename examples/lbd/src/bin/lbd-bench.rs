@@ -121,7 +121,9 @@ fn parse_duration(s: &str) -> Result<Duration, BenchError> {
 }
 
 impl Opts {
-    fn parse(args: impl IntoIterator<Item = String>) -> Result<Self, BenchError> {
+    fn parse(
+        args: impl IntoIterator<Item = impl Into<std::ffi::OsString>>,
+    ) -> Result<Self, BenchError> {
         let mut o = Self {
             workers: vec![1, 2],
             conns: 50,
@@ -155,7 +157,10 @@ impl Opts {
         Ok(o)
     }
 
-    fn read_args(&mut self, args: impl IntoIterator<Item = String>) -> Result<(), lexopt::Error> {
+    fn read_args(
+        &mut self,
+        args: impl IntoIterator<Item = impl Into<std::ffi::OsString>>,
+    ) -> Result<(), lexopt::Error> {
         use lexopt::prelude::*;
         let mut p = lexopt::Parser::from_args(args);
         while let Some(arg) = p.next()? {
@@ -873,7 +878,7 @@ fn run(o: &Opts) -> Result<(), BenchError> {
 }
 
 fn main() -> ExitCode {
-    let o = match Opts::parse(std::env::args().skip(1)) {
+    let o = match Opts::parse(std::env::args_os().skip(1)) {
         Ok(o) => o,
         Err(BenchError::Usage(e)) => {
             if !e.is_empty() {

@@ -54,12 +54,17 @@ struct Cfg {
 }
 
 impl Cfg {
+    /// `v2-1`, `v3-0.05`: VRRP version 2 or 3 and an advert interval keepalived accepts
+    /// (a finite number of seconds in 0.01..=255).
     fn parse(s: &str) -> Option<Self> {
         let (v, a) = s.split_once('-')?;
-        Some(Self {
-            version: v.strip_prefix('v')?.parse().ok()?,
-            advert: a.parse().ok()?,
-        })
+        let version = v
+            .strip_prefix('v')?
+            .parse()
+            .ok()
+            .filter(|v| matches!(v, 2 | 3))?;
+        let advert: f64 = a.parse().ok()?;
+        (advert.is_finite() && (0.01..=255.0).contains(&advert)).then_some(Self { version, advert })
     }
     fn label(self) -> String {
         format!("v{} {} s", self.version, self.advert)
@@ -389,8 +394,13 @@ struct Opts {
     vrrpd: PathBuf,
 }
 
-fn parse_opts() -> Res<Opts> {
-    let exe = std::env::current_exe()?;
+/// The options from `args` (without the program name); `vrrpd` defaults to the `vrrpd` beside
+/// `exe`.
+fn parse_opts<I>(args: I, exe: &Path) -> Res<Opts>
+where
+    I: IntoIterator,
+    I::Item: Into<std::ffi::OsString>,
+{
     let mut o = Opts {
         runs: 5,
         faults: vec!["link".into(), "term".into()],
@@ -402,7 +412,7 @@ fn parse_opts() -> Res<Opts> {
         vrrpd: exe.with_file_name("vrrpd"),
     };
     use lexopt::prelude::*;
-    let mut p = lexopt::Parser::from_env();
+    let mut p = lexopt::Parser::from_args(args);
     while let Some(arg) = p.next()? {
         match arg {
             Long("runs") => o.runs = p.value()?.parse()?,
@@ -426,15 +436,79 @@ fn parse_opts() -> Res<Opts> {
 }
 
 fn main() -> ExitCode {
-    let res = parse_opts().and_then(|o| match o.resources {
-        Some(s) => resources(&o, s),
-        None => failover(&o),
-    });
+    let res = std::env::current_exe()
+        .map_err(Into::into)
+        .and_then(|exe| parse_opts(std::env::args_os().skip(1), &exe))
+        .and_then(|o| match o.resources {
+            Some(s) => resources(&o, s),
+            None => failover(&o),
+        });
     match res {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("vrrp-bench: {e}");
             ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    fn parse(args: &[&str]) -> Res<Opts> {
+        parse_opts(args.iter().copied(), Path::new("/opt/bin/vrrp-bench"))
+    }
+
+    #[test]
+    fn defaults() {
+        let o = parse(&[]).unwrap();
+        assert_eq!(o.runs, 5);
+        assert_eq!(o.faults, ["link", "term"]);
+        assert_eq!(o.configs.len(), 4);
+        assert_eq!(o.resources, None);
+        assert_eq!(o.vrrpd, PathBuf::from("/opt/bin/vrrpd"));
+    }
+
+    #[test]
+    fn every_option() {
+        let o = parse(&[
+            "--runs",
+            "9",
+            "--faults",
+            "term",
+            "--configs",
+            "v2-1,v3-0.05",
+            "--resources",
+            "30",
+            "--vrrpd=/x/vrrpd",
+        ])
+        .unwrap();
+        assert_eq!(o.runs, 9);
+        assert_eq!(o.faults, ["term"]);
+        let c: Vec<_> = o.configs.iter().map(|c| (c.version, c.advert)).collect();
+        assert_eq!(c, [(2, 1.0), (3, 0.05)]);
+        assert_eq!(o.resources, Some(30));
+        assert_eq!(o.vrrpd, PathBuf::from("/x/vrrpd"));
+    }
+
+    #[test]
+    fn bad_values_are_errors() {
+        for bad in [
+            &["--runs", "x"][..],
+            &["--runs"],
+            &["--configs", "v3"],
+            &["--configs", "v4-1"],
+            &["--configs", "v3--1"],
+            &["--configs", "v3-NaN"],
+            &["--configs", "v3-inf"],
+            &["--configs", "v3-0"],
+            &["--resources", "-1"],
+            &["--bogus"],
+        ] {
+            assert!(parse(bad).is_err(), "{bad:?}");
         }
     }
 }
