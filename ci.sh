@@ -70,10 +70,11 @@ step "cargo doc (warnings denied)"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --all-features
 
 step "cargo package (every library crate, built from its packaged sources)"
-cargo package --locked -p vrrp-proto -p lvs-sched -p ipvs-netlink -p session-store \
-    -p keepalived-conf -p vrrp-linux -p http-probe
+cargo package --locked -p hapri-time -p vrrp-proto -p lvs-sched -p ipvs-netlink \
+    -p session-store -p keepalived-conf -p vrrp-linux -p http-probe
 
 step "no_std build ($NO_STD_TARGET)"
+cargo build -p hapri-time --no-default-features --target "$NO_STD_TARGET"
 cargo build -p vrrp-proto --no-default-features --target "$NO_STD_TARGET"
 cargo build -p vrrp-proto --no-default-features --features alloc --target "$NO_STD_TARGET"
 cargo build -p lvs-sched --no-default-features --target "$NO_STD_TARGET"

@@ -50,7 +50,7 @@ fn per_decision(c: &mut Criterion) {
             g.bench_with_input(BenchmarkId::new(kind.name(), n), &n, |b, _| {
                 b.iter(|| {
                     i = (i + 1) & 1023;
-                    let d = s.schedule(black_box(&flow(i, &keys[i])), Instant(0));
+                    let d = s.schedule(black_box(&flow(i, &keys[i])), Instant::ZERO);
                     if let Some(d) = d {
                         s.conn_opened(d);
                         s.conn_closed(d, true);
@@ -90,7 +90,7 @@ fn per_decision(c: &mut Criterion) {
             }
             g.bench_with_input(BenchmarkId::new("nq-busy", n), &n, |b, _| {
                 b.iter(|| {
-                    let d = tree.schedule(black_box(&flow(0, &keys[0])), Instant(0));
+                    let d = tree.schedule(black_box(&flow(0, &keys[0])), Instant::ZERO);
                     if let Some(d) = d {
                         tree.conn_opened(d);
                         tree.conn_closed(d, true);
@@ -136,7 +136,7 @@ fn bench_decide(
     g.bench_function(name, |b| {
         b.iter(|| {
             i = (i + 1) & 1023;
-            sched.schedule(black_box(&mut set), black_box(&flows[i]), Instant(0))
+            sched.schedule(black_box(&mut set), black_box(&flows[i]), Instant::ZERO)
         });
     });
 }
@@ -155,7 +155,7 @@ fn bench_decide_dyn(
         b.iter(|| {
             i = (i + 1) & 1023;
             let d: Option<DestId> =
-                sched.schedule(black_box(&mut set), black_box(&flows[i]), Instant(0));
+                sched.schedule(black_box(&mut set), black_box(&flows[i]), Instant::ZERO);
             d
         });
     });

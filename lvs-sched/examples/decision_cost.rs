@@ -72,7 +72,7 @@ fn concrete(name: &str, flows: &[Flow<'_>], iters: usize, mut s: impl Scheduler)
     let mut set = dest_set();
     s.rebuild(&set);
     let r = measure(iters, |i| {
-        black_box(s.schedule(black_box(&mut set), black_box(&flows[i]), Instant(0)));
+        black_box(s.schedule(black_box(&mut set), black_box(&flows[i]), Instant::ZERO));
     });
     report(name, r);
 }
@@ -82,7 +82,7 @@ fn dynamic(flows: &[Flow<'_>], iters: usize, kind: SchedulerKind) {
     let mut s: Box<dyn Scheduler> = kind.build(SchedConfig::default());
     s.rebuild(&set);
     let r = measure(iters, |i| {
-        black_box(s.schedule(black_box(&mut set), black_box(&flows[i]), Instant(0)));
+        black_box(s.schedule(black_box(&mut set), black_box(&flows[i]), Instant::ZERO));
     });
     report(&format!("{}/dyn", kind.name()), r);
 }

@@ -34,7 +34,7 @@ fn main() {
             .iter()
             .enumerate()
             .map(|(k, key)| {
-                let d = s.schedule(&flow(k as u32, key), Instant(0));
+                let d = s.schedule(&flow(k as u32, key), Instant::ZERO);
                 if let Some(d) = d {
                     load[d.0] += 1;
                 }
@@ -47,7 +47,7 @@ fn main() {
         let moved = keys
             .iter()
             .enumerate()
-            .filter(|(k, key)| s.schedule(&flow(*k as u32, key), Instant(0)) != before[*k])
+            .filter(|(k, key)| s.schedule(&flow(*k as u32, key), Instant::ZERO) != before[*k])
             .count();
         println!(
             "{kind:>16}: N={N} keys={KEYS} moved={:.4} (ideal {:.4}) max/mean load={:.2} (max {max}, mean {mean:.1})",

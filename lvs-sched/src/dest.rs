@@ -47,8 +47,8 @@ impl Default for NginxPeer {
             backup: false,
             down: false,
             fails: 0,
-            accessed: Instant(0),
-            checked: Instant(0),
+            accessed: Instant::ZERO,
+            checked: Instant::ZERO,
             effective_weight: 0,
             current_weight: 0,
         }
@@ -163,8 +163,10 @@ impl Dest {
         if p.down || self.weight == 0 || !self.available {
             return false;
         }
-        let timeout = u64::try_from(p.fail_timeout.as_millis()).unwrap_or(u64::MAX);
-        if p.max_fails != 0 && p.fails >= p.max_fails && now.millis_since(p.checked) <= timeout {
+        // The failure window is counted in whole milliseconds.
+        let timeout = crate::duration_millis(p.fail_timeout);
+        let since_checked = now.millis().saturating_sub(p.checked.millis());
+        if p.max_fails != 0 && p.fails >= p.max_fails && since_checked <= timeout {
             return false;
         }
         !(p.max_conns != 0 && self.active >= p.max_conns)

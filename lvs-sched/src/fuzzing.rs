@@ -5,6 +5,7 @@
 #![allow(clippy::panic)]
 
 use core::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use core::time::Duration;
 
 use alloc::boxed::Box;
 use alloc::vec::Vec;
@@ -74,7 +75,7 @@ pub fn run_ops(data: &[u8]) {
     // The nginx balancers with a fast path (cycle cache, weight index) run beside their
     // reference walk, which must make every decision the same way.
     let mut shadow = reference(kind, config);
-    let mut now = Instant(0);
+    let mut now = Instant::ZERO;
     let mut steps = 0;
     while let Some(op) = b.u8() {
         steps += 1;
@@ -154,7 +155,7 @@ pub fn run_ops(data: &[u8]) {
             }
             10 => {
                 let Some(d) = b.u8() else { break };
-                now = Instant(now.0 + u64::from(d) * 1000);
+                now += Duration::from_secs(u64::from(d));
                 // Run the lblc/lblcr collection timer without scheduling.
                 both(&mut svc, &mut shadow, |s| s.tick(now));
             }

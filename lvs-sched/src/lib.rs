@@ -28,35 +28,18 @@ pub use registry::{SchedConfig, SchedFlags, SchedulerKind, UnknownScheduler};
 pub use rng::{Rng, SplitMix64};
 pub use service::Service;
 
-/// A point in time, in milliseconds since an epoch the caller chooses.
+/// A point in time on the caller's monotonic clock ([`hapri_time::Instant`], microseconds
+/// since an epoch the caller chooses; the same type as `vrrp_proto::Instant`).
 ///
 /// The crate never reads a clock: every time-dependent call takes `now`, and time must
-/// only go forward.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Instant(pub u64);
+/// only go forward. The kernel's and nginx's timers reproduced here count whole milliseconds
+/// ([`Instant::millis`], rounded down), as the kernel does at `HZ=1000`.
+pub use hapri_time::Instant;
 
-impl Instant {
-    /// `ms` milliseconds after the epoch.
-    #[must_use]
-    pub const fn from_millis(ms: u64) -> Self {
-        Self(ms)
-    }
-    /// `s` seconds after the epoch.
-    #[must_use]
-    pub const fn from_secs(s: u64) -> Self {
-        Self(s.saturating_mul(1000))
-    }
-    /// This instant plus `d`, saturating.
-    #[must_use]
-    pub fn saturating_add(self, d: core::time::Duration) -> Self {
-        let ms = u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
-        Self(self.0.saturating_add(ms))
-    }
-    /// Milliseconds from `earlier` to `self` (0 if `earlier` is later).
-    #[must_use]
-    pub const fn millis_since(self, earlier: Self) -> u64 {
-        self.0.saturating_sub(earlier.0)
-    }
+/// Whole milliseconds in `d` (rounded down, saturating): a duration as the kernel's and
+/// nginx's timers reproduced here count it, next to [`Instant::millis`].
+pub(crate) fn duration_millis(d: core::time::Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
 /// The transport protocol of a flow (the kernel's `sh-port`/`mh-port` only use the port for

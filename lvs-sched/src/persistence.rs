@@ -4,20 +4,25 @@
 //! As in the kernel (`ip_vs_check_template`, with the default `expire_quiescent_template = 0`),
 //! a template stays valid while its destination is available, even at weight 0 or
 //! overloaded; it is dropped when the destination becomes unavailable.
+//!
+//! Expiry is counted in whole milliseconds (the kernel at `HZ=1000`): a template made or
+//! refreshed at `now` expires at `now.millis()` plus the timeout's whole milliseconds.
 
 use alloc::collections::BTreeMap;
 use core::net::IpAddr;
 use core::time::Duration;
 
-use crate::{DestId, DestSet, Instant};
+use crate::{DestId, DestSet, Instant, duration_millis};
 
 /// Client → destination templates with expiry.
 #[derive(Clone, Debug)]
 pub struct Persistence {
-    timeout: Duration,
+    /// The timeout in whole milliseconds.
+    timeout: u64,
     v4_prefix: u8,
     v6_prefix: u8,
-    templates: BTreeMap<IpAddr, (DestId, Instant)>,
+    /// Masked client → (destination, expiry in milliseconds since the epoch).
+    templates: BTreeMap<IpAddr, (DestId, u64)>,
 }
 
 impl Persistence {
@@ -26,7 +31,7 @@ impl Persistence {
     #[must_use]
     pub fn new(timeout: Duration, v4_prefix: u8, v6_prefix: u8) -> Self {
         Self {
-            timeout,
+            timeout: duration_millis(timeout),
             v4_prefix: v4_prefix.min(32),
             v6_prefix: v6_prefix.min(128),
             templates: BTreeMap::new(),
@@ -56,7 +61,7 @@ impl Persistence {
     /// available; refreshes the template's expiry.
     pub fn lookup(&mut self, dests: &DestSet, client: IpAddr, now: Instant) -> Option<DestId> {
         let key = self.mask(client);
-        let timeout = self.timeout;
+        let (now, timeout) = (now.millis(), self.timeout);
         let (id, expires) = self.templates.get_mut(&key)?;
         if now >= *expires || !dests.get(*id).is_some_and(crate::Dest::is_available) {
             self.templates.remove(&key);
@@ -69,12 +74,13 @@ impl Persistence {
     /// Remember that `client` went to `dest`.
     pub fn insert(&mut self, client: IpAddr, dest: DestId, now: Instant) {
         let key = self.mask(client);
-        self.templates
-            .insert(key, (dest, now.saturating_add(self.timeout)));
+        let expires = now.millis().saturating_add(self.timeout);
+        self.templates.insert(key, (dest, expires));
     }
 
     /// Drop expired templates.
     pub fn expire(&mut self, now: Instant) {
+        let now = now.millis();
         self.templates.retain(|_, (_, e)| now < *e);
     }
 

@@ -77,7 +77,7 @@ pub struct SchedConfig {
     /// Seed of the [`SplitMix64`] used by `twos`, `random`, `random_two`.
     pub seed: u64,
     /// When the service is created (`ipvsadm -A`): `lblc`/`lblcr` run their collection
-    /// timer at `created + 60 s`, `+ 120 s`, ... Default `Instant(0)`.
+    /// timer at `created + 60 s`, `+ 120 s`, ... Default [`Instant::ZERO`].
     pub created: Instant,
     /// The `lblc_expiration` / `lblcr_expiration` sysctl for an `lblc`/`lblcr` scheduler;
     /// `None` is the kernel's default, 24 h.

@@ -208,10 +208,10 @@ impl Service {
     }
 
     /// nginx: a request to `id` succeeded; clears `fails` once the failure window has moved
-    /// on (`accessed < checked`).
+    /// on (`accessed < checked`, in whole milliseconds like the window itself).
     pub fn report_success(&mut self, id: DestId) -> bool {
         self.load(id, |d| {
-            if d.nginx.accessed < d.nginx.checked {
+            if d.nginx.accessed.millis() < d.nginx.checked.millis() {
                 d.nginx.fails = 0;
             }
         })

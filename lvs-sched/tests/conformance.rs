@@ -35,7 +35,7 @@ macro_rules! scheduler_conformance {
             fn empty_set_gives_none() {
                 let mut s = Service::new(kind(), SchedConfig::default());
                 for f in flows() {
-                    assert_eq!(s.schedule(&f, Instant(0)), None);
+                    assert_eq!(s.schedule(&f, Instant::ZERO), None);
                 }
             }
 
@@ -43,7 +43,7 @@ macro_rules! scheduler_conformance {
             fn all_weight_zero_gives_none() {
                 let mut s = service(kind(), &[0, 0, 0]);
                 for f in flows() {
-                    assert_eq!(s.schedule(&f, Instant(0)), None);
+                    assert_eq!(s.schedule(&f, Instant::ZERO), None);
                 }
             }
 
@@ -54,7 +54,7 @@ macro_rules! scheduler_conformance {
                     s.set_available(DestId(i), false);
                 }
                 for f in flows() {
-                    assert_eq!(s.schedule(&f, Instant(0)), None);
+                    assert_eq!(s.schedule(&f, Instant::ZERO), None);
                 }
             }
 
@@ -69,7 +69,7 @@ macro_rules! scheduler_conformance {
                     s.configure_nginx(DestId(3), |p| p.down = true);
                 }
                 for (i, f) in flows().iter().enumerate() {
-                    let got = s.schedule(f, Instant(i as u64));
+                    let got = s.schedule(f, Instant::from_millis(i as u64));
                     let Some(id) = got else {
                         assert!(kind().is_hashing(), "{}: None with usable dests", kind());
                         continue;
@@ -85,7 +85,7 @@ macro_rules! scheduler_conformance {
                 s.add_dest(Dest::new(v6(2, 80), 1));
                 let mut seen = [false; 2];
                 for f in flows() {
-                    if let Some(id) = s.schedule(&f, Instant(0)) {
+                    if let Some(id) = s.schedule(&f, Instant::ZERO) {
                         seen[id.0] = true;
                     }
                 }
@@ -99,8 +99,8 @@ macro_rules! scheduler_conformance {
                 }
                 let mut s = service(kind(), &[1, 2, 3, 1]);
                 for f in flows() {
-                    let a = s.schedule(&f, Instant(0));
-                    assert_eq!(s.schedule(&f, Instant(0)), a);
+                    let a = s.schedule(&f, Instant::ZERO);
+                    assert_eq!(s.schedule(&f, Instant::ZERO), a);
                 }
             }
         }

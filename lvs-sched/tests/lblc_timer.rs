@@ -132,7 +132,7 @@ fn full_check_every_thirtieth_firing() {
 fn over_full_walk_follows_the_rover() {
     let bits = 2;
     let mut set = dests(1);
-    let mut l = Lblc::with_table_bits(Duration::from_secs(24 * 3600), Instant(0), bits);
+    let mut l = Lblc::with_table_bits(Duration::from_secs(24 * 3600), Instant::ZERO, bits);
     l.rebuild(&set);
     let old: Vec<Vec<IpAddr>> = (0..4)
         .map(|b| in_bucket(bits, b, 0x0a00_0000, 10))
@@ -175,7 +175,7 @@ fn over_full_walk_follows_the_rover() {
 fn over_full_postpones_the_full_check() {
     let bits = 2;
     let mut set = dests(1);
-    let mut l = Lblc::with_table_bits(Duration::from_secs(100), Instant(0), bits);
+    let mut l = Lblc::with_table_bits(Duration::from_secs(100), Instant::ZERO, bits);
     l.rebuild(&set);
     let addrs: Vec<IpAddr> = (0x0a00_0000..0x0a00_0000 + 70).map(v4).collect();
     for a in &addrs {
@@ -226,7 +226,7 @@ fn lblcr_entries_expire_by_the_timer_only() {
         ..SchedConfig::default()
     };
     let mut set = dests(2);
-    let mut l = Lblcr::with_table_bits(Duration::from_secs(100), Instant(0), 10);
+    let mut l = Lblcr::with_table_bits(Duration::from_secs(100), Instant::ZERO, 10);
     l.rebuild(&set);
     let a = v4(0x0a00_0001);
     assert_eq!(l.schedule(&mut set, &flow_to(a), s(1)), Some(D0));
@@ -251,13 +251,26 @@ fn lblcr_entries_expire_by_the_timer_only() {
 fn created_sets_the_phase() {
     let l = Lblc::with_table_bits(Duration::from_secs(60), s(1_000), 10);
     assert_eq!(l.timer(), timer(1_060, 1, 0));
-    let mut far = Lblc::with_table_bits(Duration::MAX, Instant(u64::MAX - 10), 10);
-    far.tick(Instant(u64::MAX)); // saturates, terminates
-    assert_eq!(far.timer().next_check, Instant(u64::MAX));
+    // Near the end of time: one firing is left before `Instant::MAX`, the one after it
+    // saturates; ticking at the end terminates.
+    let mut far = Lblc::with_table_bits(Duration::MAX, Instant::MAX - Duration::from_secs(61), 10);
+    far.tick(Instant::MAX);
+    let last = TimerState {
+        next_check: Instant::MAX,
+        counter: 2,
+        rover: 0,
+    };
+    assert_eq!(far.timer(), last);
     let mut set = dests(1);
-    far.schedule(&mut set, &flow_to(v4(1)), Instant(u64::MAX));
-    far.tick(Instant(u64::MAX));
-    assert_eq!(far.len(), 1);
+    far.schedule(&mut set, &flow_to(v4(1)), Instant::MAX);
+    far.tick(Instant::MAX);
+    assert_eq!(far.len(), 1); // lastuse + `Duration::MAX` saturates: never expires
+    assert_eq!(far.timer(), last);
+    // Created within the last minute: no firing is left.
+    let mut end =
+        Lblc::with_table_bits(Duration::MAX, Instant::MAX - Duration::from_millis(10), 10);
+    end.tick(Instant::MAX);
+    assert_eq!(end.timer(), TimerState { counter: 1, ..last });
 }
 
 #[derive(Clone, Debug)]

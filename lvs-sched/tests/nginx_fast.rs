@@ -77,7 +77,7 @@ fn key_flow(i: u32, key: &[u8]) -> Flow<'_> {
 /// Apply `ops` to `fast` and `slow`, checking every decision and, after every operation, the
 /// whole destination set (smooth-WRR state, `checked`, counters).
 fn run_both(fast: &mut Service, slow: &mut Service, ops: &[Op]) -> Result<(), TestCaseError> {
-    let mut now = Instant(0);
+    let mut now = Instant::ZERO;
     let mut open: Vec<DestId> = Vec::new();
     for op in ops {
         let n = fast.dests().len();
@@ -136,7 +136,7 @@ fn run_both(fast: &mut Service, slow: &mut Service, ops: &[Op]) -> Result<(), Te
                     slow.conn_closed(d, true);
                 }
             }
-            Op::Time(ms) => now = Instant(now.0 + ms),
+            Op::Time(ms) => now += Duration::from_millis(ms),
             Op::Add(w) => {
                 if n < 40 {
                     let mut d = Dest::new(v4(10, 1, 0, n as u8, 80), w);
@@ -258,8 +258,8 @@ fn direct_edits_are_noticed() {
             for j in 0..25u32 {
                 let key = j.to_le_bytes();
                 let f = key_flow(j * 31 + round, &key);
-                let a = fast.schedule(&mut fast_set, &f, Instant(0));
-                let b = slow.schedule(&mut slow_set, &f, Instant(0));
+                let a = fast.schedule(&mut fast_set, &f, Instant::ZERO);
+                let b = slow.schedule(&mut slow_set, &f, Instant::ZERO);
                 assert_eq!(a, b, "{kind} round {round}");
             }
             let i = DestId((round % 4) as usize);

@@ -10,7 +10,7 @@ use lvs_sched::nginx::Tried;
 use lvs_sched::{Dest, DestId, Flow, Instant, SchedConfig, SchedulerKind as K, Service};
 use proptest::prelude::*;
 
-const T0: Instant = Instant(0);
+const T0: Instant = Instant::ZERO;
 
 /// Tries of one request until nginx has nothing left (`None`, `NGX_BUSY`).
 fn tries(s: &mut Service, f: &Flow<'_>, now: Instant) -> (String, Tried) {
@@ -86,19 +86,22 @@ fn round_robin_moves_to_backup_for_good() {
 fn single_peer_shortcut_only_without_backups() {
     let mut s = with_backup(K::NginxRoundRobin, &[1], &[1]);
     s.report_failure(D0, T0);
-    assert_eq!(s.schedule(&flow(0), Instant(1)), Some(D1));
+    assert_eq!(s.schedule(&flow(0), Instant::from_millis(1)), Some(D1));
     let mut alone = service(K::NginxRoundRobin, &[1]);
     alone.report_failure(D0, T0);
-    assert_eq!(alone.schedule(&flow(0), Instant(1)), Some(D0));
-    let (seq, _) = tries(&mut alone, &flow(0), Instant(1));
+    assert_eq!(alone.schedule(&flow(0), Instant::from_millis(1)), Some(D0));
+    let (seq, _) = tries(&mut alone, &flow(0), Instant::from_millis(1));
     assert_eq!(seq, "a");
     // least_conn delegates a single peer to round robin in the same way.
     let mut lc = with_backup(K::NginxLeastConn, &[1], &[1]);
     lc.report_failure(D0, T0);
-    assert_eq!(lc.schedule(&flow(0), Instant(1)), Some(D1));
+    assert_eq!(lc.schedule(&flow(0), Instant::from_millis(1)), Some(D1));
     let mut lc_alone = service(K::NginxLeastConn, &[1]);
     lc_alone.report_failure(D0, T0);
-    assert_eq!(lc_alone.schedule(&flow(0), Instant(1)), Some(D0));
+    assert_eq!(
+        lc_alone.schedule(&flow(0), Instant::from_millis(1)),
+        Some(D0)
+    );
 }
 
 /// ip_hash for client 10.1.2.3 over three peers of weight 1, worked by hand: the hash over
@@ -225,7 +228,7 @@ proptest! {
             K::NginxRandomTwo,
         ] {
             let f = flow(client).with_key(&key);
-            let now = Instant(1);
+            let now = Instant::from_millis(1);
             let mut a = build(kind, &peers, seed);
             let mut b = build(kind, &peers, seed);
             let mut t = Tried::new();

@@ -58,7 +58,7 @@ proptest! {
                             K::Sed => sed::linear_pick(s.dests()),
                             _ => nq::linear_pick(s.dests()),
                         };
-                        prop_assert_eq!(s.schedule(&flow(0), Instant(0)), r);
+                        prop_assert_eq!(s.schedule(&flow(0), Instant::ZERO), r);
                     }
                 }
             }
@@ -73,9 +73,9 @@ proptest! {
             for &k in &keys {
                 let kb = k.to_le_bytes();
                 let f = flow(k).with_key(&kb);
-                let a = s.schedule(&f, Instant(0));
+                let a = s.schedule(&f, Instant::ZERO);
                 prop_assert!(a.is_some());
-                prop_assert_eq!(s.schedule(&f, Instant(0)), a);
+                prop_assert_eq!(s.schedule(&f, Instant::ZERO), a);
             }
         }
     }
@@ -107,14 +107,14 @@ fn moved_fraction(kind: K, n: usize) -> (f64, bool) {
     let before: Vec<_> = keys
         .iter()
         .enumerate()
-        .map(|(i, k)| s.schedule(&flow(i as u32).with_key(k), Instant(0)))
+        .map(|(i, k)| s.schedule(&flow(i as u32).with_key(k), Instant::ZERO))
         .collect();
     let gone = DestId(n - 1);
     s.set_available(gone, false);
     let mut moved = 0;
     let mut all_gone_moved = true;
     for (i, k) in keys.iter().enumerate() {
-        let after = s.schedule(&flow(i as u32).with_key(k), Instant(0));
+        let after = s.schedule(&flow(i as u32).with_key(k), Instant::ZERO);
         if after != before[i] {
             moved += 1;
         }

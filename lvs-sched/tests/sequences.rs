@@ -24,7 +24,7 @@ fn wrr_4_3_2_kernel_order() {
     w.rebuild(&set);
     let seq: Vec<usize> = (0..18)
         .map(|i| {
-            w.schedule(&mut set, &flow(i), Instant(0))
+            w.schedule(&mut set, &flow(i), Instant::ZERO)
                 .map_or(usize::MAX, |d| d.0)
         })
         .collect();
@@ -81,9 +81,9 @@ fn lc_least_overhead_first_wins() {
     s.conn_opened(D2);
     s.conn_deactivated(D2);
     s.conn_opened(D2); // 256 + 1
-    assert_eq!(s.schedule(&flow(0), Instant(0)), Some(D1));
+    assert_eq!(s.schedule(&flow(0), Instant::ZERO), Some(D1));
     s.conn_opened(D1); // 266
-    assert_eq!(s.schedule(&flow(0), Instant(0)), Some(D0));
+    assert_eq!(s.schedule(&flow(0), Instant::ZERO), Some(D0));
 }
 
 #[test]
@@ -92,9 +92,9 @@ fn wlc_cross_multiplication() {
     s.conn_opened(D0); // 256/1
     s.conn_opened(D1);
     s.conn_opened(D1); // 512/3
-    assert_eq!(s.schedule(&flow(0), Instant(0)), Some(D1));
+    assert_eq!(s.schedule(&flow(0), Instant::ZERO), Some(D1));
     s.conn_opened(D1); // 768/3 == 256/1 → tie, first wins
-    assert_eq!(s.schedule(&flow(0), Instant(0)), Some(D0));
+    assert_eq!(s.schedule(&flow(0), Instant::ZERO), Some(D0));
 }
 
 #[test]
@@ -104,22 +104,22 @@ fn sed_and_nq() {
     for s in [&mut sed, &mut nq] {
         s.conn_opened(D1); // a: (0+1)/1, b: (1+1)/3
     }
-    assert_eq!(sed.schedule(&flow(0), Instant(0)), Some(D1));
-    assert_eq!(nq.schedule(&flow(0), Instant(0)), Some(D0)); // idle server first
+    assert_eq!(sed.schedule(&flow(0), Instant::ZERO), Some(D1));
+    assert_eq!(nq.schedule(&flow(0), Instant::ZERO), Some(D0)); // idle server first
 }
 
 #[test]
 fn fo_and_ovf() {
     let mut fo = service(K::Fo, &[2, 5, 5]);
-    assert_eq!(fo.schedule(&flow(0), Instant(0)), Some(D1));
+    assert_eq!(fo.schedule(&flow(0), Instant::ZERO), Some(D1));
     let mut ovf = service(K::Ovf, &[3, 2]);
     for _ in 0..3 {
-        assert_eq!(ovf.schedule(&flow(0), Instant(0)), Some(D0));
+        assert_eq!(ovf.schedule(&flow(0), Instant::ZERO), Some(D0));
         ovf.conn_opened(D0);
     }
-    assert_eq!(ovf.schedule(&flow(0), Instant(0)), Some(D0)); // active 3 <= weight 3
+    assert_eq!(ovf.schedule(&flow(0), Instant::ZERO), Some(D0)); // active 3 <= weight 3
     ovf.conn_opened(D0);
-    assert_eq!(ovf.schedule(&flow(0), Instant(0)), Some(D1)); // 4 > 3: overflow
+    assert_eq!(ovf.schedule(&flow(0), Instant::ZERO), Some(D1)); // 4 > 3: overflow
 }
 
 #[test]
@@ -131,8 +131,8 @@ fn dh_buckets_by_destination_address() {
     assert_eq!(dh::hashkey(v4(10, 0, 0, 5, 0).ip()), 0xae);
     let mut s = service(K::Dh, &[1, 1]);
     let f = |d| Flow::tcp(v4(1, 2, 3, 4, 5), v4(10, 0, 0, d, 80));
-    assert_eq!(s.schedule(&f(1), Instant(0)), Some(D1));
-    assert_eq!(s.schedule(&f(5), Instant(0)), Some(D0));
+    assert_eq!(s.schedule(&f(1), Instant::ZERO), Some(D1));
+    assert_eq!(s.schedule(&f(5), Instant::ZERO), Some(D0));
 }
 
 #[test]
@@ -141,9 +141,9 @@ fn sh_weighted_buckets_and_fallback() {
     assert_eq!(sh::hashkey(v4(10, 0, 0, 1, 0).ip(), 0, 0), 39);
     let client = Flow::tcp(v4(10, 0, 0, 1, 1234), v4(192, 0, 2, 1, 80));
     let mut s = service(K::Sh, &[3, 1]);
-    assert_eq!(s.schedule(&client, Instant(0)), Some(D1));
+    assert_eq!(s.schedule(&client, Instant::ZERO), Some(D1));
     s.set_weight(D1, 0); // table rebuilt: weight-0 dest keeps one bucket per round
-    let got = s.schedule(&client, Instant(0));
+    let got = s.schedule(&client, Instant::ZERO);
     assert!(got.is_none() || got == Some(D0));
     let mut fb = Service::new(
         K::Sh,
@@ -158,20 +158,22 @@ fn sh_weighted_buckets_and_fallback() {
     );
     fb.add_dest(Dest::new(v4(10, 0, 0, 1, 80), 1));
     fb.add_dest(Dest::new(v4(10, 0, 0, 2, 80), 1));
-    assert_eq!(fb.schedule(&client, Instant(0)), Some(D1));
+    assert_eq!(fb.schedule(&client, Instant::ZERO), Some(D1));
     fb.set_thresholds(D1, 1, 0);
     fb.conn_opened(D1);
-    assert_eq!(fb.schedule(&client, Instant(0)), Some(D0));
+    assert_eq!(fb.schedule(&client, Instant::ZERO), Some(D0));
 }
 
 #[test]
 fn mh_table_fills_by_weight_and_quiesce_keeps_table() {
     let mut s = service(K::Mh, &[1, 2, 1]);
-    let before: Vec<_> = (0..500).map(|i| s.schedule(&flow(i), Instant(0))).collect();
+    let before: Vec<_> = (0..500)
+        .map(|i| s.schedule(&flow(i), Instant::ZERO))
+        .collect();
     assert!(before.iter().all(Option::is_some));
     s.set_weight(D1, 0); // last_weight keeps D1's slots
     for (i, b) in before.iter().enumerate() {
-        let now = s.schedule(&flow(i as u32), Instant(0));
+        let now = s.schedule(&flow(i as u32), Instant::ZERO);
         if *b == Some(D1) {
             assert_eq!(
                 now, None,
@@ -202,11 +204,11 @@ fn mh_table_fills_by_weight_and_quiesce_keeps_table() {
 fn lblc_caches_per_destination_address() {
     let mut s = service(K::Lblc, &[1, 1]);
     let f = Flow::tcp(v4(1, 1, 1, 1, 1), v4(192, 0, 2, 7, 80));
-    assert_eq!(s.schedule(&f, Instant(0)), Some(D0));
+    assert_eq!(s.schedule(&f, Instant::ZERO), Some(D0));
     s.conn_opened(D0);
-    assert_eq!(s.schedule(&f, Instant(1)), Some(D0)); // cached, though wlc would pick D1
+    assert_eq!(s.schedule(&f, Instant::from_millis(1)), Some(D0)); // cached, though wlc would pick D1
     s.set_weight(D0, 0);
-    assert_eq!(s.schedule(&f, Instant(2)), Some(D1));
+    assert_eq!(s.schedule(&f, Instant::from_millis(2)), Some(D1));
     s.set_weight(D0, 1);
     // Expired after 24 h of no use: wlc again (D0 has 1 active, D1 none).
     assert_eq!(s.schedule(&f, Instant::from_secs(2 * 86_400)), Some(D1));
@@ -216,14 +218,14 @@ fn lblc_caches_per_destination_address() {
 fn lblcr_replicates_when_overloaded() {
     let mut s = service(K::Lblcr, &[1, 4]);
     let f = Flow::tcp(v4(1, 1, 1, 1, 1), v4(192, 0, 2, 7, 80));
-    assert_eq!(s.schedule(&f, Instant(0)), Some(D0)); // wlc tie: first
+    assert_eq!(s.schedule(&f, Instant::ZERO), Some(D0)); // wlc tie: first
     s.conn_opened(D0);
     s.conn_opened(D0); // 2 > 1 while D1 has 2*0 < 4: lblc-overloaded
-    assert_eq!(s.schedule(&f, Instant(1)), Some(D1));
+    assert_eq!(s.schedule(&f, Instant::from_millis(1)), Some(D1));
     let lblcr = s.dests().len();
     assert_eq!(lblcr, 2);
     // D1 is now in the set and less loaded: stays.
-    assert_eq!(s.schedule(&f, Instant(2)), Some(D1));
+    assert_eq!(s.schedule(&f, Instant::from_millis(2)), Some(D1));
 }
 
 #[test]
@@ -238,11 +240,11 @@ fn ip_hash_first_three_octets() {
     let mut s = service(K::NginxIpHash, &[1, 1, 1]);
     for last in [1u8, 77, 254] {
         let f = Flow::tcp(v4(192, 168, 1, last, 999), v4(10, 9, 9, 9, 80));
-        assert_eq!(s.schedule(&f, Instant(0)), Some(D1));
+        assert_eq!(s.schedule(&f, Instant::ZERO), Some(D1));
     }
     s.configure_nginx(D1, |p| p.down = true);
     let f = Flow::tcp(v4(192, 168, 1, 1, 999), v4(10, 9, 9, 9, 80));
-    assert_ne!(s.schedule(&f, Instant(0)), Some(D1));
+    assert_ne!(s.schedule(&f, Instant::ZERO), Some(D1));
 }
 
 #[test]
@@ -251,9 +253,9 @@ fn nginx_hash_and_chash_are_stable() {
         let mut s = service(kind, &[1, 2, 3]);
         for key in [&b"/index.html"[..], b"/a", b"user-42"] {
             let f = flow(0).with_key(key);
-            let a = s.schedule(&f, Instant(0));
+            let a = s.schedule(&f, Instant::ZERO);
             assert!(a.is_some());
-            assert_eq!(s.schedule(&f, Instant(0)), a);
+            assert_eq!(s.schedule(&f, Instant::ZERO), a);
         }
     }
 }
@@ -263,7 +265,7 @@ fn nginx_hash_memcached_formula() {
     // Key "a": crc32("a") = 0xe8b7be43 → (>> 16) & 0x7fff = 0x68b7 = 26807; 26807 % 2 = 1.
     assert_eq!(lvs_sched::hash::crc32(b"a"), 0xe8b7_be43);
     let mut s = service(K::NginxHash, &[1, 1]);
-    assert_eq!(s.schedule(&flow(0).with_key(b"a"), Instant(0)), Some(D1));
+    assert_eq!(s.schedule(&flow(0).with_key(b"a"), Instant::ZERO), Some(D1));
 }
 
 #[test]
@@ -271,7 +273,7 @@ fn least_conn_ties_by_smooth_wrr() {
     let mut s = service(K::NginxLeastConn, &[5, 1, 1]);
     assert_eq!(letters(&picks(&mut s, 7)), "aabacaa");
     s.conn_opened(D0);
-    assert_eq!(s.schedule(&flow(0), Instant(0)), Some(D1)); // 0/1 < 1/5
+    assert_eq!(s.schedule(&flow(0), Instant::ZERO), Some(D1)); // 0/1 < 1/5
 }
 
 #[test]
@@ -291,7 +293,7 @@ fn overload_thresholds_kernel_semantics() {
         s.conn_opened(D0);
     }
     assert!(s.dests().get(D0).unwrap().is_overloaded());
-    assert_eq!(s.schedule(&flow(0), Instant(0)), None);
+    assert_eq!(s.schedule(&flow(0), Instant::ZERO), None);
     s.conn_closed(D0, true); // 3*4 = 12, not < 4*3
     assert!(s.dests().get(D0).unwrap().is_overloaded());
     s.conn_closed(D0, true); // 8 < 12
@@ -310,7 +312,7 @@ fn persistence_templates_with_netmask_and_expiry() {
     let mut s = service(K::Rr, &[1, 1]).with_persistence(Duration::from_secs(300), 24, 128);
     let c1 = Flow::tcp(v4(203, 0, 113, 5, 1), v4(192, 0, 2, 1, 80));
     let c2 = Flow::tcp(v4(203, 0, 113, 9, 1), v4(192, 0, 2, 1, 80));
-    let first = s.schedule(&c1, Instant(0));
+    let first = s.schedule(&c1, Instant::ZERO);
     assert_eq!(s.schedule(&c2, Instant::from_secs(100)), first); // same /24
     assert_eq!(s.schedule(&c2, Instant::from_secs(399)), first); // refreshed at 100
     assert_ne!(s.schedule(&c2, Instant::from_secs(800)), first); // expired: rr moves on
@@ -341,6 +343,6 @@ fn huge_weights_and_counters_do_not_overflow() {
             }
         }
         let f = Flow::tcp(v6(9, 1000), v6(10, 80)).with_key(b"k");
-        assert!(s.schedule(&f, Instant(0)).is_some(), "{kind}");
+        assert!(s.schedule(&f, Instant::ZERO).is_some(), "{kind}");
     }
 }

@@ -143,7 +143,7 @@ fn handle_packet(c: &mut Criterion) {
         while r.poll_action().is_some() {}
         g.bench_function(cap.name, |b| {
             b.iter(|| {
-                now = now + Duration::from_micros(1);
+                now += Duration::from_micros(1);
                 r.handle_packet(now, meta, black_box(&bytes)).unwrap();
                 while let Some(a) = r.poll_action() {
                     black_box(a);
@@ -181,7 +181,7 @@ fn handle_packet(c: &mut Criterion) {
     while r.poll_action().is_some() {}
     g.bench_function("v3-ipv4-255vips", |b| {
         b.iter(|| {
-            now = now + Duration::from_micros(1);
+            now += Duration::from_micros(1);
             r.handle_packet(now, meta, black_box(&bytes)).unwrap();
             while let Some(a) = r.poll_action() {
                 black_box(a);

@@ -35,9 +35,11 @@ use core::cmp::Reverse;
 use core::net::IpAddr;
 use core::time::Duration;
 
+use hapri_time::duration_micros;
+
 use crate::config::{Config, IpCidr};
 use crate::router::{Action, Reason, RecvMeta, State, VirtualRouter};
-use crate::time::{Instant, duration_micros};
+use crate::time::Instant;
 
 /// The link every advertisement crosses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

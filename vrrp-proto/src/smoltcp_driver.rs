@@ -30,8 +30,10 @@
 //!   (01:00:5e:00:00:12, 33:33:00:00:00:12) through its filter. The group is not left on
 //!   shutdown, since other routers on the interface may share it. Unicast-only routers join
 //!   nothing.
-//! * **time**: `From` conversions both ways between [`smoltcp::time::Instant`] and
-//!   [`crate::Instant`] (negative smoltcp instants saturate to zero).
+//! * **time**: [`from_smoltcp_instant`] and [`to_smoltcp_instant`] convert between
+//!   [`smoltcp::time::Instant`] and [`crate::Instant`] (negative smoltcp instants saturate to
+//!   zero). They are functions rather than `From` impls because neither type is defined in
+//!   this crate.
 //!
 //! # The run loop
 //!
@@ -96,18 +98,34 @@ use smoltcp::wire::{
 use crate::wire::{AddrFamily, IPPROTO_VRRP, MULTICAST_V4, MULTICAST_V6};
 use crate::{Action, Instant, IpCidr, Reason, RecvError, RecvMeta, State, VirtualRouter};
 
-impl From<smoltcp::time::Instant> for Instant {
-    /// Microseconds since smoltcp's epoch; instants before it saturate to [`Instant::ZERO`].
-    fn from(t: smoltcp::time::Instant) -> Self {
-        Self::from_micros(u64::try_from(t.total_micros()).unwrap_or(0))
-    }
+/// A smoltcp instant as an [`Instant`]: microseconds since smoltcp's epoch; instants before
+/// it saturate to [`Instant::ZERO`].
+///
+/// ```
+/// use vrrp_proto::Instant;
+/// use vrrp_proto::smoltcp_driver::from_smoltcp_instant;
+///
+/// let t = smoltcp::time::Instant::from_micros(1_234_567);
+/// assert_eq!(from_smoltcp_instant(t), Instant::from_micros(1_234_567));
+/// ```
+#[must_use]
+pub fn from_smoltcp_instant(t: smoltcp::time::Instant) -> Instant {
+    Instant::from_micros(u64::try_from(t.total_micros()).unwrap_or(0))
 }
 
-impl From<Instant> for smoltcp::time::Instant {
-    /// The same microsecond count, saturating at `i64::MAX`.
-    fn from(t: Instant) -> Self {
-        Self::from_micros(i64::try_from(t.micros()).unwrap_or(i64::MAX))
-    }
+/// An [`Instant`] as a smoltcp instant: the same microsecond count, saturating at
+/// `i64::MAX`.
+///
+/// ```
+/// use vrrp_proto::Instant;
+/// use vrrp_proto::smoltcp_driver::to_smoltcp_instant;
+///
+/// let t = to_smoltcp_instant(Instant::from_millis(1_500));
+/// assert_eq!(t, smoltcp::time::Instant::from_millis(1_500));
+/// ```
+#[must_use]
+pub fn to_smoltcp_instant(t: Instant) -> smoltcp::time::Instant {
+    smoltcp::time::Instant::from_micros(i64::try_from(t.micros()).unwrap_or(i64::MAX))
 }
 
 /// Largest IP packet the default socket buffers hold: an Ethernet MTU.
@@ -348,7 +366,7 @@ impl SmoltcpRouter {
         device: &mut D,
         sockets: &mut SocketSet<'_>,
     ) -> Result<(), Error> {
-        let ts = smoltcp::time::Instant::from(now);
+        let ts = to_smoltcp_instant(now);
         iface.poll(ts, device, sockets);
         let r1 = self.ingress(now, iface, sockets);
         self.router.handle_timeout(now);
@@ -497,7 +515,7 @@ impl SmoltcpRouter {
                 self.frames.pop_front();
                 continue;
             }
-            let Some(token) = device.transmit(now.into()) else {
+            let Some(token) = device.transmit(to_smoltcp_instant(now)) else {
                 return Err(Error::DeviceBusy);
             };
             token.consume(frame.bytes.len(), |buf| {
@@ -520,7 +538,9 @@ impl SmoltcpRouter {
         iface: &mut Interface,
         sockets: &SocketSet<'_>,
     ) -> Option<Instant> {
-        let smol = iface.poll_at(now.into(), sockets).map(Instant::from);
+        let smol = iface
+            .poll_at(to_smoltcp_instant(now), sockets)
+            .map(from_smoltcp_instant);
         let frames = (!self.frames.is_empty()).then_some(now);
         [self.router.poll_timeout(), smol, frames]
             .into_iter()

@@ -131,7 +131,7 @@ fn backup_steady_state(b: ConfigBuilder, master: &str) {
     r.startup(now);
     drain(&mut r);
     let step = |r: &mut VirtualRouter, now: &mut Instant| {
-        *now = *now + interval;
+        *now += interval;
         r.handle_packet(*now, meta, &bytes).unwrap();
         drain(r);
         std::hint::black_box(r.poll_timeout());

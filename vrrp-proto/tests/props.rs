@@ -271,7 +271,7 @@ proptest! {
                 }
             }
             while r.poll_action().is_some() {}
-            now = now + Duration::from_millis(7);
+            now += Duration::from_millis(7);
         }
     }
 

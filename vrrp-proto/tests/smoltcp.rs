@@ -14,7 +14,7 @@ use std::time::Duration;
 use smoltcp::iface::{Config as IfaceConfig, Interface, SocketSet};
 use smoltcp::phy::{Device, DeviceCapabilities, Medium, RxToken, TxToken};
 use smoltcp::wire::{EthernetAddress, HardwareAddress, IpAddress, IpCidr};
-use vrrp_proto::smoltcp_driver::{Event, SmoltcpRouter};
+use vrrp_proto::smoltcp_driver::{Event, SmoltcpRouter, from_smoltcp_instant, to_smoltcp_instant};
 use vrrp_proto::{Config, Instant, Reason, State, VirtualRouter};
 
 type Queue = Rc<RefCell<VecDeque<Vec<u8>>>>;
@@ -390,14 +390,14 @@ fn ipv6_election_and_failover() {
 #[test]
 fn time_conversions_saturate() {
     let t = smoltcp::time::Instant::from_micros(1_234_567);
-    assert_eq!(Instant::from(t), Instant::from_micros(1_234_567));
-    assert_eq!(smoltcp::time::Instant::from(Instant::from(t)), t);
+    assert_eq!(from_smoltcp_instant(t), Instant::from_micros(1_234_567));
+    assert_eq!(to_smoltcp_instant(from_smoltcp_instant(t)), t);
     assert_eq!(
-        Instant::from(smoltcp::time::Instant::from_micros(-5)),
+        from_smoltcp_instant(smoltcp::time::Instant::from_micros(-5)),
         Instant::ZERO
     );
     assert_eq!(
-        smoltcp::time::Instant::from(Instant::from_micros(u64::MAX)),
+        to_smoltcp_instant(Instant::MAX),
         smoltcp::time::Instant::from_micros(i64::MAX)
     );
 }

@@ -17,19 +17,18 @@ use super::client::Conn;
 use super::config::UpstreamConf;
 use super::template::Template;
 
-/// Milliseconds since the first call, the clock handed to lvs-sched.
+/// Time since the first call, the clock handed to lvs-sched.
 #[must_use]
 pub fn now() -> Instant {
     at(std::time::Instant::now())
 }
 
-/// `t` on lvs-sched's clock (milliseconds since the first call of [`now`] or [`at`]; 0 for
+/// `t` on lvs-sched's clock (microseconds since the first call of [`now`] or [`at`]; 0 for
 /// earlier instants): a request's start time read once serves every decision about it.
 #[must_use]
 pub fn at(t: std::time::Instant) -> Instant {
     static EPOCH: OnceLock<std::time::Instant> = OnceLock::new();
-    let e = EPOCH.get_or_init(|| t);
-    Instant(u64::try_from(t.saturating_duration_since(*e).as_millis()).unwrap_or(u64::MAX))
+    Instant::from_std(*EPOCH.get_or_init(|| t), t)
 }
 
 /// How an attempt on a server ended, for the passive health accounting.

@@ -484,7 +484,7 @@ async fn ip_hash_matches_lvs_sched_and_sticks() {
         "127.0.0.1:40000".parse().unwrap(),
         "127.0.0.1:80".parse().unwrap(),
     );
-    let want = svc.schedule(&flow, lvs_sched::Instant(0)).unwrap();
+    let want = svc.schedule(&flow, lvs_sched::Instant::ZERO).unwrap();
     let want = ["a", "b", "c"][want.0];
     for _ in 0..8 {
         assert_eq!(lbd.get("/").await.body, want);

@@ -57,10 +57,10 @@ impl Default for Lblc {
 
 impl Lblc {
     /// A scheduler whose entries expire `expiration` after last use, created at
-    /// `Instant(0)` (its timer first fires at 60 s) with the kernel's default table size.
+    /// [`Instant::ZERO`] (its timer first fires at 60 s) with the kernel's default table size.
     #[must_use]
     pub fn new(expiration: Duration) -> Self {
-        Self::with_table_bits(expiration, Instant(0), DEFAULT_TAB_BITS)
+        Self::with_table_bits(expiration, Instant::ZERO, DEFAULT_TAB_BITS)
     }
     /// A scheduler created at `created` (the timer fires at `created + 60 s`, `+ 120 s`, ...)
     /// with `2^bits` buckets (`CONFIG_IP_VS_LBLC_TAB_BITS`, default 10; clamped to

@@ -1,8 +1,9 @@
 //! The cache table shared by `lblc` and `lblcr`, with the kernel's periodic garbage
 //! collection (the `periodic_timer` of `ip_vs_lblc.c` / `ip_vs_lblcr.c`).
 //!
-//! Reproduced behaviour (all times in milliseconds, i.e. the kernel at `HZ=1000`; jiffies
-//! wrap-around is not modelled):
+//! Reproduced behaviour (all times in whole milliseconds, i.e. the kernel at `HZ=1000`: an
+//! [`Instant`] counts as its [`Instant::millis`], rounded down; jiffies wrap-around is not
+//! modelled):
 //!
 //! - The table has `2^bits` buckets (`CONFIG_IP_VS_LBLC_TAB_BITS`, default 10); an address
 //!   goes to bucket `hash_32(ntohl(addr_fold), bits)` (IPv6: the XOR of its four 32-bit
@@ -31,8 +32,8 @@ use alloc::vec::Vec;
 use core::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use core::time::Duration;
 
-use crate::Instant;
 use crate::hash::{addr_fold, hash_32};
+use crate::{Instant, duration_millis};
 
 /// The kernel's `CHECK_EXPIRE_INTERVAL`: the collection timer's period (60 s).
 pub const CHECK_EXPIRE_INTERVAL: Duration = Duration::from_secs(60);
@@ -53,10 +54,6 @@ const HIGH: IpAddr = IpAddr::V6(Ipv6Addr::new(
     0xffff, 0xffff, 0xffff, 0xffff, 0xffff, 0xffff, 0xffff, 0xffff,
 ));
 
-fn ms(d: Duration) -> u64 {
-    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
-}
-
 /// The bucket of `addr` in a table of `2^bits` buckets (`ip_vs_lblc_hashkey`).
 #[must_use]
 pub fn bucket(addr: IpAddr, bits: u32) -> u32 {
@@ -71,7 +68,7 @@ pub(crate) trait LastUse {
 /// The timer's state, for inspection and tests.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct TimerState {
-    /// When the timer fires next.
+    /// When the timer fires next (saturating at [`Instant::MAX`]).
     pub next_check: Instant,
     /// The kernel's `tbl->counter` (1..=30; a firing with 30 runs the full check).
     pub counter: u32,
@@ -94,20 +91,20 @@ impl<E: LastUse> Table<E> {
         Self {
             map: BTreeMap::new(),
             bits: bits.clamp(1, MAX_TAB_BITS),
-            expiration_ms: ms(expiration),
-            next: created.0.saturating_add(INTERVAL_MS),
+            expiration_ms: duration_millis(expiration),
+            next: created.millis().saturating_add(INTERVAL_MS),
             counter: 1,
             rover: 0,
         }
     }
 
     pub(crate) fn set_expiration(&mut self, expiration: Duration) {
-        self.expiration_ms = ms(expiration);
+        self.expiration_ms = duration_millis(expiration);
     }
 
     pub(crate) fn timer(&self) -> TimerState {
         TimerState {
-            next_check: Instant(self.next),
+            next_check: Instant::from_millis(self.next),
             counter: self.counter,
             rover: self.rover,
         }
@@ -153,7 +150,7 @@ impl<E: LastUse> Table<E> {
     }
 
     fn oldest(&self) -> Option<u64> {
-        self.map.values().map(|e| e.lastuse().0).min()
+        self.map.values().map(|e| e.lastuse().millis()).min()
     }
 
     /// The number of firing times `from + k * 60 s` (k >= 0) before `target`.
@@ -167,14 +164,14 @@ impl<E: LastUse> Table<E> {
 
     /// A full check at `now` outside the timer (the timer's state does not change).
     pub(crate) fn full_check_now(&mut self, now: Instant) {
-        let exp = self.expiration_ms;
+        let (now, exp) = (now.millis(), self.expiration_ms);
         self.map
-            .retain(|_, e| now.0 < e.lastuse().0.saturating_add(exp));
+            .retain(|_, e| now < e.lastuse().millis().saturating_add(exp));
     }
 
     /// Run every timer firing due at or before `now`, in order.
     pub(crate) fn tick(&mut self, now: Instant) {
-        let now = now.0;
+        let now = now.millis();
         while self.next <= now {
             let t = self.next;
             self.step(now);
@@ -209,7 +206,7 @@ impl<E: LastUse> Table<E> {
             }
             let exp = self.expiration_ms;
             self.map
-                .retain(|_, e| t < e.lastuse().0.saturating_add(exp));
+                .retain(|_, e| t < e.lastuse().millis().saturating_add(exp));
             self.counter = 1;
             self.next = t.saturating_add(INTERVAL_MS);
             return;
@@ -253,7 +250,7 @@ impl<E: LastUse> Table<E> {
             stale.extend(
                 self.map
                     .range((j, LOW)..=(j, HIGH))
-                    .filter(|(_, e)| t >= e.lastuse().0.saturating_add(ENTRY_TIMEOUT_MS))
+                    .filter(|(_, e)| t >= e.lastuse().millis().saturating_add(ENTRY_TIMEOUT_MS))
                     .map(|(k, _)| *k),
             );
             for k in &stale {

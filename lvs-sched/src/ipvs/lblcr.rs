@@ -20,7 +20,7 @@ use core::time::Duration;
 use super::lblc::{DEFAULT_EXPIRATION, lblc_overloaded};
 use super::lblc_table::{DEFAULT_TAB_BITS, LastUse, Table, TimerState};
 use crate::dest::Dest;
-use crate::{DestId, DestSet, Flow, Instant, SchedulerKind};
+use crate::{DestId, DestSet, Flow, Instant, SchedulerKind, duration_millis};
 
 #[derive(Clone, Debug)]
 struct Entry {
@@ -95,10 +95,10 @@ fn set_max(set: &[usize], s: &[Dest]) -> Option<usize> {
 
 impl Lblcr {
     /// A scheduler whose sets shrink, and entries expire, after `expiration`, created at
-    /// `Instant(0)` (its timer first fires at 60 s) with the kernel's default table size.
+    /// [`Instant::ZERO`] (its timer first fires at 60 s) with the kernel's default table size.
     #[must_use]
     pub fn new(expiration: Duration) -> Self {
-        Self::with_table_bits(expiration, Instant(0), DEFAULT_TAB_BITS)
+        Self::with_table_bits(expiration, Instant::ZERO, DEFAULT_TAB_BITS)
     }
     /// A scheduler created at `created` (the timer fires at `created + 60 s`, `+ 120 s`, ...)
     /// with `2^bits` buckets (`CONFIG_IP_VS_LBLCR_TAB_BITS`, default 10; clamped to
@@ -166,12 +166,13 @@ impl crate::Scheduler for Lblcr {
         self.table.tick(now);
         let key = flow.dst.ip();
         let s = dests.as_slice();
-        let exp = self.expiration;
+        // Set ages are compared in whole milliseconds, as the kernel's jiffies at `HZ=1000`.
+        let exp = duration_millis(self.expiration);
         if let Some(e) = self.table.get_mut(key) {
             e.lastuse = now;
             let min = set_min(&e.set, s);
             if e.set.len() > 1
-                && now > e.lastmod.saturating_add(exp)
+                && now.millis() > e.lastmod.millis().saturating_add(exp)
                 && let Some(m) = set_max(&e.set, s)
             {
                 e.set.retain(|&i| i != m);

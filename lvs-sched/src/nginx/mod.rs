@@ -80,8 +80,9 @@ pub(crate) fn has_two_primaries(s: &[Dest]) -> bool {
 
 /// nginx's `if (now - peer->checked > peer->fail_timeout) peer->checked = now;` after a pick.
 pub(crate) fn mark_picked(d: &mut Dest, now: Instant) {
-    let timeout = u64::try_from(d.nginx.fail_timeout.as_millis()).unwrap_or(u64::MAX);
-    if now.millis_since(d.nginx.checked) > timeout {
+    // In whole milliseconds, as in `Dest::nginx_usable`.
+    let timeout = crate::duration_millis(d.nginx.fail_timeout);
+    if now.millis().saturating_sub(d.nginx.checked.millis()) > timeout {
         d.nginx.checked = now;
     }
 }

@@ -399,8 +399,8 @@ mod tests {
         let mut fast = RoundRobin::new();
         let mut slow = RoundRobin::reference();
         let mut pick = |fast: &mut RoundRobin, fs: &mut DestSet, ss: &mut DestSet| {
-            let a = fast.schedule(fs, &flow(), Instant(0));
-            assert_eq!(a, slow.schedule(ss, &flow(), Instant(0)));
+            let a = fast.schedule(fs, &flow(), Instant::ZERO);
+            assert_eq!(a, slow.schedule(ss, &flow(), Instant::ZERO));
             assert_eq!(fs, ss);
         };
         // One step to see the steady state, W = 7 steps to learn the period.
@@ -441,8 +441,8 @@ mod tests {
         let mut fast = RoundRobin::new();
         let mut slow = RoundRobin::reference();
         for _ in 0..2000 {
-            let a = fast.schedule(&mut fast_set, &flow(), Instant(0));
-            assert_eq!(a, slow.schedule(&mut slow_set, &flow(), Instant(0)));
+            let a = fast.schedule(&mut fast_set, &flow(), Instant::ZERO);
+            assert_eq!(a, slow.schedule(&mut slow_set, &flow(), Instant::ZERO));
             assert!(fast_set.swrr_cycle().is_none());
             assert!(fast.learn.is_none());
         }

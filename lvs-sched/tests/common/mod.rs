@@ -34,7 +34,7 @@ pub fn flow(i: u32) -> Flow<'static> {
 pub fn picks(s: &mut Service, n: usize) -> Vec<usize> {
     (0..n)
         .map(|i| {
-            s.schedule(&flow(i as u32), Instant(0))
+            s.schedule(&flow(i as u32), Instant::ZERO)
                 .map_or(usize::MAX, |d| d.0)
         })
         .collect()
