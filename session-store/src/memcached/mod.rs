@@ -2,9 +2,9 @@
 //! libmemcached-compatible ketama ring, with CAS-checked writes, optional replicas and ejection
 //! of dead servers.
 //!
-//! * **Placement.** The key `prefix + session id` goes to the server that libmemcached's ketama
-//!   (`MEMCACHED_BEHAVIOR_KETAMA_WEIGHTED`, equal weights) picks, so other clients of the same
-//!   servers (libmemcached, pylibmc, PHP's memcached extension with ketama) find it. With
+//! * **Placement.** The key `prefix + session id` goes to the server that libmemcached picks
+//!   with the configured [`Distribution`] and server weights, so a libmemcached client of the
+//!   same servers with the matching setting finds it: see [Placement](#placement) below. With
 //!   `replicas(r)` it is also written to the next `r - 1` distinct servers clockwise.
 //! * **Versions.** The value is the record in the crate's [`codec`] encoding,
 //!   version and expiry included. `compare_and_save` reads it with `gets`, checks the version
@@ -31,6 +31,56 @@
 //!   take the newest live copy; writes repair a primary that lost the session (a restarted
 //!   server comes back empty). A write is acknowledged once the primary stored it; a replica
 //!   that is down at that moment misses it.
+//!
+//! # Placement
+//!
+//! The three distributions are libmemcached's consistent ("ketama") continuum; set the one the
+//! other clients use with [`MemcachedOptions::distribution`], the weights with
+//! [`MemcachedOptions::weighted`] (weight 0 counts as 1, as in libmemcached):
+//!
+//! | [`Distribution`] | libmemcached | pylibmc | PHP `memcached` extension |
+//! |---|---|---|---|
+//! | `KetamaWeighted` (default) | `MEMCACHED_BEHAVIOR_KETAMA_WEIGHTED` | `behaviors={"ketama_weighted": True}` | `Memcached::OPT_LIBKETAMA_COMPATIBLE` |
+//! | `Ketama` | `MEMCACHED_BEHAVIOR_KETAMA`, or distribution `MEMCACHED_DISTRIBUTION_CONSISTENT`, set before the servers are added | `behaviors={"ketama": True}` or `{"distribution": "consistent"}` | `Memcached::OPT_DISTRIBUTION` = `DISTRIBUTION_CONSISTENT`, or `memcached.default_consistent_hash = On` |
+//! | `ConsistentWeighted` | distribution `MEMCACHED_DISTRIBUTION_CONSISTENT_WEIGHTED` | `behaviors={"distribution": "consistent weighted"}` | — |
+//!
+//! `KetamaWeighted` hashes keys with MD5 and gives each server `4 × ⌊w/W × 40 × n⌋` points
+//! computed in `f32` as libmemcached does (25 equal servers get 156 points each, not 160; a
+//! fixed 160 would put about 2 % of such a ring's keys on another server). `Ketama` hashes keys
+//! with libmemcached's default one-at-a-time hash and gives every server 100 points; a server
+//! weight above 1 switches libmemcached, and this store, to the weighted points (keeping the
+//! one-at-a-time key hash). `ConsistentWeighted` is that combination whatever the weights.
+//! The hosts' spelling and the order of the list are part of the ring.
+//!
+//! **Checked** against pylibmc 1.6.3 on libmemcached 1.1.4 (Debian 12) with real memcached
+//! servers: 20 random server lists per distribution (1–64 servers in random order, weights
+//! 0–65,535; `Ketama` selected both ways), per list 2,000 keys written by pylibmc and 2,000
+//! sessions written by this store, each found by reading every server directly on exactly the
+//! server the other side expects (120,000 + 120,000 keys), and pylibmc reads back every
+//! session (`CI=true cargo test -p session-store --all-features --test memcached placement --
+//! --nocapture` prints these figures and the seed). Each server's point count matches libmemcached's own continuum for
+//! 1,400 weight lists (`tests/data/libmemcached_points.txt`, made by
+//! `tests/data/libmemcached_points.c`). PHP is not run by the tests: its rows name the
+//! libmemcached behaviour the extension sets.
+//!
+//! **Not matched:**
+//! * libmemcached's default distribution (modula: pylibmc or PHP without a ketama setting),
+//!   `CONSISTENT_KETAMA_SPY`, random and virtual-bucket distributions, a `hash` or `ketama_hash`
+//!   behaviour other than the default, and sorted hosts (`_sort_hosts`).
+//! * A libmemcached namespace (PHP's `Memcached::OPT_PREFIX_KEY`): libmemcached leaves it out of
+//!   the key's hash, this store hashes the whole key, prefix included.
+//! * PHP's session handler (`session.save_handler = memcached`): with
+//!   `memcached.sess_consistent_hash` on it sets `MEMCACHED_BEHAVIOR_KETAMA` (or
+//!   `KETAMA_WEIGHTED` with `memcached.sess_consistent_hash_type = ketama_weighted`) after
+//!   adding the servers, so it ignores weights with `ketama`; it hashes the session id without
+//!   `memcached.sess_prefix` and stores PHP-serialized data, so it cannot share sessions with
+//!   this store.
+//! * Ejection: libmemcached rebuilds its continuum from the live servers, which with weighted
+//!   points changes every live server's point count; this store keeps the live servers' points
+//!   (so replicas stay where they are), and only the ejected server's keys move. The two agree
+//!   again once every server is back.
+//! * libmemcached 1.1.4 aborts on an assertion with more than 100 servers on a consistent
+//!   distribution; this store has no such limit.
 
 mod proto;
 mod ring;
@@ -44,6 +94,7 @@ use tokio::net::TcpStream;
 
 pub use proto::ProtocolError;
 use proto::Reply;
+pub use ring::Distribution;
 use ring::Ring;
 
 use crate::clock::{Clock, SystemClock, UnixTime};
@@ -99,12 +150,15 @@ pub enum MemcachedError {
         /// The longest prefix allowed (memcached's 250-byte key limit minus the id).
         max: usize,
     },
-    /// `replicas` is 0 or more than the number of servers.
-    #[error("replicas must be between 1 and the number of servers ({servers}), got {replicas}")]
+    /// `replicas` is 0 or more than the number of servers on the ring (a server whose weight
+    /// is too small a share to earn a point is not on it).
+    #[error(
+        "replicas must be between 1 and the number of servers on the ring ({servers}), got {replicas}"
+    )]
     Replicas {
         /// The value given.
         replicas: usize,
-        /// The number of servers.
+        /// The number of servers on the ring.
         servers: usize,
     },
     /// Connecting, sending or receiving failed: the server is down or unreachable. Repeated
@@ -200,7 +254,9 @@ impl From<MemcachedError> for StoreError {
 /// Settings of a [`MemcachedStore`]; start from [`MemcachedOptions::new`].
 #[derive(Clone, Debug)]
 pub struct MemcachedOptions {
-    servers: Vec<String>,
+    /// `host:port` and weight, in configuration order.
+    servers: Vec<(String, u32)>,
+    distribution: Distribution,
     replicas: usize,
     failure_limit: u32,
     retry_after: Duration,
@@ -216,12 +272,38 @@ impl MemcachedOptions {
     /// prefix `"session:"`, values up to 1 MiB − 1 KiB (memcached's default item size limit
     /// less room for the item header), 60 s expiry grace.
     ///
-    /// The host text is part of the ring (as in libmemcached): give every client the same
-    /// spelling of the same servers.
+    /// Every server has weight 1 and keys are placed by [`Distribution::KetamaWeighted`]. The
+    /// host text and the order of the list are part of the ring (as in libmemcached): give
+    /// every client the same spelling of the same servers, in the same order.
     #[must_use]
     pub fn new<S: Into<String>>(servers: impl IntoIterator<Item = S>) -> Self {
+        Self::weighted(servers.into_iter().map(|s| (s, 1)))
+    }
+
+    /// The servers with their weights, as `("host:port", weight)`, and the defaults of
+    /// [`new`](Self::new). With [`Distribution::KetamaWeighted`] a server's share of the keys
+    /// follows its share of the total weight (the weights libmemcached is given:
+    /// `memcached_server_add_with_weight`, pylibmc's `"host:port:weight"`). A weight of 0
+    /// counts as 1, as in libmemcached. A server whose share is too small for one point of the
+    /// ring (below about 1/40 of the average weight) gets no keys, as in libmemcached.
+    ///
+    /// ```
+    /// use session_store::MemcachedOptions;
+    /// // The first server has twice the memory of the others.
+    /// let opts = MemcachedOptions::weighted([
+    ///     ("10.0.0.1:11211", 2),
+    ///     ("10.0.0.2:11211", 1),
+    ///     ("10.0.0.3:11211", 1),
+    /// ]);
+    /// ```
+    #[must_use]
+    pub fn weighted<S: Into<String>>(servers: impl IntoIterator<Item = (S, u32)>) -> Self {
         Self {
-            servers: servers.into_iter().map(Into::into).collect(),
+            servers: servers
+                .into_iter()
+                .map(|(addr, weight)| (addr.into(), weight))
+                .collect(),
+            distribution: Distribution::default(),
             replicas: 1,
             failure_limit: 2,
             retry_after: Duration::from_secs(2),
@@ -230,6 +312,15 @@ impl MemcachedOptions {
             max_value_size: 1024 * 1024 - 1024,
             expiry_grace: Duration::from_secs(60),
         }
+    }
+
+    /// How keys are placed: the libmemcached distribution the other clients of these servers
+    /// use (the [module docs](self) name the client setting each one matches). Default:
+    /// [`Distribution::KetamaWeighted`].
+    #[must_use]
+    pub fn distribution(mut self, distribution: Distribution) -> Self {
+        self.distribution = distribution;
+        self
     }
 
     /// Write every session to `n` distinct servers (the primary and the next `n - 1` on the
@@ -370,14 +461,14 @@ impl<C: Clock> MemcachedStore<C> {
         if opts.servers.is_empty() {
             return Err(MemcachedError::NoServers);
         }
-        let mut parsed = Vec::with_capacity(opts.servers.len());
-        for addr in &opts.servers {
-            let hp = parse_addr(addr)
+        let mut parsed: Vec<(String, u16, u32)> = Vec::with_capacity(opts.servers.len());
+        for (addr, weight) in &opts.servers {
+            let (host, port) = parse_addr(addr)
                 .ok_or_else(|| MemcachedError::BadAddress { addr: addr.clone() })?;
-            if parsed.contains(&hp) {
+            if parsed.iter().any(|(h, p, _)| *h == host && *p == port) {
                 return Err(MemcachedError::DuplicateServer { addr: addr.clone() });
             }
-            parsed.push(hp);
+            parsed.push((host, port, *weight));
         }
         let max = MAX_KEY_LEN - crate::ID_TEXT_LEN;
         let p = &opts.key_prefix;
@@ -387,18 +478,19 @@ impl<C: Clock> MemcachedStore<C> {
                 max,
             });
         }
-        if opts.replicas == 0 || opts.replicas > parsed.len() {
+        let ring = Ring::new(&parsed, opts.distribution);
+        let on_ring = ring.servers_on_ring();
+        if opts.replicas == 0 || opts.replicas > on_ring {
             return Err(MemcachedError::Replicas {
                 replicas: opts.replicas,
-                servers: parsed.len(),
+                servers: on_ring,
             });
         }
-        let ring = Ring::new(&parsed);
         let nodes = opts
             .servers
             .iter()
             .zip(parsed)
-            .map(|(addr, (host, port))| Node {
+            .map(|((addr, _), (host, port, _))| Node {
                 addr: addr.clone(),
                 host,
                 port,
@@ -427,12 +519,13 @@ impl<C: Clock> MemcachedStore<C> {
         format!("{}{id}", self.opts.key_prefix)
     }
 
-    /// Every server in ring order for the raw memcached `key`, ignoring ejections: the first
-    /// is where libmemcached's ketama puts the key.
+    /// Every server on the ring in ring order for the raw memcached `key`, ignoring
+    /// ejections: the first is where libmemcached puts the key (with the configured
+    /// [`Distribution`]).
     #[must_use]
     pub fn ring_order(&self, key: &[u8]) -> Vec<&str> {
         self.ring
-            .walk(ring::key_hash(key), self.nodes.len(), |_| true)
+            .walk(key, self.nodes.len(), |_| true)
             .into_iter()
             .filter_map(|i| self.nodes.get(i).map(|n| n.addr.as_str()))
             .collect()
@@ -465,11 +558,9 @@ impl<C: Clock> MemcachedStore<C> {
 
     fn targets(&self, key: &str) -> Result<Vec<usize>, MemcachedError> {
         let now = Instant::now();
-        let t = self
-            .ring
-            .walk(ring::key_hash(key.as_bytes()), self.opts.replicas, |i| {
-                self.nodes.get(i).is_some_and(|n| n.usable(now))
-            });
+        let t = self.ring.walk(key.as_bytes(), self.opts.replicas, |i| {
+            self.nodes.get(i).is_some_and(|n| n.usable(now))
+        });
         if t.is_empty() {
             Err(MemcachedError::AllEjected)
         } else {
@@ -1046,6 +1137,7 @@ impl<C: Clock> std::fmt::Debug for MemcachedStore<C> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("MemcachedStore")
             .field("servers", &self.opts.servers)
+            .field("distribution", &self.opts.distribution)
             .field("replicas", &self.opts.replicas)
             .field("ejected", &self.ejected())
             .finish_non_exhaustive()
