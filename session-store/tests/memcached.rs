@@ -1,6 +1,7 @@
 //! `MemcachedStore` against real memcached processes (tests/support/kv.rs): the conformance
-//! suite on a 3-server ring (one copy, and two), placement identical to libmemcached's ketama
-//! (checked through pylibmc in both directions), a killed server (keys on the others stay
+//! suite on a 3-server ring (one copy, and two), placement identical to libmemcached's for each
+//! supported distribution (random weighted server lists on 64 servers, checked through pylibmc
+//! in both directions by reading every server), a killed server (keys on the others stay
 //! readable; the dead one is ejected, re-tried, and taken back once it answers), replicas=2
 //! losing nothing, the memcached expiry safety net, and typed errors.
 //! Without the `memcached` binary the tests are skipped (printed), except with `CI=true`.
@@ -15,6 +16,7 @@ use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
+use session_store::memcached::Distribution;
 use session_store::{
     ManualClock, MemcachedError, MemcachedOptions, MemcachedStore, SessionStore, StoreError, Token,
 };
@@ -79,9 +81,9 @@ fn holders(procs: &[kv::Proc], key: &str) -> Vec<String> {
         .collect()
 }
 
-/// Runs a pylibmc script (`ketama_weighted`, libmemcached's ketama) against `servers`;
+/// Runs `script` in `/usr/bin/python3` with pylibmc imported, `stdin` on its standard input;
 /// `None` if python3-pylibmc is missing outside CI.
-fn pylibmc(servers: &[String], script: &str, stdin: &str) -> Option<String> {
+fn pylibmc(script: &str, stdin: &str) -> Option<String> {
     use std::io::Write as _;
     let python = "/usr/bin/python3";
     let probe = std::process::Command::new(python)
@@ -90,23 +92,18 @@ fn pylibmc(servers: &[String], script: &str, stdin: &str) -> Option<String> {
     if !probe.is_ok_and(|o| o.status.success()) {
         return kv::skip("no python3 module pylibmc (apt-get install python3-pylibmc)");
     }
-    let prelude = format!(
-        "import sys, pylibmc\nc = pylibmc.Client({servers:?}, behaviors={{'ketama_weighted': True}})\n"
-    );
     let mut child = std::process::Command::new(python)
-        .args(["-c", &format!("{prelude}{script}")])
+        .args(["-c", &format!("import sys, json, pylibmc\n{script}")])
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.as_bytes())
-        .unwrap();
+    let mut input = child.stdin.take().unwrap();
+    let stdin = stdin.to_owned();
+    let writer = std::thread::spawn(move || input.write_all(stdin.as_bytes()).unwrap());
     let out = child.wait_with_output().unwrap();
+    writer.join().unwrap();
     assert!(
         out.status.success(),
         "pylibmc script failed: {}",
@@ -115,54 +112,359 @@ fn pylibmc(servers: &[String], script: &str, stdin: &str) -> Option<String> {
     Some(String::from_utf8(out.stdout).unwrap())
 }
 
-#[tokio::test]
-async fn placement_matches_libmemcached_ketama() {
-    let Some(ring) = shared_ring() else {
+/// For each server list of its input (one JSON object a line: `servers` as pylibmc's
+/// `"host:port:weight"`, pylibmc `behaviors`, `op`, `keys`), a pylibmc client
+/// that either sets every key (`"set"`, prints how many failed) or reads them all
+/// (`"get"`, prints how many it found).
+const PYLIBMC_JOBS: &str = r#"
+for line in sys.stdin:
+    job = json.loads(line)
+    c = pylibmc.Client(job["servers"], behaviors=dict(job["behaviors"], tcp_nodelay=True))
+    if job["op"] == "set":
+        print(len(c.set_multi({k: b"x" for k in job["keys"]})))
+    else:
+        print(len(c.get_multi(job["keys"])))
+    c.disconnect_all()
+"#;
+
+/// xorshift64*: the placement test's random server lists, weights and keys.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    /// Uniform enough in `0..n`.
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+
+    /// `len` characters of base64url, like a session id.
+    fn text(&mut self, len: usize) -> String {
+        const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+        (0..len)
+            .map(|_| char::from(ALPHABET[self.below(64) as usize]))
+            .collect()
+    }
+}
+
+/// Which of `servers` hold each of `keys`, read from every server directly: per server (in
+/// parallel), one pipelined batch of quiet meta gets (`mg <key> k q`, answered only on a hit)
+/// closed by `mn`.
+fn locate(servers: &[String], keys: &[String]) -> Vec<Vec<usize>> {
+    use std::io::{BufRead as _, BufReader, BufWriter, Write as _};
+    let hits: Vec<std::collections::HashSet<String>> = std::thread::scope(|scope| {
+        let readers: Vec<_> = servers
+            .iter()
+            .map(|addr| {
+                scope.spawn(move || {
+                    let stream = std::net::TcpStream::connect(addr).unwrap();
+                    stream
+                        .set_read_timeout(Some(Duration::from_secs(30)))
+                        .unwrap();
+                    let out = stream.try_clone().unwrap();
+                    let writer = scope.spawn(move || {
+                        let mut w = BufWriter::new(out);
+                        for k in keys {
+                            write!(w, "mg {k} k q\r\n").unwrap();
+                        }
+                        w.write_all(b"mn\r\n").unwrap();
+                        w.flush().unwrap();
+                    });
+                    let mut found = std::collections::HashSet::new();
+                    for line in BufReader::new(stream).lines() {
+                        let line = line.unwrap();
+                        if line == "MN" {
+                            break;
+                        }
+                        let key = line
+                            .strip_prefix("HD k")
+                            .unwrap_or_else(|| panic!("{addr}: unexpected {line:?}"));
+                        found.insert(key.to_owned());
+                    }
+                    writer.join().unwrap();
+                    found
+                })
+            })
+            .collect();
+        readers.into_iter().map(|r| r.join().unwrap()).collect()
+    });
+    keys.iter()
+        .map(|k| {
+            hits.iter()
+                .enumerate()
+                .filter(|(_, h)| h.contains(k))
+                .map(|(i, _)| i)
+                .collect()
+        })
+        .collect()
+}
+
+/// One random server list of the placement test.
+struct PlacementCase {
+    distribution: Distribution,
+    /// The pylibmc setting that selects it.
+    behaviors: serde_json::Value,
+    /// `127.0.0.1:port` and weight.
+    servers: Vec<(String, u32)>,
+    prefix: String,
+    /// Written by pylibmc.
+    lib_keys: Vec<String>,
+}
+
+impl PlacementCase {
+    fn addrs(&self) -> Vec<String> {
+        self.servers.iter().map(|(a, _)| a.clone()).collect()
+    }
+
+    fn describe(&self, seed: u64) -> String {
+        format!(
+            "PLACEMENT_SEED={seed}, {:?} (pylibmc {}), {} servers, weights {:?}",
+            self.distribution,
+            self.behaviors,
+            self.servers.len(),
+            self.servers.iter().map(|(_, w)| *w).collect::<Vec<_>>()
+        )
+    }
+
+    fn job(&self, op: &str, keys: &[String]) -> String {
+        let servers: Vec<String> = self
+            .servers
+            .iter()
+            .map(|(a, w)| format!("{a}:{w}"))
+            .collect();
+        serde_json::json!({"servers": servers, "behaviors": self.behaviors, "op": op, "keys": keys})
+            .to_string()
+    }
+
+    fn store(&self) -> MemcachedStore<ManualClock> {
+        let opts = MemcachedOptions::weighted(self.servers.clone())
+            .distribution(self.distribution)
+            .key_prefix(self.prefix.clone());
+        MemcachedStore::new(opts, ManualClock::new(conformance::T0)).unwrap()
+    }
+}
+
+/// Server lists per distribution in the placement test.
+const PLACEMENT_LISTS: usize = 20;
+/// Keys per list and direction in the placement test.
+const PLACEMENT_KEYS: usize = 2000;
+
+/// Random server lists (1-64 of 64 real servers, random order and weights) for each supported
+/// distribution (`Ketama` selected in pylibmc both ways, `ketama` and distribution
+/// `consistent`): pylibmc (libmemcached) writes 2,000 keys, the store writes 2,000 sessions,
+/// and every server of the list is read directly: each key is on exactly the server the
+/// other side expects, and pylibmc reads back every session the store wrote.
+/// `PLACEMENT_SEED=n` repeats a run (the seed is printed).
+#[test]
+fn placement_matches_pylibmc_on_random_weighted_server_lists() {
+    let Some(pool) = kv::memcached_cluster(64) else {
         return;
     };
-    let clock = ManualClock::new(conformance::T0);
-    let s = store(ring, 1, clock);
-    // libmemcached writes, we predict: every key is on the server our ring names, only there.
-    let keys: Vec<String> = (0..150).map(|n| format!("{}lib{n}", prefix())).collect();
-    let Some(out) = pylibmc(
-        &addrs(ring),
-        "keys = sys.stdin.read().split()\nfor k in keys: c.set(k, b'x')\nprint(len(keys))\n",
-        &keys.join("\n"),
-    ) else {
+    if pylibmc("pass", "").is_none() {
         return;
-    };
-    assert_eq!(out.trim(), "150");
-    let mut per_server = std::collections::BTreeMap::<String, u32>::new();
-    for k in &keys {
-        let expected = s.ring_order(k.as_bytes())[0].to_owned();
-        assert_eq!(holders(ring, k), vec![expected.clone()], "key {k}");
-        *per_server.entry(expected).or_default() += 1;
     }
-    assert_eq!(
-        per_server.len(),
-        3,
-        "150 keys all on some servers: {per_server:?}"
+    let seed = std::env::var("PLACEMENT_SEED").map_or_else(
+        |_| {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap();
+            now.as_secs() ^ u64::from(now.subsec_nanos()) << 20 | 1
+        },
+        |s| s.parse().unwrap(),
     );
-    // We write sessions, libmemcached reads them back: it looks only where ketama says.
-    let mut wanted = Vec::new();
-    for n in 0..60_u8 {
-        let mut r = fresh_record(n);
-        let t = s.create(&mut r).await.unwrap();
-        assert_eq!(holders(ring, &s.key_for(r.id())).len(), 1);
-        wanted.push(s.key_for(r.id()));
-        drop(t);
+    let mut rng = Rng(seed);
+    let pid = std::process::id();
+    let mut cases = Vec::new();
+    for distribution in [
+        Distribution::KetamaWeighted,
+        Distribution::Ketama,
+        Distribution::ConsistentWeighted,
+    ] {
+        for i in 0..PLACEMENT_LISTS {
+            let behaviors = match distribution {
+                Distribution::KetamaWeighted => serde_json::json!({"ketama_weighted": true}),
+                Distribution::Ketama if i % 2 == 0 => serde_json::json!({"ketama": true}),
+                Distribution::Ketama => serde_json::json!({"distribution": "consistent"}),
+                _ => serde_json::json!({"distribution": "consistent weighted"}),
+            };
+            // The 25 equal servers that get 156 points each, the largest and the smallest
+            // list, then random ones; weights all 1, 0-1, 1-10, 0-1000 or 0-65535 (pylibmc's
+            // largest).
+            let n = match i {
+                0 => 25,
+                1 => 64,
+                2 => 1,
+                _ => 1 + rng.below(64) as usize,
+            };
+            let mut order: Vec<usize> = (0..pool.len()).collect();
+            for j in (1..order.len()).rev() {
+                order.swap(j, rng.below(j as u64 + 1) as usize);
+            }
+            let servers = order[..n]
+                .iter()
+                .map(|&p| {
+                    let weight = match i % 5 {
+                        0 => 1,
+                        1 => rng.below(2),
+                        2 => 1 + rng.below(10),
+                        3 => rng.below(1001),
+                        _ => rng.below(65536),
+                    };
+                    (pool[p].addr(), u32::try_from(weight).unwrap())
+                })
+                .collect();
+            let prefix = format!("p{pid}-{}:", cases.len());
+            let lib_keys = (0..PLACEMENT_KEYS)
+                .map(|k| {
+                    // Mostly session-id-shaped keys, every tenth of another length.
+                    let len = if k % 10 == 0 {
+                        1 + rng.below(120) as usize
+                    } else {
+                        22
+                    };
+                    format!("{prefix}{}", rng.text(len))
+                })
+                .collect();
+            cases.push(PlacementCase {
+                distribution,
+                behaviors,
+                servers,
+                prefix,
+                lib_keys,
+            });
+        }
     }
-    let out = pylibmc(
-        &addrs(ring),
-        "keys = sys.stdin.read().split()\nprint(sum(1 for k in keys if c.get(k) is not None))\n",
-        &wanted.join("\n"),
-    )
-    .unwrap();
-    assert_eq!(
-        out.trim(),
-        "60",
-        "libmemcached did not find every session we stored"
+
+    // libmemcached writes (one pylibmc process for every list)…
+    let jobs: String = cases
+        .iter()
+        .map(|c| c.job("set", &c.lib_keys) + "\n")
+        .collect();
+    let failed = pylibmc(PYLIBMC_JOBS, &jobs).unwrap();
+    assert!(
+        failed.lines().all(|l| l == "0") && failed.lines().count() == cases.len(),
+        "pylibmc set_multi failures per list: {failed:?}"
     );
+    // …and the store writes (every list at once).
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let stores: Vec<std::sync::Arc<MemcachedStore<ManualClock>>> = cases
+        .iter()
+        .map(|c| std::sync::Arc::new(c.store()))
+        .collect();
+    let store_keys: Vec<Vec<(String, String)>> = rt.block_on(async {
+        let writers: Vec<_> = stores
+            .iter()
+            .map(|s| {
+                let s = std::sync::Arc::clone(s);
+                tokio::spawn(async move {
+                    let mut keys = Vec::with_capacity(PLACEMENT_KEYS);
+                    for _ in 0..PLACEMENT_KEYS {
+                        let mut r = session_store::Record::new(
+                            session_store::SessionId::random().unwrap(),
+                            conformance::T0,
+                            conformance::TTL,
+                        );
+                        let t = s.create(&mut r).await.unwrap();
+                        keys.push((s.key_for(r.id()), s.servers_for(&t)[0].to_owned()));
+                    }
+                    keys
+                })
+            })
+            .collect();
+        let mut all = Vec::with_capacity(writers.len());
+        for w in writers {
+            all.push(w.await.unwrap());
+        }
+        all
+    });
+
+    // Every server of each list is read for every key of the list.
+    let mut compared = (0, 0);
+    for ((case, s), ours) in cases.iter().zip(&stores).zip(&store_keys) {
+        let addrs = case.addrs();
+        let all: Vec<String> = case
+            .lib_keys
+            .iter()
+            .cloned()
+            .chain(ours.iter().map(|(k, _)| k.clone()))
+            .collect();
+        let holders = locate(&addrs, &all);
+        let (lib_holders, our_holders) = holders.split_at(case.lib_keys.len());
+        let on = |h: &[usize]| h.iter().map(|&i| addrs[i].as_str()).collect::<Vec<_>>();
+        let elsewhere = case
+            .lib_keys
+            .iter()
+            .zip(lib_holders)
+            .filter(|(k, h)| on(h) != [s.ring_order(k.as_bytes())[0]])
+            .count();
+        assert_eq!(
+            elsewhere,
+            0,
+            "{elsewhere} of {} keys written by pylibmc are not (only) on the server our ring \
+             names ({})",
+            case.lib_keys.len(),
+            case.describe(seed)
+        );
+        let elsewhere = ours
+            .iter()
+            .zip(our_holders)
+            .filter(|((_, expected), h)| on(h) != [expected.as_str()])
+            .count();
+        assert_eq!(
+            elsewhere,
+            0,
+            "{elsewhere} sessions are not (only) on their server ({})",
+            case.describe(seed)
+        );
+        compared.0 += case.lib_keys.len();
+        compared.1 += ours.len();
+    }
+    // libmemcached reads what the store wrote, looking only where it places each key.
+    let jobs: String = cases
+        .iter()
+        .zip(&store_keys)
+        .map(|(c, ours)| {
+            let keys: Vec<String> = ours.iter().map(|(k, _)| k.clone()).collect();
+            c.job("get", &keys) + "\n"
+        })
+        .collect();
+    let found = pylibmc(PYLIBMC_JOBS, &jobs).unwrap();
+    assert_eq!(found.lines().count(), cases.len());
+    for (case, line) in cases.iter().zip(found.lines()) {
+        assert_eq!(
+            line,
+            PLACEMENT_KEYS.to_string(),
+            "pylibmc found only {line} of the store's {PLACEMENT_KEYS} sessions ({})",
+            case.describe(seed)
+        );
+    }
+    let sizes = cases.iter().map(|c| c.servers.len());
+    eprintln!(
+        "placement checked against pylibmc (PLACEMENT_SEED={seed}): {} server lists ({} per \
+         distribution, {}-{} servers), {} keys written by pylibmc and {} sessions written by the \
+         store, each found by reading every server only where the other side expects it",
+        cases.len(),
+        PLACEMENT_LISTS,
+        sizes.clone().min().unwrap(),
+        sizes.max().unwrap(),
+        compared.0,
+        compared.1
+    );
+    // Stopping a memcached takes a moment: stop the 64 together.
+    std::thread::scope(|scope| {
+        for p in pool {
+            scope.spawn(move || drop(p));
+        }
+    });
 }
 
 /// A record with a random id (the conformance ones are fixed), created at T0.
@@ -459,6 +761,25 @@ fn bad_configurations_are_typed_errors() {
     assert!(
         MemcachedStore::new(MemcachedOptions::new(["[::1]:1", "h:2"]).replicas(2), c()).is_ok()
     );
+    // A server too light for one point of the ring holds no copy.
+    let light = || MemcachedOptions::weighted([("h:1", 1), ("h:2", 1000), ("h:3", 1000)]);
+    assert!(matches!(
+        err(light().replicas(3)),
+        MemcachedError::Replicas {
+            replicas: 3,
+            servers: 2
+        }
+    ));
+    assert!(MemcachedStore::new(light().replicas(2), c()).is_ok());
+    // Unweighted ketama ignores weights of 0 and 1: every server is on the ring.
+    let unweighted = MemcachedOptions::weighted([("h:1", 0), ("h:2", 1), ("h:3", 1)])
+        .distribution(Distribution::Ketama)
+        .replicas(3);
+    assert!(MemcachedStore::new(unweighted, c()).is_ok());
+    assert!(matches!(
+        err(MemcachedOptions::weighted([("h:1", 1), ("h:1", 2)])),
+        MemcachedError::DuplicateServer { .. }
+    ));
 }
 
 /// One counter of memcached's `stats`.
