@@ -6,7 +6,8 @@
  *   /tmp/libmemcached_points > tests/data/libmemcached_points.txt
  *
  * One line per server list: its weights, "=", each server's number of points. "w*k" stands for
- * k copies of w. The lists: every count 1-100 with equal weights (several weights), then 600
+ * k copies of w. The lists: every count 1-100 with equal weights (several weights; above 100
+ * servers libmemcached 1.1.4 aborts on an assertion in update_continuum), then 600
  * lists of 1-64 servers with weights drawn from ranges small and large (0 included; weights
  * up to 2^32-1, libmemcached's uint32_t). Deterministic (xorshift64 with a fixed seed). */
 #include <libmemcached/memcached.h>
