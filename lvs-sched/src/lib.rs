@@ -42,9 +42,11 @@ pub(crate) fn duration_millis(d: core::time::Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
-/// The transport protocol of a flow (the kernel's `sh-port`/`mh-port` only use the port for
-/// TCP, UDP and SCTP).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+/// The transport protocol of a flow or of a virtual service (the kernel's `sh-port`/`mh-port`
+/// only use the port for TCP, UDP and SCTP; IPVS virtual services are TCP, UDP or SCTP).
+///
+/// Compared, hashed and ordered by IP protocol number: `Other(6)` is `Tcp`.
+#[derive(Clone, Copy, Debug)]
 #[non_exhaustive]
 pub enum Protocol {
     /// TCP.
@@ -61,7 +63,57 @@ impl Protocol {
     /// Whether the kernel reads a port from this protocol's header (TCP, UDP, SCTP).
     #[must_use]
     pub const fn has_ports(self) -> bool {
-        matches!(self, Self::Tcp | Self::Udp | Self::Sctp)
+        matches!(self.number(), 6 | 17 | 132)
+    }
+
+    /// The IP protocol number (`IPPROTO_TCP` = 6, `IPPROTO_UDP` = 17, `IPPROTO_SCTP` = 132).
+    #[must_use]
+    pub const fn number(self) -> u8 {
+        match self {
+            Self::Tcp => 6,
+            Self::Udp => 17,
+            Self::Sctp => 132,
+            Self::Other(n) => n,
+        }
+    }
+
+    /// The protocol with IP protocol number `n`; `Other(n)` unless it is TCP, UDP or SCTP, so
+    /// that `from_number(p.number()) == p` for every `p` built this way.
+    #[must_use]
+    pub const fn from_number(n: u8) -> Self {
+        match n {
+            6 => Self::Tcp,
+            17 => Self::Udp,
+            132 => Self::Sctp,
+            other => Self::Other(other),
+        }
+    }
+}
+
+impl PartialEq for Protocol {
+    fn eq(&self, other: &Self) -> bool {
+        self.number() == other.number()
+    }
+}
+
+impl Eq for Protocol {}
+
+impl core::hash::Hash for Protocol {
+    fn hash<H: core::hash::Hasher>(&self, state: &mut H) {
+        self.number().hash(state);
+    }
+}
+
+impl PartialOrd for Protocol {
+    fn partial_cmp(&self, other: &Self) -> Option<core::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Protocol {
+    /// By IP protocol number.
+    fn cmp(&self, other: &Self) -> core::cmp::Ordering {
+        self.number().cmp(&other.number())
     }
 }
 
@@ -152,5 +204,31 @@ pub trait Scheduler: Send + fmt::Debug {
         let id = self.schedule(dests, flow, now)?;
         tried.insert(id);
         Some(id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Protocol;
+
+    /// Equality, order and hashing agree, by protocol number.
+    #[test]
+    fn protocols_are_their_numbers() {
+        use core::hash::{BuildHasher, BuildHasherDefault};
+        type H = BuildHasherDefault<std::hash::DefaultHasher>;
+        for n in 0..=u8::MAX {
+            let p = Protocol::from_number(n);
+            assert_eq!(p.number(), n);
+            assert_eq!(p, Protocol::Other(n));
+            assert_eq!(
+                H::default().hash_one(p),
+                H::default().hash_one(Protocol::Other(n))
+            );
+            assert_eq!(p.has_ports(), matches!(n, 6 | 17 | 132));
+        }
+        assert_eq!(Protocol::from_number(6), Protocol::Tcp);
+        assert!(matches!(Protocol::from_number(17), Protocol::Udp));
+        assert!(Protocol::Tcp < Protocol::Udp && Protocol::Udp < Protocol::Sctp);
+        assert!(Protocol::Other(47) > Protocol::Udp);
     }
 }

@@ -48,39 +48,23 @@ impl Family {
     }
 }
 
-/// The transport protocol of a virtual service.
-#[non_exhaustive]
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Protocol {
-    /// TCP (`-t`).
-    Tcp,
-    /// UDP (`-u`).
-    Udp,
-    /// SCTP (`--sctp-service`).
-    Sctp,
+/// The transport protocol of a virtual service: lvs-sched's [`Protocol`], shared by the
+/// schedulers and the kernel API. The kernel accepts TCP, UDP and SCTP services.
+pub use lvs_sched::Protocol;
+
+/// `protocol`'s number as the kernel spells it (`IPVS_SVC_ATTR_PROTOCOL` is 16 bits wide).
+pub(super) fn protocol_number(protocol: Protocol) -> u16 {
+    u16::from(protocol.number())
 }
 
-impl Protocol {
-    /// The IP protocol number.
-    #[must_use]
-    pub const fn number(self) -> u16 {
-        match self {
-            Self::Tcp => c::IPPROTO_TCP,
-            Self::Udp => c::IPPROTO_UDP,
-            Self::Sctp => c::IPPROTO_SCTP,
-        }
-    }
-    pub(super) fn from_number(n: u16) -> Result<Self, ConfigError> {
-        match n {
-            c::IPPROTO_TCP => Ok(Self::Tcp),
-            c::IPPROTO_UDP => Ok(Self::Udp),
-            c::IPPROTO_SCTP => Ok(Self::Sctp),
-            other => Err(ConfigError::Unexpected {
-                field: "IPVS_SVC_ATTR_PROTOCOL",
-                value: u32::from(other),
-            }),
-        }
-    }
+/// The protocol the kernel reports, or an error when the number is not an IP protocol.
+pub(super) fn protocol_from_number(n: u16) -> Result<Protocol, ConfigError> {
+    u8::try_from(n)
+        .map(Protocol::from_number)
+        .map_err(|_| ConfigError::Unexpected {
+            field: "IPVS_SVC_ATTR_PROTOCOL",
+            value: u32::from(n),
+        })
 }
 
 /// A 16-byte `nf_inet_addr`.
@@ -106,5 +90,31 @@ pub(super) fn from_inet_addr(family: Family, b: [u8; 16]) -> IpAddr {
             IpAddr::V4(Ipv4Addr::new(a0, a1, a2, a3))
         }
         Family::V6 => IpAddr::V6(Ipv6Addr::from(b)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_protocol_number_round_trips_and_wider_ones_are_errors() {
+        for n in 0..=u16::MAX {
+            match protocol_from_number(n) {
+                Ok(p) => {
+                    assert!(n <= 255, "{n} accepted");
+                    assert_eq!(protocol_number(p), n);
+                }
+                Err(ConfigError::Unexpected { field, value }) => {
+                    assert!(n > 255, "{n} refused");
+                    assert_eq!((field, value), ("IPVS_SVC_ATTR_PROTOCOL", u32::from(n)));
+                }
+                Err(e) => panic!("{n}: {e}"),
+            }
+        }
+        assert_eq!(protocol_from_number(6).ok(), Some(Protocol::Tcp));
+        assert_eq!(protocol_from_number(17).ok(), Some(Protocol::Udp));
+        assert_eq!(protocol_from_number(132).ok(), Some(Protocol::Sctp));
+        assert_eq!(protocol_from_number(47).ok(), Some(Protocol::Other(47)));
     }
 }

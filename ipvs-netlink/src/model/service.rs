@@ -4,7 +4,7 @@
 use std::fmt;
 use std::net::SocketAddr;
 
-use super::addr::{from_inet_addr, inet_addr};
+use super::addr::{from_inet_addr, inet_addr, protocol_from_number, protocol_number};
 use super::{ConfigError, Family, Name, Netmask, Protocol, ServiceFlags, Stats};
 use crate::wire::ServiceAttr;
 
@@ -59,7 +59,7 @@ impl ServiceKey {
         match self {
             Self::Inet { protocol, addr } => vec![
                 ServiceAttr::Af(Family::of(&addr.ip()).af()),
-                ServiceAttr::Protocol(protocol.number()),
+                ServiceAttr::Protocol(protocol_number(*protocol)),
                 ServiceAttr::Addr(inet_addr(&addr.ip())),
                 ServiceAttr::Port(addr.port()),
             ],
@@ -73,14 +73,12 @@ impl ServiceKey {
 impl fmt::Display for ServiceKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::Inet { protocol, addr } => {
-                let p = match protocol {
-                    Protocol::Tcp => "TCP",
-                    Protocol::Udp => "UDP",
-                    Protocol::Sctp => "SCTP",
-                };
-                write!(f, "{p} {addr}")
-            }
+            Self::Inet { protocol, addr } => match protocol {
+                Protocol::Tcp => write!(f, "TCP {addr}"),
+                Protocol::Udp => write!(f, "UDP {addr}"),
+                Protocol::Sctp => write!(f, "SCTP {addr}"),
+                other => write!(f, "protocol {} {addr}", other.number()),
+            },
             Self::Fwmark { family, mark } => match family {
                 Family::V4 => write!(f, "FWM {mark}"),
                 Family::V6 => write!(f, "FWM {mark} IPv6"),
@@ -255,7 +253,7 @@ impl ServiceEntry {
         let key = match fwmark {
             Some(mark) if mark != 0 => ServiceKey::Fwmark { family, mark },
             _ => ServiceKey::Inet {
-                protocol: Protocol::from_number(proto.ok_or(ConfigError::Missing {
+                protocol: protocol_from_number(proto.ok_or(ConfigError::Missing {
                     field: "IPVS_SVC_ATTR_PROTOCOL",
                 })?)?,
                 addr: SocketAddr::new(
