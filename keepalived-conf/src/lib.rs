@@ -12,9 +12,16 @@
 //!   [`lvs::LvsConf`].
 //!
 //! A file may hold both VRRP and LVS blocks: each typed layer silently skips the top-level
-//! blocks of the other. A keyword neither layer knows is a [`Warning`], never an error, as in
-//! keepalived; malformed input (unbalanced braces, bad numbers or addresses, out-of-range
-//! values, dangling references) is a [`ConfError`] that names the file, line and column.
+//! blocks of the other.
+//!
+//! The typed layers read a file as keepalived 2.2.7 does (tested by running keepalived on the
+//! same files): what keepalived reports and ignores — an unknown keyword, a bad number or
+//! address, a value out of range, a reference to nothing, a port DR cannot use — is a
+//! [`Warning`] naming file, line and column, and the setting keeps the value keepalived gives
+//! it. A [`ConfError`], also with its position, is kept for what keepalived would run as
+//! something other than what is written: unbalanced braces, include loops, an instance without
+//! `interface` or `virtual_router_id`, duplicate instance names or VRIDs, AH authentication,
+//! VRRPv2 over IPv6.
 //!
 //! # Syntax accepted
 //!
@@ -47,8 +54,8 @@ mod vrrp;
 pub mod fuzzing;
 
 pub use vrrp::{
-    GarpSettings, GlobalDefs, InitialState, ScriptUser, SyncGroup, TrackIf, TrackScript, Vip,
-    VrrpConf, VrrpInstance, VrrpScript, parse_vrrp, parse_vrrp_str,
+    GarpSettings, GlobalDefs, InitialState, ScriptUser, SmtpServer, SmtpSettings, SyncGroup,
+    TrackIf, TrackScript, Vip, VrrpConf, VrrpInstance, VrrpScript, parse_vrrp, parse_vrrp_str,
 };
 
 /// How deep `include` directives may nest.
@@ -639,6 +646,34 @@ impl Ctx {
             pos: pos.clone(),
             message: message.into(),
         });
+    }
+
+    /// keepalived's way with a line whose value it cannot use (a bad number, address or
+    /// word, a value out of range, a missing argument or block): a message, and the line is
+    /// ignored, so
+    /// the setting keeps its default. Any other error is returned.
+    pub(crate) fn lenient(&mut self, line: Result<(), ConfError>) -> Result<(), ConfError> {
+        match line {
+            Err(
+                e @ (ConfError::BadValue { .. }
+                | ConfError::OutOfRange { .. }
+                | ConfError::MissingArgument { .. }
+                | ConfError::MissingBlock { .. }),
+            ) => {
+                let pos = match &e {
+                    ConfError::BadValue { pos, .. }
+                    | ConfError::OutOfRange { pos, .. }
+                    | ConfError::MissingArgument { pos, .. }
+                    | ConfError::MissingBlock { pos, .. } => pos.clone(),
+                    _ => return Err(e),
+                };
+                let text = e.to_string();
+                let what = text.strip_prefix(&format!("{pos}: ")).unwrap_or(&text);
+                self.warn(&pos, format!("{what}; line ignored"));
+                Ok(())
+            }
+            other => other,
+        }
     }
 
     pub(crate) fn unknown(&mut self, node: &Node, within: &str) {

@@ -25,7 +25,7 @@ pub struct LvsConf {
 /// What a virtual server listens on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum VsAddr {
-    /// `virtual_server IP PORT`.
+    /// `virtual_server IP [PORT]` (port 0 when not given).
     Socket(SocketAddr),
     /// `virtual_server fwmark N`.
     Fwmark(u32),
@@ -72,7 +72,7 @@ pub enum LbKind {
     Tun,
 }
 
-/// `protocol`: the transport protocol of a virtual server (`TCP` when not given), the type
+/// `protocol`: the transport protocol of a virtual server (UDP when not given), the type
 /// ipvs-netlink uses for the kernel's services.
 pub use ipvs_netlink::Protocol;
 
@@ -94,9 +94,9 @@ pub struct Connect {
     pub connect_port: Option<u16>,
     /// `connect_ip` (the real server's address when unset).
     pub connect_ip: Option<IpAddr>,
-    /// `retry` or `nb_get_retry` (1).
+    /// `retry` (1; HTTP_GET also reads the old `nb_get_retry`).
     pub retry: u32,
-    /// `delay_before_retry` (1 s).
+    /// `delay_before_retry` (1 s for TCP_CHECK, 3 s for HTTP_GET).
     pub delay_before_retry: Duration,
 }
 
@@ -137,12 +137,13 @@ pub enum Check {
     },
 }
 
-/// `real_server IP PORT { ... }`.
+/// `real_server IP [PORT] { ... }`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RealServer {
     /// Where it was defined (not compared).
     pub pos: SourcePos,
-    /// The address.
+    /// The address and port (a missing or DR/TUN-mismatched port is the service's, as keepalived
+    /// fits it).
     pub addr: SocketAddr,
     /// `weight` (1).
     pub weight: u32,
@@ -165,15 +166,17 @@ pub struct VirtualServer {
     pub addr: VsAddr,
     /// `delay_loop` between checks (60 s).
     pub delay_loop: Duration,
-    /// `lb_algo` (wrr).
+    /// `lb_algo` (wlc when unset, with a warning, as keepalived does).
     pub lb_algo: LbAlgo,
-    /// `lb_kind` (NAT).
+    /// `lb_kind` (NAT when unset, with a warning, as keepalived does).
     pub lb_kind: LbKind,
-    /// `persistence_timeout` in seconds (no persistence when unset).
+    /// `persistence_timeout` in seconds (no persistence when unset, except for a port-0
+    /// service, which gets [`DEFAULT_PERSISTENCE`] as in keepalived).
     pub persistence_timeout: Option<u32>,
     /// `persistence_granularity`.
     pub persistence_granularity: Option<Granularity>,
-    /// `protocol` (TCP).
+    /// `protocol` (UDP when unset, with a warning, as keepalived does; always UDP, and not
+    /// written, for a fwmark service, which has none).
     pub protocol: Protocol,
     /// `quorum` (1).
     pub quorum: u32,
@@ -214,6 +217,20 @@ fn port_arg(n: &Node, i: usize) -> Result<u16, ConfError> {
     narrow(n, int_arg(n, i, 0, 65_535)?)
 }
 
+/// keepalived's persistence for a port-0 service set without one (`IPVS_SVC_PERSISTENT_TIMEOUT`).
+pub const DEFAULT_PERSISTENCE: u32 = 360;
+
+/// `IP [PORT]`: a missing port is 0, as keepalived reads it.
+fn socket_opt_port(n: &Node, i: usize) -> Result<SocketAddr, ConfError> {
+    let ip = ip_arg(n, i)?;
+    let port = if n.args.len() > i + 1 {
+        port_arg(n, i + 1)?
+    } else {
+        0
+    };
+    Ok(SocketAddr::new(ip, port))
+}
+
 fn socket_args(n: &Node, i: usize) -> Result<SocketAddr, ConfError> {
     let ip = ip_arg(n, i)?;
     let port = port_arg(n, i + 1)?;
@@ -237,15 +254,28 @@ impl LvsConf {
                         );
                         continue;
                     }
-                    let vs = virtual_server(node, &mut ctx)?;
-                    if let Some(first) = seen.insert((vs.addr, vs.protocol), node.pos.clone()) {
-                        return Err(ConfError::Duplicate {
-                            pos: node.pos.clone(),
-                            kind: "virtual_server".into(),
-                            name: vs.addr.to_string(),
-                            first,
-                        });
+                    // keepalived skips a virtual server whose address it cannot read.
+                    let vs = match virtual_server(node, &mut ctx) {
+                        Ok(Some(vs)) => vs,
+                        Ok(None) => continue,
+                        Err(e) => {
+                            ctx.lenient(Err(e))?;
+                            continue;
+                        }
+                    };
+                    // keepalived configures both, and the kernel refuses the second.
+                    if let Some(first) = seen.get(&(vs.addr, vs.protocol)) {
+                        ctx.warn(
+                            &node.pos,
+                            format!(
+                                "virtual_server `{}` is already defined at {first}; this one \
+                                 is ignored (IPVS refuses a second service at the same address)",
+                                vs.addr
+                            ),
+                        );
+                        continue;
                     }
+                    seen.insert((vs.addr, vs.protocol), node.pos.clone());
                     conf.virtual_servers.push(vs);
                 }
                 "virtual_server_group" => ctx.unsupported(node),
@@ -258,22 +288,24 @@ impl LvsConf {
     }
 }
 
-fn virtual_server(node: &Node, ctx: &mut Ctx) -> Result<VirtualServer, ConfError> {
+fn virtual_server(node: &Node, ctx: &mut Ctx) -> Result<Option<VirtualServer>, ConfError> {
     let addr = if node.args.first().map(String::as_str) == Some("fwmark") {
         VsAddr::Fwmark(u32_arg(node, 1, 1)?)
     } else {
-        VsAddr::Socket(socket_args(node, 0)?)
+        // keepalived takes `virtual_server IP` without a port as port 0.
+        VsAddr::Socket(socket_opt_port(node, 0)?)
     };
     ctx.max_args(node, 2);
+    let (mut algo_set, mut kind_set, mut protocol_set) = (false, false, false);
     let mut vs = VirtualServer {
         pos: SourcePos(node.pos.clone()),
         addr,
         delay_loop: Duration::from_secs(60),
-        lb_algo: LbAlgo::Wrr,
+        lb_algo: LbAlgo::Wlc,
         lb_kind: LbKind::Nat,
         persistence_timeout: None,
         persistence_granularity: None,
-        protocol: Protocol::Tcp,
+        protocol: Protocol::Udp,
         quorum: 1,
         hysteresis: 0,
         virtualhost: None,
@@ -282,93 +314,238 @@ fn virtual_server(node: &Node, ctx: &mut Ctx) -> Result<VirtualServer, ConfError
     };
     let mut seen: HashMap<SocketAddr, Pos> = HashMap::new();
     for n in block(node)? {
-        if n.keyword != "real_server" {
-            ctx.no_block(n);
-        }
-        match n.keyword.as_str() {
-            "delay_loop" => vs.delay_loop = secs_arg(n, 0, Duration::from_millis(1), SECS_DAY)?,
-            "lb_algo" => {
-                ctx.max_args(n, 1);
-                let s = arg(n, 0, "a scheduler name")?;
-                vs.lb_algo = lb_algo_from_name(s)
-                    .ok_or_else(|| bad_value(n, s, &format!("a scheduler: {}", lb_algo_names())))?;
+        // keepalived ignores a line whose value it cannot use, with a message.
+        let line = (|| -> Result<(), ConfError> {
+            if n.keyword != "real_server" {
+                ctx.no_block(n);
             }
-            "lb_kind" => {
-                ctx.max_args(n, 1);
-                let s = arg(n, 0, "NAT, DR or TUN")?;
-                vs.lb_kind = match s.to_ascii_uppercase().as_str() {
-                    "NAT" => LbKind::Nat,
-                    "DR" => LbKind::Dr,
-                    "TUN" => LbKind::Tun,
-                    _ => return Err(bad_value(n, s, "NAT, DR or TUN")),
-                };
-            }
-            "persistence_timeout" => vs.persistence_timeout = Some(u32_arg(n, 0, 1)?),
-            "persistence_granularity" => {
-                let s = arg(n, 0, "a netmask or a prefix length")?;
-                vs.persistence_granularity = Some(if let Ok(m) = s.parse::<Ipv4Addr>() {
-                    Granularity::Mask(m)
-                } else {
-                    Granularity::Prefix(narrow(n, int_arg(n, 0, 1, 128)?)?)
-                });
-            }
-            "protocol" => {
-                ctx.max_args(n, 1);
-                let s = arg(n, 0, "TCP, UDP or SCTP")?;
-                vs.protocol = match s.to_ascii_uppercase().as_str() {
-                    "TCP" => Protocol::Tcp,
-                    "UDP" => Protocol::Udp,
-                    "SCTP" => Protocol::Sctp,
-                    _ => return Err(bad_value(n, s, "TCP, UDP or SCTP")),
-                };
-            }
-            "quorum" => vs.quorum = u32_arg(n, 0, 1)?,
-            "hysteresis" => vs.hysteresis = u32_arg(n, 0, 0)?,
-            "virtualhost" => vs.virtualhost = Some(arg(n, 0, "a host name")?.to_string()),
-            "sorry_server" => vs.sorry_server = Some(socket_args(n, 0)?),
-            "real_server" => {
-                let rs = real_server(n, ctx)?;
-                if let Some(first) = seen.insert(rs.addr, n.pos.clone()) {
-                    return Err(ConfError::Duplicate {
-                        pos: n.pos.clone(),
-                        kind: "real_server".into(),
-                        name: format!("{} {}", rs.addr.ip(), rs.addr.port()),
-                        first,
+            match n.keyword.as_str() {
+                "delay_loop" => vs.delay_loop = secs_arg(n, 0, Duration::from_millis(1), SECS_DAY)?,
+                "lb_algo" => {
+                    ctx.max_args(n, 1);
+                    let s = arg(n, 0, "a scheduler name")?;
+                    vs.lb_algo = lb_algo_from_name(s).ok_or_else(|| {
+                        bad_value(n, s, &format!("a scheduler: {}", lb_algo_names()))
+                    })?;
+                    algo_set = true;
+                }
+                "lb_kind" => {
+                    ctx.max_args(n, 1);
+                    let s = arg(n, 0, "NAT, DR or TUN")?;
+                    // Upper case only, as keepalived reads it.
+                    vs.lb_kind = match s {
+                        "NAT" => LbKind::Nat,
+                        "DR" => LbKind::Dr,
+                        "TUN" => LbKind::Tun,
+                        _ => return Err(bad_value(n, s, "NAT, DR or TUN")),
+                    };
+                    kind_set = true;
+                }
+                "persistence_timeout" => vs.persistence_timeout = Some(u32_arg(n, 0, 1)?),
+                "persistence_granularity" => {
+                    let s = arg(n, 0, "a netmask or a prefix length")?;
+                    vs.persistence_granularity = Some(if let Ok(m) = s.parse::<Ipv4Addr>() {
+                        Granularity::Mask(m)
+                    } else {
+                        Granularity::Prefix(narrow(n, int_arg(n, 0, 1, 128)?)?)
                     });
                 }
-                vs.real_servers.push(rs);
+                "protocol" => {
+                    ctx.max_args(n, 1);
+                    let s = arg(n, 0, "TCP, UDP or SCTP")?;
+                    vs.protocol = match s.to_ascii_uppercase().as_str() {
+                        "TCP" => Protocol::Tcp,
+                        "UDP" => Protocol::Udp,
+                        "SCTP" => Protocol::Sctp,
+                        _ => return Err(bad_value(n, s, "TCP, UDP or SCTP")),
+                    };
+                    protocol_set = true;
+                }
+                "quorum" => vs.quorum = u32_arg(n, 0, 1)?,
+                "hysteresis" => vs.hysteresis = u32_arg(n, 0, 0)?,
+                "virtualhost" => vs.virtualhost = Some(arg(n, 0, "a host name")?.to_string()),
+                "sorry_server" => vs.sorry_server = Some(socket_args(n, 0)?),
+                "real_server" => {
+                    let rs = real_server(n, ctx)?;
+                    // keepalived keeps the first of two identical real servers.
+                    if let Some(first) = seen.get(&rs.addr) {
+                        ctx.warn(
+                            &n.pos,
+                            format!(
+                                "real_server `{} {}` is already defined at {first}; this one \
+                                 is ignored",
+                                rs.addr.ip(),
+                                rs.addr.port()
+                            ),
+                        );
+                    } else {
+                        seen.insert(rs.addr, n.pos.clone());
+                        vs.real_servers.push(rs);
+                    }
+                }
+                "alpha"
+                | "omega"
+                | "quorum_up"
+                | "quorum_down"
+                | "ha_suspend"
+                | "ops"
+                | "one_packet_scheduling"
+                | "retry"
+                | "delay_before_retry"
+                | "warmup"
+                | "inhibit_on_failure"
+                | "smtp_alert"
+                | "virtualhost_name"
+                | "lvs_method"
+                | "lvs_sched"
+                | "sorry_server_inhibit"
+                | "sorry_server_lvs_method"
+                | "ip_family" => {
+                    ctx.unsupported(n);
+                }
+                _ => ctx.unknown(n, "virtual_server"),
             }
-            "alpha"
-            | "omega"
-            | "quorum_up"
-            | "quorum_down"
-            | "ha_suspend"
-            | "ops"
-            | "one_packet_scheduling"
-            | "retry"
-            | "delay_before_retry"
-            | "warmup"
-            | "inhibit_on_failure"
-            | "smtp_alert"
-            | "virtualhost_name"
-            | "lvs_method"
-            | "lvs_sched"
-            | "sorry_server_inhibit"
-            | "sorry_server_lvs_method"
-            | "ip_family" => {
-                ctx.unsupported(n);
+            Ok(())
+        })();
+        ctx.lenient(line)?;
+    }
+    if vs.real_servers.is_empty() {
+        ctx.warn(
+            &node.pos,
+            format!(
+                "virtual_server `{}` has no real servers; ignored, as keepalived does",
+                vs.addr
+            ),
+        );
+        return Ok(None);
+    }
+    keepalived_defaults(&mut vs, (algo_set, kind_set, protocol_set), ctx);
+    Ok(Some(vs))
+}
+
+/// What keepalived does once a `virtual_server` block is read: defaults it reports (protocol
+/// UDP, scheduler wlc, forwarding NAT), persistence for a port-0 service, the real servers'
+/// ports fitted to the service, quorum and hysteresis within the real servers' weight.
+fn keepalived_defaults(vs: &mut VirtualServer, set: (bool, bool, bool), ctx: &mut Ctx) {
+    let (algo_set, kind_set, protocol_set) = set;
+    let pos = vs.pos.0.clone();
+    let name = vs.addr.to_string();
+    let fwmark = matches!(vs.addr, VsAddr::Fwmark(_));
+    if protocol_set && fwmark {
+        ctx.warn(
+            &pos,
+            format!(
+                "virtual_server `{name}`: a fwmark service has no protocol; `protocol` ignored"
+            ),
+        );
+    }
+    if fwmark {
+        vs.protocol = Protocol::Udp;
+    }
+    if !protocol_set && !fwmark {
+        ctx.warn(
+            &pos,
+            format!("virtual_server `{name}`: no protocol set; using UDP, as keepalived does"),
+        );
+    }
+    if !algo_set {
+        ctx.warn(
+            &pos,
+            format!("virtual_server `{name}`: no lb_algo set; using wlc, as keepalived does"),
+        );
+    }
+    if !kind_set && !vs.real_servers.is_empty() {
+        ctx.warn(
+            &pos,
+            format!("virtual_server `{name}`: no lb_kind set; using NAT, as keepalived does"),
+        );
+    }
+    let vs_port = match vs.addr {
+        VsAddr::Socket(a) => Some(a.port()),
+        VsAddr::Fwmark(_) => None,
+    };
+    if vs_port == Some(0) && vs.persistence_timeout.is_none() {
+        ctx.warn(
+            &pos,
+            format!(
+                "virtual_server `{name}`: port 0 is only valid for a persistent service; \
+                 persistence_timeout {DEFAULT_PERSISTENCE} set, as keepalived does"
+            ),
+        );
+        vs.persistence_timeout = Some(DEFAULT_PERSISTENCE);
+    }
+    let nat = vs.lb_kind == LbKind::Nat;
+    for rs in &mut vs.real_servers {
+        let port = rs.addr.port();
+        match vs_port {
+            // NAT maps ports: only an unset one takes the service's.
+            Some(p) if nat => {
+                if port == 0 {
+                    rs.addr.set_port(p);
+                }
             }
-            _ => ctx.unknown(n, "virtual_server"),
+            // DR and TUN cannot change the port.
+            Some(p) => {
+                if port != 0 && port != p {
+                    ctx.warn(
+                        &rs.pos.0,
+                        format!(
+                            "real_server `{}` port {port} does not match virtual_server `{name}` \
+                             (DR and TUN keep the port); using {p}, as keepalived does",
+                            rs.addr.ip()
+                        ),
+                    );
+                }
+                rs.addr.set_port(p);
+            }
+            None if nat => {}
+            None => {
+                if port != 0 {
+                    ctx.warn(
+                        &rs.pos.0,
+                        format!(
+                            "real_server `{}` of fwmark virtual_server `{name}` has port {port}; \
+                             cleared, as keepalived does",
+                            rs.addr.ip()
+                        ),
+                    );
+                    rs.addr.set_port(0);
+                }
+            }
         }
     }
-    Ok(vs)
+    let weights: u64 = vs.real_servers.iter().map(|r| u64::from(r.weight)).sum();
+    let total = u32::try_from(weights).unwrap_or(u32::MAX);
+    if u64::from(vs.quorum) > weights {
+        ctx.warn(
+            &pos,
+            format!(
+                "virtual_server `{name}`: quorum {} exceeds the real servers' total weight \
+                 {total}; using {total}, as keepalived does",
+                vs.quorum
+            ),
+        );
+        vs.quorum = total;
+    }
+    if vs.hysteresis >= vs.quorum && vs.hysteresis > 0 {
+        let h = vs.quorum.saturating_sub(1);
+        ctx.warn(
+            &pos,
+            format!(
+                "virtual_server `{name}`: hysteresis {} is not below quorum {}; using {h}, as \
+                 keepalived does",
+                vs.hysteresis, vs.quorum
+            ),
+        );
+        vs.hysteresis = h;
+    }
 }
 
 fn real_server(node: &Node, ctx: &mut Ctx) -> Result<RealServer, ConfError> {
     ctx.max_args(node, 2);
     let mut rs = RealServer {
         pos: SourcePos(node.pos.clone()),
-        addr: socket_args(node, 0)?,
+        addr: socket_opt_port(node, 0)?,
         weight: 1,
         inhibit_on_failure: false,
         checks: Vec::new(),
@@ -376,67 +553,88 @@ fn real_server(node: &Node, ctx: &mut Ctx) -> Result<RealServer, ConfError> {
         notify_down: None,
     };
     for n in block(node)? {
-        if !n.keyword.ends_with("_CHECK") && !n.keyword.ends_with("_GET") {
-            ctx.no_block(n);
-        }
-        match n.keyword.as_str() {
-            "weight" => rs.weight = narrow(n, int_arg(n, 0, 0, 65_535)?)?,
-            "inhibit_on_failure" => rs.inhibit_on_failure = true,
-            "notify_up" => rs.notify_up = Some(command_arg(n)?),
-            "notify_down" => rs.notify_down = Some(command_arg(n)?),
-            "TCP_CHECK" => rs.checks.push(Check::Tcp(connect_block(n, ctx, false)?.0)),
-            "HTTP_GET" => {
-                let (connect, urls) = connect_block(n, ctx, true)?;
-                rs.checks.push(Check::Http { connect, urls });
+        // keepalived ignores a line whose value it cannot use, with a message.
+        let line = (|| -> Result<(), ConfError> {
+            if !n.keyword.ends_with("_CHECK") && !n.keyword.ends_with("_GET") {
+                ctx.no_block(n);
             }
-            "SSL_GET" | "MISC_CHECK" | "SMTP_CHECK" | "DNS_CHECK" | "BFD_CHECK" | "UDP_CHECK"
-            | "PING_CHECK" | "FILE_CHECK" => ctx.warn(
-                &n.pos,
-                format!("`{}` is not supported; this checker is ignored", n.keyword),
-            ),
-            "uthreshold" | "lthreshold" | "alpha" | "omega" | "delay_loop" | "smtp_alert"
-            | "virtualhost" | "retry" | "delay_before_retry" | "warmup" => ctx.unsupported(n),
-            _ => ctx.unknown(n, "real_server"),
-        }
+            match n.keyword.as_str() {
+                "weight" => rs.weight = narrow(n, int_arg(n, 0, 0, 65_535)?)?,
+                "inhibit_on_failure" => rs.inhibit_on_failure = true,
+                "notify_up" => rs.notify_up = Some(command_arg(n)?),
+                "notify_down" => rs.notify_down = Some(command_arg(n)?),
+                "TCP_CHECK" => rs.checks.push(Check::Tcp(connect_block(n, ctx, false)?.0)),
+                "HTTP_GET" => {
+                    let (connect, urls) = connect_block(n, ctx, true)?;
+                    if urls.is_empty() {
+                        // keepalived drops an HTTP_GET without a usable url, with a message.
+                        ctx.warn(
+                            &n.pos,
+                            "HTTP_GET has no url; the checker is ignored, as keepalived does",
+                        );
+                    } else {
+                        rs.checks.push(Check::Http { connect, urls });
+                    }
+                }
+                "SSL_GET" | "MISC_CHECK" | "SMTP_CHECK" | "DNS_CHECK" | "BFD_CHECK"
+                | "UDP_CHECK" | "PING_CHECK" | "FILE_CHECK" => ctx.warn(
+                    &n.pos,
+                    format!("`{}` is not supported; this checker is ignored", n.keyword),
+                ),
+                "uthreshold" | "lthreshold" | "alpha" | "omega" | "delay_loop" | "smtp_alert"
+                | "virtualhost" | "retry" | "delay_before_retry" | "warmup" => ctx.unsupported(n),
+                _ => ctx.unknown(n, "real_server"),
+            }
+            Ok(())
+        })();
+        ctx.lenient(line)?;
     }
     Ok(rs)
 }
 
 fn connect_block(node: &Node, ctx: &mut Ctx, http: bool) -> Result<(Connect, Vec<Url>), ConfError> {
     let mut c = Connect::default();
+    if http {
+        // keepalived's HTTP_GET waits 3 s before a retry, TCP_CHECK 1 s.
+        c.delay_before_retry = Duration::from_secs(3);
+    }
     let mut urls = Vec::new();
     for n in block(node)? {
-        if n.keyword != "url" {
-            ctx.no_block(n);
-        }
-        match n.keyword.as_str() {
-            "connect_timeout" => {
-                c.connect_timeout = secs_arg(n, 0, Duration::from_millis(1), SECS_DAY)?;
+        // keepalived ignores a line whose value it cannot use, with a message.
+        let line = (|| -> Result<(), ConfError> {
+            if n.keyword != "url" {
+                ctx.no_block(n);
             }
-            "connect_port" => c.connect_port = Some(narrow(n, int_arg(n, 0, 1, 65_535)?)?),
-            "connect_ip" => c.connect_ip = Some(ip_arg(n, 0)?),
-            "retry" | "nb_get_retry" => c.retry = u32_arg(n, 0, 0)?,
-            "delay_before_retry" => {
-                c.delay_before_retry = secs_arg(n, 0, Duration::ZERO, SECS_DAY)?;
+            match n.keyword.as_str() {
+                "connect_timeout" => {
+                    c.connect_timeout = secs_arg(n, 0, Duration::from_millis(1), SECS_DAY)?;
+                }
+                "connect_port" => c.connect_port = Some(narrow(n, int_arg(n, 0, 1, 65_535)?)?),
+                "connect_ip" => c.connect_ip = Some(ip_arg(n, 0)?),
+                "retry" => c.retry = u32_arg(n, 0, 0)?,
+                // HTTP_GET's old name for `retry`; TCP_CHECK never had it.
+                "nb_get_retry" if http => {
+                    ctx.warn(&n.pos, "nb_get_retry is deprecated; read as `retry`");
+                    c.retry = u32_arg(n, 0, 0)?;
+                }
+                "delay_before_retry" => {
+                    c.delay_before_retry = secs_arg(n, 0, Duration::ZERO, SECS_DAY)?;
+                }
+                "url" if http => urls.extend(url(n, ctx)?),
+                "bindto" | "bind_port" | "bind_if" | "fwmark" | "warmup" | "delay_loop"
+                | "alpha" | "omega" | "virtualhost" | "http_protocol" | "connect_ipv6" => {
+                    ctx.unsupported(n)
+                }
+                _ => ctx.unknown(n, &node.keyword),
             }
-            "url" if http => urls.push(url(n, ctx)?),
-            "bindto" | "bind_port" | "bind_if" | "fwmark" | "warmup" | "delay_loop" | "alpha"
-            | "omega" | "virtualhost" | "http_protocol" | "connect_ipv6" => ctx.unsupported(n),
-            _ => ctx.unknown(n, &node.keyword),
-        }
-    }
-    if http && urls.is_empty() {
-        return Err(ConfError::MissingKeyword {
-            pos: node.pos.clone(),
-            kind: "HTTP_GET".into(),
-            name: "check".into(),
-            keyword: "url".into(),
-        });
+            Ok(())
+        })();
+        ctx.lenient(line)?;
     }
     Ok((c, urls))
 }
 
-fn url(node: &Node, ctx: &mut Ctx) -> Result<Url, ConfError> {
+fn url(node: &Node, ctx: &mut Ctx) -> Result<Option<Url>, ConfError> {
     let mut path = None;
     let mut u = Url {
         path: String::new(),
@@ -444,34 +642,39 @@ fn url(node: &Node, ctx: &mut Ctx) -> Result<Url, ConfError> {
         digest: None,
     };
     for n in block(node)? {
-        ctx.no_block(n);
-        match n.keyword.as_str() {
-            "path" => {
-                ctx.max_args(n, 1);
-                path = Some(arg(n, 0, "a URL path")?.to_string());
-            }
-            "status_code" => {
-                ctx.max_args(n, 1);
-                u.status_code = Some(narrow(n, int_arg(n, 0, 100, 599)?)?);
-            }
-            "digest" => {
-                ctx.max_args(n, 1);
-                let d = arg(n, 0, "an MD5 digest in hex")?;
-                if d.len() != 32 || !d.bytes().all(|b| b.is_ascii_hexdigit()) {
-                    return Err(bad_value(n, d, "an MD5 digest: 32 hex digits"));
+        // keepalived ignores a line whose value it cannot use, with a message.
+        let line = (|| -> Result<(), ConfError> {
+            ctx.no_block(n);
+            match n.keyword.as_str() {
+                "path" => {
+                    ctx.max_args(n, 1);
+                    path = Some(arg(n, 0, "a URL path")?.to_string());
                 }
-                u.digest = Some(d.to_ascii_lowercase());
+                "status_code" => {
+                    ctx.max_args(n, 1);
+                    u.status_code = Some(narrow(n, int_arg(n, 0, 100, 599)?)?);
+                }
+                "digest" => {
+                    ctx.max_args(n, 1);
+                    let d = arg(n, 0, "an MD5 digest in hex")?;
+                    if d.len() != 32 || !d.bytes().all(|b| b.is_ascii_hexdigit()) {
+                        return Err(bad_value(n, d, "an MD5 digest: 32 hex digits"));
+                    }
+                    u.digest = Some(d.to_ascii_lowercase());
+                }
+                _ => ctx.unknown(n, "url"),
             }
-            _ => ctx.unknown(n, "url"),
-        }
+            Ok(())
+        })();
+        ctx.lenient(line)?;
     }
-    u.path = path.ok_or_else(|| ConfError::MissingKeyword {
-        pos: node.pos.clone(),
-        kind: "url".into(),
-        name: "of HTTP_GET".into(),
-        keyword: "path".into(),
-    })?;
-    Ok(u)
+    // keepalived drops a url without a path, with a message.
+    let Some(path) = path else {
+        ctx.warn(&node.pos, "url has no `path`; ignored, as keepalived does");
+        return Ok(None);
+    };
+    u.path = path;
+    Ok(Some(u))
 }
 
 fn connect_lines(f: &mut fmt::Formatter<'_>, c: &Connect) -> fmt::Result {
@@ -568,7 +771,10 @@ impl fmt::Display for VirtualServer {
                 &number
             }
         };
-        line(f, 1, "protocol", &[proto])?;
+        // A fwmark service has no protocol.
+        if matches!(self.addr, VsAddr::Socket(_)) {
+            line(f, 1, "protocol", &[proto])?;
+        }
         line(f, 1, "quorum", &[&self.quorum.to_string()])?;
         line(f, 1, "hysteresis", &[&self.hysteresis.to_string()])?;
         opt_line(f, 1, "virtualhost", self.virtualhost.as_deref())?;

@@ -130,6 +130,38 @@ impl fmt::Display for GlobalDefs {
         if self.vrrp_strict {
             line(f, 1, "vrrp_strict", &[])?;
         }
+        let smtp = &self.smtp;
+        if !smtp.to.is_empty() {
+            open(f, 1, "notification_email", &[])?;
+            for to in &smtp.to {
+                line(f, 2, to, &[])?;
+            }
+            close(f, 1)?;
+        }
+        if let Some(from) = &smtp.from {
+            line(f, 1, "notification_email_from", &[from])?;
+        }
+        if let Some(s) = &smtp.server {
+            line(f, 1, "smtp_server", &[&s.host, &s.port.to_string()])?;
+        }
+        line(
+            f,
+            1,
+            "smtp_connect_timeout",
+            &[&smtp.connect_timeout.as_secs().to_string()],
+        )?;
+        if let Some(h) = &smtp.helo_name {
+            line(f, 1, "smtp_helo_name", &[h])?;
+        }
+        for (keyword, value) in [
+            ("smtp_alert", smtp.alert),
+            ("smtp_alert_vrrp", smtp.alert_vrrp),
+            ("smtp_alert_checker", smtp.alert_checker),
+        ] {
+            if let Some(b) = value {
+                line(f, 1, keyword, &[if b { "true" } else { "false" }])?;
+            }
+        }
         close(f, 0)
     }
 }
@@ -275,6 +307,9 @@ impl fmt::Display for VrrpInstance {
         )?;
         opt_line(f, 1, "garp_interval", secs(g.interval).as_deref())?;
         opt_line(f, 1, "gna_interval", secs(g.gna_interval).as_deref())?;
+        if let Some(b) = self.smtp_alert {
+            line(f, 1, "smtp_alert", &[if b { "true" } else { "false" }])?;
+        }
         if self.dont_track_primary {
             line(f, 1, "dont_track_primary", &[])?;
         }
@@ -295,6 +330,9 @@ impl fmt::Display for SyncGroup {
         opt_line(f, 1, "notify_fault", self.notify_fault.as_deref())?;
         opt_line(f, 1, "notify", self.notify.as_deref())?;
         track_scripts(f, 1, &self.track_scripts)?;
+        if self.tracking_weight {
+            line(f, 1, "sync_group_tracking_weight", &[])?;
+        }
         close(f, 0)
     }
 }

@@ -88,6 +88,54 @@ pub struct GlobalDefs {
     pub script_user: Option<ScriptUser>,
     /// `vrrp_strict`: strict RFC compliance; makes `no_accept` the default.
     pub vrrp_strict: bool,
+    /// The e-mail alert settings.
+    pub smtp: SmtpSettings,
+}
+
+/// E-mail alerts: where keepalived sends a mail when an instance changes state (or, for the
+/// LVS half, a real server goes up or down).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SmtpSettings {
+    /// `notification_email { ... }`: the recipients, every word of the block (none: no mail).
+    pub to: Vec<String>,
+    /// `notification_email_from` (keepalived: `keepalived@` and the host name).
+    pub from: Option<String>,
+    /// `smtp_server HOST [PORT]` (none: no mail).
+    pub server: Option<SmtpServer>,
+    /// `smtp_connect_timeout` in whole seconds (30 s; 0 is read as 1 s, as keepalived does).
+    pub connect_timeout: Duration,
+    /// `smtp_helo_name` (keepalived: the host name).
+    pub helo_name: Option<String>,
+    /// `smtp_alert [BOOL]`: the default of every instance and real server.
+    pub alert: Option<bool>,
+    /// `smtp_alert_vrrp [BOOL]`: the default of VRRP instances, over `smtp_alert`.
+    pub alert_vrrp: Option<bool>,
+    /// `smtp_alert_checker [BOOL]`: the default of virtual and real servers, over `smtp_alert`.
+    pub alert_checker: Option<bool>,
+}
+
+impl Default for SmtpSettings {
+    fn default() -> Self {
+        Self {
+            to: Vec::new(),
+            from: None,
+            server: None,
+            connect_timeout: Duration::from_secs(30),
+            helo_name: None,
+            alert: None,
+            alert_vrrp: None,
+            alert_checker: None,
+        }
+    }
+}
+
+/// `smtp_server HOST [PORT]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SmtpServer {
+    /// An IP address or a host name, as written.
+    pub host: String,
+    /// The TCP port (25).
+    pub port: u16,
 }
 
 impl Default for GlobalDefs {
@@ -105,6 +153,7 @@ impl Default for GlobalDefs {
             enable_script_security: false,
             script_user: None,
             vrrp_strict: false,
+            smtp: SmtpSettings::default(),
         }
     }
 }
@@ -203,13 +252,14 @@ pub struct VrrpInstance {
     pub name: String,
     /// Where it was defined (not compared).
     pub pos: SourcePos,
-    /// `state` (BACKUP).
+    /// `state` (BACKUP). A sync group whose members are not all MASTER address owners
+    /// (priority 255) starts as BACKUP, as in keepalived.
     pub state: InitialState,
     /// `interface`.
     pub interface: String,
     /// `virtual_router_id`.
     pub vrid: u8,
-    /// `priority` (100).
+    /// `priority` (100; 255 with `state MASTER`, as in keepalived).
     pub priority: u8,
     /// `advert_int` (1 s): whole seconds for VRRPv2, centiseconds for VRRPv3.
     pub advert_int: Duration,
@@ -256,6 +306,9 @@ pub struct VrrpInstance {
     pub garp: GarpSettings,
     /// `dont_track_primary`.
     pub dont_track_primary: bool,
+    /// `smtp_alert [BOOL]`; unset takes `smtp_alert_vrrp`, then `smtp_alert` (see
+    /// [`VrrpInstance::smtp_alert`]).
+    pub smtp_alert: Option<bool>,
 }
 
 impl VrrpInstance {
@@ -273,6 +326,15 @@ impl VrrpInstance {
             Some(IpAddr::V6(_)) => AddrFamily::Ipv6,
             _ => AddrFamily::Ipv4,
         }
+    }
+
+    /// Whether state changes of this instance are mailed: its `smtp_alert`, else
+    /// `smtp_alert_vrrp`, else `smtp_alert`, else no.
+    pub fn smtp_alert(&self, global: &GlobalDefs) -> bool {
+        self.smtp_alert
+            .or(global.smtp.alert_vrrp)
+            .or(global.smtp.alert)
+            .unwrap_or(false)
     }
 
     /// The announcement settings: the instance's `garp_*` values over the global ones.
@@ -316,6 +378,10 @@ pub struct SyncGroup {
     pub notify: Option<String>,
     /// `track_script`.
     pub track_scripts: Vec<TrackScript>,
+    /// `sync_group_tracking_weight` (or the older `global_tracking`): the members keep their
+    /// tracking weights. Without it keepalived drops weighted track scripts of the members and
+    /// makes their tracked interfaces weight 0 (FAULT when down).
+    pub tracking_weight: bool,
 }
 
 /// Reads the VRRP configuration of `path` and its includes.
@@ -347,6 +413,7 @@ struct Pending {
     has_vrid: bool,
     auth_pos: Option<Pos>,
     track_pos: Vec<Pos>,
+    has_priority: bool,
 }
 
 /// The positions of a sync group's instance and script references.
@@ -378,7 +445,7 @@ impl VrrpConf {
         for node in nodes {
             match node.keyword.as_str() {
                 "global_defs" => global_defs(node, &mut conf.global, &mut ctx)?,
-                "vrrp_script" => conf.scripts.push(script(node, &mut ctx)?),
+                "vrrp_script" => conf.scripts.extend(script(node, &mut ctx)?),
                 "vrrp_instance" => {
                     let (inst, p) = instance(node, &mut ctx)?;
                     conf.instances.push(inst);
@@ -429,6 +496,10 @@ impl VrrpConf {
             if !p.has_vrid {
                 return Err(missing("virtual_router_id"));
             }
+            // keepalived adds an address listed twice once (the kernel refuses the second),
+            // without a word; the advertisement and the engine carry it once too.
+            let mut seen = std::collections::HashSet::new();
+            inst.vips.retain(|v| seen.insert(v.addr));
             // keepalived keeps one family in virtual_ipaddress and moves the others.
             if let Some(first) = inst.vips.first().map(|v| v.addr.is_ipv6()) {
                 let (keep, moved): (Vec<Vip>, Vec<Vip>) = std::mem::take(&mut inst.vips)
@@ -463,8 +534,29 @@ impl VrrpConf {
                 (None, true) => 3,
                 (None, false) => self.global.vrrp_version,
             };
+            if inst.vips.is_empty() {
+                // keepalived drops such an instance under VRRPv3, IPv6 or vrrp_strict, and warns
+                // otherwise.
+                if inst.version == 3 || v6 || self.global.vrrp_strict {
+                    return Err(ConfError::Invalid {
+                        pos,
+                        message: format!(
+                            "vrrp_instance `{}` has no virtual_ipaddress: VRRPv3, IPv6 and \
+                             vrrp_strict need at least one",
+                            inst.name
+                        ),
+                    });
+                }
+                ctx.warn(
+                    &pos,
+                    format!(
+                        "vrrp_instance `{}` has no virtual_ipaddress; at least one is sensible",
+                        inst.name
+                    ),
+                );
+            }
             let (adv, apos) = p.advert.unwrap_or((Duration::from_secs(1), pos.clone()));
-            inst.advert_int = advert_int(adv, &apos, inst.version, ctx)?;
+            inst.advert_int = advert_int(adv, &apos, inst.version, ctx);
             if inst.version == 3 && inst.auth_pass.is_some() {
                 let apos = p.auth_pos.as_ref().unwrap_or(&pos);
                 ctx.warn(
@@ -473,15 +565,24 @@ impl VrrpConf {
                 );
                 inst.auth_pass = None;
             }
+            // keepalived's default priority is 255 (the address owner's) for `state MASTER`.
+            if !p.has_priority && inst.state == InitialState::Master {
+                inst.priority = 255;
+            }
             inst.accept = p.accept.unwrap_or(!self.global.vrrp_strict);
             if p.vmac_default {
                 inst.use_vmac = Some(format!("vrrp.{}", inst.vrid));
             }
-            for (t, tpos) in inst.track_scripts.iter().zip(&p.track_pos) {
-                if !scripts.contains_key(t.name.as_str()) {
-                    return Err(unknown_ref(tpos, "vrrp_script", &t.name));
+            // keepalived drops a reference to a script that does not exist, with a message.
+            let mut kept = p.track_pos.iter();
+            inst.track_scripts.retain(|t| {
+                let tpos = kept.next().unwrap_or(&pos);
+                let known = scripts.contains_key(t.name.as_str());
+                if !known {
+                    ctx.warn(tpos, not_found("vrrp_script", &t.name));
                 }
-            }
+                known
+            });
             let key = (inst.interface.clone(), inst.vrid, v6);
             if let Some((other, _)) = vrids.get(&key) {
                 return Err(ConfError::Invalid {
@@ -498,21 +599,132 @@ impl VrrpConf {
             }
             vrids.insert(key, (inst.name.clone(), pos));
         }
-        for (g, (refs, _)) in self.sync_groups.iter().zip(sync_refs) {
-            for (name, rpos) in g.instances.iter().zip(refs.iter()) {
-                if !names.contains_key(name) {
-                    return Err(unknown_ref(rpos, "vrrp_instance", name));
+        for (g, (refs, trefs)) in self.sync_groups.iter_mut().zip(sync_refs) {
+            let gpos = g.pos.0.clone();
+            let mut at = refs.iter();
+            g.instances.retain(|name| {
+                let rpos = at.next().unwrap_or(&gpos);
+                let known = names.contains_key(name);
+                if !known {
+                    ctx.warn(rpos, not_found("vrrp_instance", name));
                 }
-            }
-        }
-        for (g, (_, refs)) in self.sync_groups.iter().zip(sync_refs) {
-            for (t, tpos) in g.track_scripts.iter().zip(refs) {
-                if !scripts.contains_key(t.name.as_str()) {
-                    return Err(unknown_ref(tpos, "vrrp_script", &t.name));
+                known
+            });
+            let mut at = trefs.iter();
+            g.track_scripts.retain(|t| {
+                let tpos = at.next().unwrap_or(&gpos);
+                let known = scripts.contains_key(t.name.as_str());
+                if !known {
+                    ctx.warn(tpos, not_found("vrrp_script", &t.name));
                 }
-            }
+                known
+            });
         }
+        // A group left with no instance is removed, as keepalived does.
+        self.sync_groups.retain(|g| {
+            if g.instances.is_empty() {
+                ctx.warn(
+                    &g.pos.0,
+                    format!(
+                        "vrrp_sync_group `{}` has no existing vrrp_instance; removed",
+                        g.name
+                    ),
+                );
+            }
+            !g.instances.is_empty()
+        });
+        self.keepalived_tracking_rules(ctx);
         Ok(())
+    }
+
+    /// keepalived's rules for tracking, applied when it completes an instance: a sync group
+    /// starts as MASTER only if all its members are MASTER address owners; `nopreempt`
+    /// does not work with `state MASTER` (cleared); a member of a sync group without
+    /// `sync_group_tracking_weight`, or the address owner (priority 255), does not float its
+    /// priority: weighted track scripts are dropped and tracked interfaces get weight 0 (the
+    /// owner stops tracking weighted interfaces).
+    fn keepalived_tracking_rules(&mut self, ctx: &mut Ctx) {
+        let mut fixed: HashMap<&str, bool> = HashMap::new();
+        for g in &self.sync_groups {
+            for name in &g.instances {
+                fixed.insert(name, !g.tracking_weight);
+            }
+        }
+        let script_weight: HashMap<&str, i32> = self
+            .scripts
+            .iter()
+            .map(|s| (s.name.as_str(), s.weight))
+            .collect();
+        for inst in &mut self.instances {
+            let pos = inst.pos.0.clone();
+            if inst.state == InitialState::Master && !inst.preempt {
+                ctx.warn(
+                    &pos,
+                    format!(
+                        "({}) nopreempt does not work with state MASTER; cleared, as keepalived \
+                         does",
+                        inst.name
+                    ),
+                );
+                inst.preempt = true;
+            }
+            let in_sync = fixed.get(inst.name.as_str()).copied().unwrap_or(false);
+            let owner = inst.priority == 255;
+            if !in_sync && !owner {
+                continue;
+            }
+            let why = if in_sync {
+                "sync group"
+            } else {
+                "address owner"
+            };
+            let name = inst.name.clone();
+            inst.track_interfaces.retain_mut(|t| {
+                if t.weight == 0 {
+                    return true;
+                }
+                ctx.warn(
+                    &pos,
+                    format!(
+                        "({name}) weight of tracked interface {} ignored: {why}",
+                        t.name
+                    ),
+                );
+                t.weight = 0;
+                in_sync
+            });
+            inst.track_scripts.retain(|t| {
+                let w = t
+                    .weight
+                    .or_else(|| script_weight.get(t.name.as_str()).copied())
+                    .unwrap_or(0);
+                if w != 0 {
+                    ctx.warn(
+                        &pos,
+                        format!("({name}) weighted track script {} ignored: {why}", t.name),
+                    );
+                }
+                w == 0
+            });
+        }
+        // A sync group starts as MASTER only if every member is a MASTER address owner;
+        // otherwise its MASTER members start as BACKUP (keepalived does this without a word).
+        for g in &self.sync_groups {
+            let members = || {
+                self.instances
+                    .iter()
+                    .filter(|i| g.instances.contains(&i.name))
+            };
+            let master = members().any(|i| i.state == InitialState::Master);
+            let backup = members().any(|i| i.state == InitialState::Backup || i.priority != 255);
+            if master && backup {
+                for i in &mut self.instances {
+                    if g.instances.contains(&i.name) {
+                        i.state = InitialState::Backup;
+                    }
+                }
+            }
+        }
     }
 }
 
@@ -525,39 +737,37 @@ fn dup(kind: &str, name: &str, pos: &Pos, first: &Pos) -> ConfError {
     }
 }
 
-fn unknown_ref(pos: &Pos, kind: &str, name: &str) -> ConfError {
-    ConfError::UnknownReference {
-        pos: pos.clone(),
-        kind: kind.into(),
-        name: name.into(),
-    }
+/// keepalived's words for a reference to nothing, which it drops.
+fn not_found(kind: &str, name: &str) -> String {
+    format!("{kind} `{name}` is not defined; reference ignored")
 }
 
-/// Checks `advert_int` against the version. VRRPv2 carries whole seconds (1..=255): like
-/// keepalived, a fraction is rounded to the nearest second (at least 1) with a warning.
-/// VRRPv3 carries centiseconds (0.01..=40.95 s): finer values are rounded likewise.
-fn advert_int(d: Duration, pos: &Pos, version: u8, ctx: &mut Ctx) -> Result<Duration, ConfError> {
+/// Fits `advert_int` (already within 0.01..=255 s) to the version, as keepalived does:
+/// VRRPv2 carries whole seconds, so a fraction is rounded to the nearest second (at least 1);
+/// VRRPv3 carries centiseconds up to 40.95 s, so a longer interval becomes 40.95 s and a finer
+/// one is rounded. Each change is a warning.
+fn advert_int(d: Duration, pos: &Pos, version: u8, ctx: &mut Ctx) -> Duration {
     let (unit_ms, max_ms) = if version == 2 {
         (1000u128, 255_000u128)
     } else {
         (10, 40_950)
     };
-    let nanos = d.as_nanos();
     let unit = unit_ms * 1_000_000;
-    let rounded_units = ((nanos + unit / 2) / unit).max(1);
-    let ms = rounded_units.saturating_mul(unit_ms);
-    if nanos == 0 || ms > max_ms {
-        return Err(ConfError::OutOfRange {
-            pos: pos.clone(),
-            keyword: "advert_int".into(),
-            range: if version == 2 {
-                "1..=255 seconds for VRRPv2".into()
-            } else {
-                "0.01..=40.95 seconds for VRRPv3".into()
-            },
-            value: super::fmt_secs(d),
-        });
+    let nanos = d.as_nanos();
+    if nanos > max_ms * 1_000_000 {
+        let out = Duration::from_millis(u64::try_from(max_ms).unwrap_or(u64::MAX));
+        ctx.warn(
+            pos,
+            format!(
+                "advert_int {} is longer than VRRPv{version} can carry; using {}",
+                super::fmt_secs(d),
+                super::fmt_secs(out)
+            ),
+        );
+        return out;
     }
+    let rounded_units = ((nanos + unit / 2) / unit).max(1);
+    let ms = rounded_units.saturating_mul(unit_ms).min(max_ms);
     let out = Duration::from_millis(u64::try_from(ms).unwrap_or(u64::MAX));
     if out != d {
         ctx.warn(
@@ -570,72 +780,152 @@ fn advert_int(d: Duration, pos: &Pos, version: u8, ctx: &mut Ctx) -> Result<Dura
             ),
         );
     }
-    Ok(out)
+    out
+}
+
+/// keepalived's booleans: `true`/`on`/`yes`, `false`/`off`/`no` (lower case only); no
+/// argument is true. Anything else is warned about and the keyword ignored (`None`).
+pub(crate) fn bool_arg(n: &Node, ctx: &mut Ctx) -> Option<bool> {
+    ctx.max_args(n, 1);
+    match n.args.first().map(String::as_str) {
+        None | Some("true" | "on" | "yes") => Some(true),
+        Some("false" | "off" | "no") => Some(false),
+        Some(other) => {
+            ctx.warn(
+                &n.pos,
+                format!(
+                    "`{}`: invalid value `{other}` (true/on/yes or false/off/no); ignored",
+                    n.keyword
+                ),
+            );
+            None
+        }
+    }
 }
 
 fn global_defs(node: &Node, g: &mut GlobalDefs, ctx: &mut Ctx) -> Result<(), ConfError> {
     for n in block(node)? {
-        ctx.no_block(n);
-        match n.keyword.as_str() {
-            "router_id" => {
-                ctx.max_args(n, 1);
-                g.router_id = Some(arg(n, 0, "a name")?.to_string());
+        // keepalived ignores a line whose value it cannot use, with a message.
+        let line = (|| -> Result<(), ConfError> {
+            if n.keyword != "notification_email" {
+                ctx.no_block(n);
             }
-            "vrrp_version" => {
-                ctx.max_args(n, 1);
-                g.vrrp_version = narrow(n, int_arg(n, 0, 2, 3)?)?;
+            match n.keyword.as_str() {
+                "notification_email" => match &n.children {
+                    // Every word of the block is an address, as keepalived reads it.
+                    Some(children) if !children.is_empty() => {
+                        for c in children {
+                            ctx.no_block(c);
+                            g.smtp.to.push(c.keyword.clone());
+                            g.smtp.to.extend(c.args.iter().cloned());
+                        }
+                    }
+                    _ => ctx.warn(&n.pos, "empty `notification_email` block; ignored"),
+                },
+                "notification_email_from" => {
+                    ctx.max_args(n, 1);
+                    g.smtp.from = Some(arg(n, 0, "an e-mail address")?.to_string());
+                }
+                "smtp_server" => {
+                    ctx.max_args(n, 2);
+                    let host = arg(n, 0, "an address or host name")?.to_string();
+                    let port = match n.args.get(1) {
+                        Some(_) => narrow(n, int_arg(n, 1, 1, 65_535)?)?,
+                        None => 25,
+                    };
+                    g.smtp.server = Some(SmtpServer { host, port });
+                }
+                "smtp_connect_timeout" => {
+                    ctx.max_args(n, 1);
+                    let secs = int_arg(n, 0, 0, i64::from(u32::MAX / 1_000_000))?;
+                    if secs == 0 {
+                        ctx.warn(
+                            &n.pos,
+                            "smtp_connect_timeout must be greater than 0; using 1",
+                        );
+                    }
+                    g.smtp.connect_timeout = Duration::from_secs(secs.max(1).unsigned_abs());
+                }
+                "smtp_helo_name" => {
+                    ctx.max_args(n, 1);
+                    g.smtp.helo_name = Some(arg(n, 0, "a host name")?.to_string());
+                }
+                "smtp_alert" => {
+                    if let Some(b) = bool_arg(n, ctx) {
+                        g.smtp.alert = Some(b);
+                    }
+                }
+                "smtp_alert_vrrp" => {
+                    if let Some(b) = bool_arg(n, ctx) {
+                        g.smtp.alert_vrrp = Some(b);
+                    }
+                }
+                "smtp_alert_checker" => {
+                    if let Some(b) = bool_arg(n, ctx) {
+                        g.smtp.alert_checker = Some(b);
+                    }
+                }
+                "router_id" => {
+                    ctx.max_args(n, 1);
+                    g.router_id = Some(arg(n, 0, "a name")?.to_string());
+                }
+                "vrrp_version" => {
+                    ctx.max_args(n, 1);
+                    g.vrrp_version = narrow(n, int_arg(n, 0, 2, 3)?)?;
+                }
+                "vrrp_garp_master_delay" => {
+                    g.garp_master_delay = secs_arg(n, 0, Duration::ZERO, SECS_1000)?
+                }
+                "vrrp_garp_master_repeat" => g.garp_master_repeat = u8_arg(n, 0, 1)?,
+                "vrrp_garp_master_refresh" => {
+                    g.garp_master_refresh = secs_arg(n, 0, Duration::ZERO, SECS_DAY)?;
+                }
+                "vrrp_garp_master_refresh_repeat" => {
+                    g.garp_master_refresh_repeat = u8_arg(n, 0, 1)?
+                }
+                "vrrp_garp_interval" => {
+                    g.garp_interval = secs_arg(n, 0, Duration::ZERO, SECS_1000)?
+                }
+                "vrrp_gna_interval" => g.gna_interval = secs_arg(n, 0, Duration::ZERO, SECS_1000)?,
+                "enable_script_security" => g.enable_script_security = true,
+                "script_user" => g.script_user = Some(script_user(n, ctx)?),
+                "vrrp_strict" => g.vrrp_strict = true,
+                "vrrp_iptables"
+                | "vrrp_ipsets"
+                | "vrrp_skip_check_adv_addr"
+                | "vrrp_check_unicast_src"
+                | "vrrp_mcast_group4"
+                | "vrrp_mcast_group6"
+                | "lvs_id"
+                | "lvs_sync_daemon"
+                | "max_auto_priority"
+                | "vrrp_priority"
+                | "checker_priority"
+                | "bfd_priority"
+                | "vrrp_no_swap"
+                | "checker_no_swap"
+                | "vrrp_lower_prio_no_advert"
+                | "vrrp_higher_prio_send_advert"
+                | "dynamic_interfaces"
+                | "vrrp_min_garp"
+                | "vrrp_garp_lower_prio_delay"
+                | "vrrp_garp_lower_prio_repeat"
+                | "lvs_timeouts"
+                | "lvs_flush"
+                | "enable_traps"
+                | "enable_snmp_vrrp"
+                | "enable_dbus"
+                | "script_security" => ctx.unsupported(n),
+                _ => ctx.unknown(n, "global_defs"),
             }
-            "vrrp_garp_master_delay" => {
-                g.garp_master_delay = secs_arg(n, 0, Duration::ZERO, SECS_1000)?
-            }
-            "vrrp_garp_master_repeat" => g.garp_master_repeat = u8_arg(n, 0, 1)?,
-            "vrrp_garp_master_refresh" => {
-                g.garp_master_refresh = secs_arg(n, 0, Duration::ZERO, SECS_DAY)?;
-            }
-            "vrrp_garp_master_refresh_repeat" => g.garp_master_refresh_repeat = u8_arg(n, 0, 1)?,
-            "vrrp_garp_interval" => g.garp_interval = secs_arg(n, 0, Duration::ZERO, SECS_1000)?,
-            "vrrp_gna_interval" => g.gna_interval = secs_arg(n, 0, Duration::ZERO, SECS_1000)?,
-            "enable_script_security" => g.enable_script_security = true,
-            "script_user" => g.script_user = Some(script_user(n, ctx)?),
-            "vrrp_strict" => g.vrrp_strict = true,
-            "notification_email"
-            | "notification_email_from"
-            | "smtp_server"
-            | "smtp_connect_timeout"
-            | "smtp_helo_name"
-            | "vrrp_iptables"
-            | "vrrp_ipsets"
-            | "vrrp_skip_check_adv_addr"
-            | "vrrp_check_unicast_src"
-            | "vrrp_mcast_group4"
-            | "vrrp_mcast_group6"
-            | "lvs_id"
-            | "lvs_sync_daemon"
-            | "max_auto_priority"
-            | "vrrp_priority"
-            | "checker_priority"
-            | "bfd_priority"
-            | "vrrp_no_swap"
-            | "checker_no_swap"
-            | "vrrp_lower_prio_no_advert"
-            | "vrrp_higher_prio_send_advert"
-            | "dynamic_interfaces"
-            | "vrrp_min_garp"
-            | "vrrp_garp_lower_prio_delay"
-            | "vrrp_garp_lower_prio_repeat"
-            | "lvs_timeouts"
-            | "lvs_flush"
-            | "enable_traps"
-            | "enable_snmp_vrrp"
-            | "enable_dbus"
-            | "script_security" => ctx.unsupported(n),
-            _ => ctx.unknown(n, "global_defs"),
-        }
+            Ok(())
+        })();
+        ctx.lenient(line)?;
     }
     Ok(())
 }
 
-fn script(node: &Node, ctx: &mut Ctx) -> Result<VrrpScript, ConfError> {
+fn script(node: &Node, ctx: &mut Ctx) -> Result<Option<VrrpScript>, ConfError> {
     ctx.max_args(node, 1);
     let name = arg(node, 0, "a script name")?.to_string();
     let mut s = VrrpScript {
@@ -652,42 +942,51 @@ fn script(node: &Node, ctx: &mut Ctx) -> Result<VrrpScript, ConfError> {
     };
     let mut has_script = false;
     for n in block(node)? {
-        ctx.no_block(n);
-        match n.keyword.as_str() {
-            "script" => {
-                s.script = command_arg(n)?;
-                has_script = true;
-            }
-            "interval" => s.interval = secs_arg(n, 0, Duration::from_millis(1), SECS_DAY)?,
-            "timeout" => s.timeout = Some(secs_arg(n, 0, Duration::from_millis(1), SECS_DAY)?),
-            "weight" => {
-                s.weight = weight_arg(n, 0)?;
-                s.weight_reverse = false;
-                match n.args.get(1).map(String::as_str) {
-                    None => {}
-                    Some("reverse") => {
-                        s.weight_reverse = true;
-                        ctx.max_args(n, 2);
-                    }
-                    Some(other) => return Err(bad_value(n, other, "`reverse`")),
+        // keepalived ignores a line whose value it cannot use, with a message.
+        let line = (|| -> Result<(), ConfError> {
+            ctx.no_block(n);
+            match n.keyword.as_str() {
+                "script" => {
+                    s.script = command_arg(n)?;
+                    has_script = true;
                 }
+                "interval" => s.interval = secs_arg(n, 0, Duration::from_millis(1), SECS_DAY)?,
+                "timeout" => s.timeout = Some(secs_arg(n, 0, Duration::from_millis(1), SECS_DAY)?),
+                "weight" => {
+                    s.weight = weight_arg(n, 0)?;
+                    s.weight_reverse = false;
+                    match n.args.get(1).map(String::as_str) {
+                        None => {}
+                        Some("reverse") => {
+                            s.weight_reverse = true;
+                            ctx.max_args(n, 2);
+                        }
+                        // keepalived keeps the weight and reports the word.
+                        Some(other) => ctx.warn(
+                            &n.pos,
+                            format!("weight: unknown option `{other}` (only `reverse`); ignored"),
+                        ),
+                    }
+                }
+                "rise" => s.rise = narrow(n, int_arg(n, 0, 1, i64::from(u32::MAX))?)?,
+                "fall" => s.fall = narrow(n, int_arg(n, 0, 1, i64::from(u32::MAX))?)?,
+                "user" => s.user = Some(script_user(n, ctx)?),
+                "init_fail" => ctx.unsupported(n),
+                _ => ctx.unknown(n, "vrrp_script"),
             }
-            "rise" => s.rise = narrow(n, int_arg(n, 0, 1, i64::from(u32::MAX))?)?,
-            "fall" => s.fall = narrow(n, int_arg(n, 0, 1, i64::from(u32::MAX))?)?,
-            "user" => s.user = Some(script_user(n, ctx)?),
-            "init_fail" => ctx.unsupported(n),
-            _ => ctx.unknown(n, "vrrp_script"),
-        }
+            Ok(())
+        })();
+        ctx.lenient(line)?;
     }
     if !has_script {
-        return Err(ConfError::MissingKeyword {
-            pos: node.pos.clone(),
-            kind: "vrrp_script".into(),
-            name: s.name,
-            keyword: "script".into(),
-        });
+        // keepalived removes it; references to it are then dropped with a warning each.
+        ctx.warn(
+            &node.pos,
+            format!("vrrp_script `{}` has no `script`; removed", s.name),
+        );
+        return Ok(None);
     }
-    Ok(s)
+    Ok(Some(s))
 }
 
 /// One `virtual_ipaddress` line.
@@ -846,6 +1145,7 @@ fn instance(node: &Node, ctx: &mut Ctx) -> Result<(VrrpInstance, Pending), ConfE
         accept: true,
         garp: GarpSettings::default(),
         dont_track_primary: false,
+        smtp_alert: None,
     };
     let mut p = Pending {
         version: None,
@@ -856,179 +1156,221 @@ fn instance(node: &Node, ctx: &mut Ctx) -> Result<(VrrpInstance, Pending), ConfE
         has_vrid: false,
         auth_pos: None,
         track_pos: Vec::new(),
+        has_priority: false,
     };
     for n in block(node)? {
-        let blocky = matches!(
-            n.keyword.as_str(),
-            "authentication"
-                | "virtual_ipaddress"
-                | "virtual_ipaddress_excluded"
-                | "unicast_peer"
-                | "track_interface"
-                | "track_script"
-                | "virtual_routes"
+        // keepalived ignores a line whose value it cannot use, with a message.
+        let line = (|| -> Result<(), ConfError> {
+            let blocky = matches!(
+                n.keyword.as_str(),
+                "authentication"
+                    | "virtual_ipaddress"
+                    | "virtual_ipaddress_excluded"
+                    | "unicast_peer"
+                    | "track_interface"
+                    | "track_script"
+                    | "virtual_routes"
+                    | "virtual_rules"
+                    | "track_file"
+                    | "track_process"
+                    | "track_bfd"
+            );
+            if !blocky {
+                ctx.no_block(n);
+            }
+            match n.keyword.as_str() {
+                "state" => {
+                    ctx.max_args(n, 1);
+                    let s = arg(n, 0, "MASTER or BACKUP")?;
+                    // keepalived's words, upper case only; anything else is BACKUP, and a MASTER
+                    // is not undone by a later BACKUP.
+                    match s {
+                        "MASTER" => i.state = InitialState::Master,
+                        "BACKUP" if i.state == InitialState::Master => ctx.warn(
+                            &n.pos,
+                            format!(
+                                "({}) state previously set as MASTER; BACKUP ignored",
+                                i.name
+                            ),
+                        ),
+                        "BACKUP" => i.state = InitialState::Backup,
+                        other => {
+                            ctx.warn(
+                                &n.pos,
+                                format!(
+                                    "({}) unknown state `{other}` (MASTER or BACKUP); using BACKUP",
+                                    i.name
+                                ),
+                            );
+                            i.state = InitialState::Backup;
+                        }
+                    }
+                }
+                "interface" => {
+                    ctx.max_args(n, 1);
+                    i.interface = arg(n, 0, "an interface name")?.to_string();
+                    p.has_interface = true;
+                }
+                "virtual_router_id" => {
+                    ctx.max_args(n, 1);
+                    i.vrid = u8_arg(n, 0, 1)?;
+                    p.has_vrid = true;
+                }
+                "priority" => {
+                    ctx.max_args(n, 1);
+                    i.priority = u8_arg(n, 0, 1)?;
+                    p.has_priority = true;
+                }
+                "advert_int" => {
+                    ctx.max_args(n, 1);
+                    // keepalived reads 0.01..=255 s and ignores anything else (1 s stays).
+                    let d = secs_arg(n, 0, Duration::from_millis(10), Duration::from_secs(255))?;
+                    p.advert = Some((d, n.pos.clone()));
+                }
+                "version" => {
+                    ctx.max_args(n, 1);
+                    let v = int_arg(n, 0, 2, 3)?;
+                    p.version = Some((narrow(n, v)?, n.pos.clone()));
+                }
+                "nopreempt" => i.preempt = false,
+                "preempt" => i.preempt = true,
+                "preempt_delay" => {
+                    i.preempt_delay =
+                        secs_arg(n, 0, Duration::ZERO, vrrp_proto::MAX_PREEMPT_DELAY)?;
+                }
+                "authentication" => {
+                    i.auth_pass = authentication(n, ctx)?;
+                    p.auth_pos = Some(n.pos.clone());
+                }
+                "virtual_ipaddress" => {
+                    for v in block(n)? {
+                        // keepalived skips an address it cannot read and keeps the others.
+                        match vip(v, ctx) {
+                            Ok(v) => i.vips.push(v),
+                            Err(e) => ctx.lenient(Err(e))?,
+                        }
+                    }
+                }
+                "virtual_ipaddress_excluded" => {
+                    for v in block(n)? {
+                        match vip(v, ctx) {
+                            Ok(v) => i.excluded_vips.push(v),
+                            Err(e) => ctx.lenient(Err(e))?,
+                        }
+                    }
+                }
+                "mcast_src_ip" => {
+                    ctx.max_args(n, 1);
+                    i.mcast_src_ip = Some(ip_arg(n, 0)?);
+                }
+                "unicast_src_ip" => {
+                    ctx.max_args(n, 1);
+                    i.unicast_src_ip = Some(ip_arg(n, 0)?);
+                }
+                "unicast_peer" => {
+                    for a in block(n)? {
+                        ctx.no_block(a);
+                        if !a.args.is_empty() {
+                            ctx.warn(&a.pos, "unicast_peer options are not supported; ignored");
+                        }
+                        match a.keyword.parse() {
+                            Ok(ip) => i.unicast_peers.push(ip),
+                            Err(_) => ctx.lenient(Err(bad_value(
+                                a,
+                                &a.keyword,
+                                "an IPv4 or IPv6 address",
+                            )))?,
+                        }
+                    }
+                }
+                "track_interface" => {
+                    for a in block(n)? {
+                        ctx.no_block(a);
+                        let weight = match a.args.first().map(String::as_str) {
+                            None => Ok(0),
+                            Some("weight") => {
+                                ctx.max_args(a, 2);
+                                weight_arg(a, 1)
+                            }
+                            Some(other) => Err(bad_value(a, other, "`weight N`")),
+                        };
+                        // keepalived skips an entry it cannot read and keeps the others.
+                        match weight {
+                            Ok(weight) => i.track_interfaces.push(TrackIf {
+                                name: a.keyword.clone(),
+                                weight,
+                            }),
+                            Err(e) => ctx.lenient(Err(e))?,
+                        }
+                    }
+                }
+                "track_script" => {
+                    for (t, tpos) in track_scripts(n, ctx)? {
+                        i.track_scripts.push(t);
+                        p.track_pos.push(tpos);
+                    }
+                }
+                "notify_master" => opt_cmd(&mut i.notify_master, n)?,
+                "notify_backup" => opt_cmd(&mut i.notify_backup, n)?,
+                "notify_fault" => opt_cmd(&mut i.notify_fault, n)?,
+                "notify_stop" => opt_cmd(&mut i.notify_stop, n)?,
+                "notify" => opt_cmd(&mut i.notify, n)?,
+                "use_vmac" => {
+                    ctx.max_args(n, 1);
+                    match n.args.first() {
+                        Some(name) => {
+                            i.use_vmac = Some(name.clone());
+                            p.vmac_default = false;
+                        }
+                        None => p.vmac_default = true,
+                    }
+                }
+                "vmac_xmit_base" => i.vmac_xmit_base = true,
+                "accept" => p.accept = Some(true),
+                "no_accept" => p.accept = Some(false),
+                "garp_master_delay" => {
+                    i.garp.master_delay = Some(secs_arg(n, 0, Duration::ZERO, SECS_1000)?);
+                }
+                "garp_master_repeat" => i.garp.master_repeat = Some(u8_arg(n, 0, 1)?),
+                "garp_master_refresh" => {
+                    i.garp.master_refresh = Some(secs_arg(n, 0, Duration::ZERO, SECS_DAY)?);
+                }
+                "garp_master_refresh_repeat" => {
+                    i.garp.master_refresh_repeat = Some(u8_arg(n, 0, 1)?);
+                }
+                "garp_interval" => {
+                    i.garp.interval = Some(secs_arg(n, 0, Duration::ZERO, SECS_1000)?);
+                }
+                "gna_interval" => {
+                    i.garp.gna_interval = Some(secs_arg(n, 0, Duration::ZERO, SECS_1000)?);
+                }
+                "dont_track_primary" => i.dont_track_primary = true,
+                "smtp_alert" => {
+                    if let Some(b) = bool_arg(n, ctx) {
+                        i.smtp_alert = Some(b);
+                    }
+                }
+                "virtual_routes"
                 | "virtual_rules"
                 | "track_file"
                 | "track_process"
                 | "track_bfd"
-        );
-        if !blocky {
-            ctx.no_block(n);
-        }
-        match n.keyword.as_str() {
-            "state" => {
-                ctx.max_args(n, 1);
-                let s = arg(n, 0, "MASTER or BACKUP")?;
-                i.state = if s.eq_ignore_ascii_case("MASTER") {
-                    InitialState::Master
-                } else if s.eq_ignore_ascii_case("BACKUP") {
-                    InitialState::Backup
-                } else {
-                    return Err(bad_value(n, s, "MASTER or BACKUP"));
-                };
+                | "debug"
+                | "lvs_sync_daemon_interface"
+                | "garp_lower_prio_delay"
+                | "garp_lower_prio_repeat"
+                | "lower_prio_no_advert"
+                | "higher_prio_send_advert"
+                | "strict_mode"
+                | "check_unicast_src"
+                | "native_ipv6"
+                | "kernel_rx_buf_size"
+                | "mcast_dst_ip" => ctx.unsupported(n),
+                _ => ctx.unknown(n, "vrrp_instance"),
             }
-            "interface" => {
-                ctx.max_args(n, 1);
-                i.interface = arg(n, 0, "an interface name")?.to_string();
-                p.has_interface = true;
-            }
-            "virtual_router_id" => {
-                ctx.max_args(n, 1);
-                i.vrid = u8_arg(n, 0, 1)?;
-                p.has_vrid = true;
-            }
-            "priority" => {
-                ctx.max_args(n, 1);
-                i.priority = u8_arg(n, 0, 1)?;
-            }
-            "advert_int" => {
-                ctx.max_args(n, 1);
-                let d = secs_arg(n, 0, Duration::ZERO, SECS_1000)?;
-                p.advert = Some((d, n.pos.clone()));
-            }
-            "version" => {
-                ctx.max_args(n, 1);
-                let v = int_arg(n, 0, 2, 3)?;
-                p.version = Some((narrow(n, v)?, n.pos.clone()));
-            }
-            "nopreempt" => i.preempt = false,
-            "preempt" => i.preempt = true,
-            "preempt_delay" => {
-                i.preempt_delay = secs_arg(n, 0, Duration::ZERO, vrrp_proto::MAX_PREEMPT_DELAY)?;
-            }
-            "authentication" => {
-                i.auth_pass = authentication(n, ctx)?;
-                p.auth_pos = Some(n.pos.clone());
-            }
-            "virtual_ipaddress" => {
-                for v in block(n)? {
-                    i.vips.push(vip(v, ctx)?);
-                }
-            }
-            "virtual_ipaddress_excluded" => {
-                for v in block(n)? {
-                    i.excluded_vips.push(vip(v, ctx)?);
-                }
-            }
-            "mcast_src_ip" => {
-                ctx.max_args(n, 1);
-                i.mcast_src_ip = Some(ip_arg(n, 0)?);
-            }
-            "unicast_src_ip" => {
-                ctx.max_args(n, 1);
-                i.unicast_src_ip = Some(ip_arg(n, 0)?);
-            }
-            "unicast_peer" => {
-                for a in block(n)? {
-                    ctx.no_block(a);
-                    if !a.args.is_empty() {
-                        ctx.warn(&a.pos, "unicast_peer options are not supported; ignored");
-                    }
-                    let ip = a
-                        .keyword
-                        .parse()
-                        .map_err(|_| bad_value(a, &a.keyword, "an IPv4 or IPv6 address"))?;
-                    i.unicast_peers.push(ip);
-                }
-            }
-            "track_interface" => {
-                for a in block(n)? {
-                    ctx.no_block(a);
-                    let mut weight = 0;
-                    match a.args.first().map(String::as_str) {
-                        None => {}
-                        Some("weight") => {
-                            weight = weight_arg(a, 1)?;
-                            ctx.max_args(a, 2);
-                        }
-                        Some(other) => return Err(bad_value(a, other, "`weight N`")),
-                    }
-                    i.track_interfaces.push(TrackIf {
-                        name: a.keyword.clone(),
-                        weight,
-                    });
-                }
-            }
-            "track_script" => {
-                for (t, tpos) in track_scripts(n, ctx)? {
-                    i.track_scripts.push(t);
-                    p.track_pos.push(tpos);
-                }
-            }
-            "notify_master" => opt_cmd(&mut i.notify_master, n)?,
-            "notify_backup" => opt_cmd(&mut i.notify_backup, n)?,
-            "notify_fault" => opt_cmd(&mut i.notify_fault, n)?,
-            "notify_stop" => opt_cmd(&mut i.notify_stop, n)?,
-            "notify" => opt_cmd(&mut i.notify, n)?,
-            "use_vmac" => {
-                ctx.max_args(n, 1);
-                match n.args.first() {
-                    Some(name) => {
-                        i.use_vmac = Some(name.clone());
-                        p.vmac_default = false;
-                    }
-                    None => p.vmac_default = true,
-                }
-            }
-            "vmac_xmit_base" => i.vmac_xmit_base = true,
-            "accept" => p.accept = Some(true),
-            "no_accept" => p.accept = Some(false),
-            "garp_master_delay" => {
-                i.garp.master_delay = Some(secs_arg(n, 0, Duration::ZERO, SECS_1000)?);
-            }
-            "garp_master_repeat" => i.garp.master_repeat = Some(u8_arg(n, 0, 1)?),
-            "garp_master_refresh" => {
-                i.garp.master_refresh = Some(secs_arg(n, 0, Duration::ZERO, SECS_DAY)?);
-            }
-            "garp_master_refresh_repeat" => {
-                i.garp.master_refresh_repeat = Some(u8_arg(n, 0, 1)?);
-            }
-            "garp_interval" => {
-                i.garp.interval = Some(secs_arg(n, 0, Duration::ZERO, SECS_1000)?);
-            }
-            "gna_interval" => {
-                i.garp.gna_interval = Some(secs_arg(n, 0, Duration::ZERO, SECS_1000)?);
-            }
-            "dont_track_primary" => i.dont_track_primary = true,
-            "smtp_alert"
-            | "virtual_routes"
-            | "virtual_rules"
-            | "track_file"
-            | "track_process"
-            | "track_bfd"
-            | "debug"
-            | "lvs_sync_daemon_interface"
-            | "garp_lower_prio_delay"
-            | "garp_lower_prio_repeat"
-            | "lower_prio_no_advert"
-            | "higher_prio_send_advert"
-            | "strict_mode"
-            | "check_unicast_src"
-            | "native_ipv6"
-            | "kernel_rx_buf_size"
-            | "mcast_dst_ip" => ctx.unsupported(n),
-            _ => ctx.unknown(n, "vrrp_instance"),
-        }
+            Ok(())
+        })();
+        ctx.lenient(line)?;
     }
     Ok((i, p))
 }
@@ -1044,49 +1386,45 @@ fn sync_group(node: &Node, ctx: &mut Ctx) -> Result<(SyncGroup, SyncRefs), ConfE
         notify_fault: None,
         notify: None,
         track_scripts: Vec::new(),
+        tracking_weight: false,
     };
     let mut refs = Vec::new();
     let mut track_refs = Vec::new();
     for n in block(node)? {
-        if !matches!(
-            n.keyword.as_str(),
-            "group" | "track_script" | "track_interface"
-        ) {
-            ctx.no_block(n);
-        }
-        match n.keyword.as_str() {
-            "group" => {
-                for (name, pos) in names_block(n, ctx)? {
-                    g.instances.push(name);
-                    refs.push(pos);
-                }
+        // keepalived ignores a line whose value it cannot use, with a message.
+        let line = (|| -> Result<(), ConfError> {
+            if !matches!(
+                n.keyword.as_str(),
+                "group" | "track_script" | "track_interface"
+            ) {
+                ctx.no_block(n);
             }
-            "notify_master" => opt_cmd(&mut g.notify_master, n)?,
-            "notify_backup" => opt_cmd(&mut g.notify_backup, n)?,
-            "notify_fault" => opt_cmd(&mut g.notify_fault, n)?,
-            "notify" => opt_cmd(&mut g.notify, n)?,
-            "track_script" => {
-                for (t, tpos) in track_scripts(n, ctx)? {
-                    g.track_scripts.push(t);
-                    track_refs.push(tpos);
+            match n.keyword.as_str() {
+                "group" => {
+                    for (name, pos) in names_block(n, ctx)? {
+                        g.instances.push(name);
+                        refs.push(pos);
+                    }
                 }
+                "notify_master" => opt_cmd(&mut g.notify_master, n)?,
+                "notify_backup" => opt_cmd(&mut g.notify_backup, n)?,
+                "notify_fault" => opt_cmd(&mut g.notify_fault, n)?,
+                "notify" => opt_cmd(&mut g.notify, n)?,
+                "track_script" => {
+                    for (t, tpos) in track_scripts(n, ctx)? {
+                        g.track_scripts.push(t);
+                        track_refs.push(tpos);
+                    }
+                }
+                "sync_group_tracking_weight" | "global_tracking" => g.tracking_weight = true,
+                "smtp_alert" | "notify_stop" | "track_interface" => ctx.unsupported(n),
+                _ => ctx.unknown(n, "vrrp_sync_group"),
             }
-            "smtp_alert"
-            | "global_tracking"
-            | "sync_group_tracking_weight"
-            | "notify_stop"
-            | "track_interface" => ctx.unsupported(n),
-            _ => ctx.unknown(n, "vrrp_sync_group"),
-        }
+            Ok(())
+        })();
+        ctx.lenient(line)?;
     }
-    if g.instances.is_empty() {
-        return Err(ConfError::MissingKeyword {
-            pos: node.pos.clone(),
-            kind: "vrrp_sync_group".into(),
-            name: g.name,
-            keyword: "group".into(),
-        });
-    }
+    // A group with no instance is removed (with a warning) once the references are resolved.
     Ok((g, (refs, track_refs)))
 }
 
@@ -1137,14 +1475,17 @@ fn authentication(n: &Node, ctx: &mut Ctx) -> Result<Option<Vec<u8>>, ConfError>
             _ => ctx.unknown(a, "authentication"),
         }
     }
-    let missing = |k: &str| ConfError::MissingKeyword {
-        pos: n.pos.clone(),
-        kind: "vrrp_instance".into(),
-        name: "authentication block".into(),
-        keyword: k.into(),
+    // keepalived ignores an authentication block it cannot use, with a message.
+    let missing = if !kind_seen {
+        "auth_type"
+    } else if pass.is_none() {
+        "auth_pass"
+    } else {
+        return Ok(pass);
     };
-    if !kind_seen {
-        return Err(missing("auth_type"));
-    }
-    pass.map(Some).ok_or_else(|| missing("auth_pass"))
+    ctx.warn(
+        &n.pos,
+        format!("authentication has no `{missing}`; the block is ignored"),
+    );
+    Ok(None)
 }

@@ -11,9 +11,9 @@ use keepalived_conf::lvs::{
     VsAddr, parse_lvs, parse_lvs_str,
 };
 use keepalived_conf::{
-    ConfError, GarpSettings, GlobalDefs, InitialState, Options, Pos, ScriptUser, SourcePos,
-    SyncGroup, TrackIf, TrackScript, Vip, VrrpConf, VrrpInstance, VrrpScript, Warning,
-    parse_tree_str, parse_vrrp, parse_vrrp_str,
+    ConfError, GarpSettings, GlobalDefs, InitialState, Options, Pos, ScriptUser, SmtpServer,
+    SmtpSettings, SourcePos, SyncGroup, TrackIf, TrackScript, Vip, VrrpConf, VrrpInstance,
+    VrrpScript, Warning, parse_tree_str, parse_vrrp, parse_vrrp_str,
 };
 use proptest::prelude::*;
 use vrrp_proto::wire::AddrFamily;
@@ -35,20 +35,19 @@ fn vrrp_err(text: &str) -> String {
     }
 }
 
-fn lvs_err(text: &str) -> String {
-    match parse_lvs_str(text, "t.conf") {
-        Ok(c) => panic!("accepted: {c:?}"),
-        Err(e) => e.to_string(),
-    }
-}
-
 fn warnings(w: &[Warning]) -> Vec<String> {
     w.iter().map(ToString::to_string).collect()
 }
 
 /// An instance wrapper: `body` lines go inside a valid instance (the body starts on line 4).
+/// Without a `virtual_ipaddress` in `body`, one follows it (keepalived needs one under VRRPv3).
 fn inst(body: &str) -> String {
-    format!("vrrp_instance VI_1 {{\n    interface eth0\n    virtual_router_id 7\n{body}\n}}\n")
+    let vip = if body.contains("virtual_ipaddress") {
+        ""
+    } else {
+        "\n    virtual_ipaddress {\n        192.0.2.1\n    }"
+    };
+    format!("vrrp_instance VI_1 {{\n    interface eth0\n    virtual_router_id 7\n{body}{vip}\n}}\n")
 }
 
 fn ip(s: &str) -> IpAddr {
@@ -109,7 +108,16 @@ fn seed_vrrp_config() {
 #[test]
 fn seed_lvs_config() {
     let (conf, w) = parse_lvs(&data("seed_lvs.conf")).unwrap();
-    assert!(w.is_empty(), "{w:?}");
+    // keepalived 2.2.7 reads `nb_get_retry` only in HTTP_GET and SSL_GET.
+    assert_eq!(
+        w.iter()
+            .map(|w| (w.pos.line, w.message.as_str()))
+            .collect::<Vec<_>>(),
+        [
+            (13, "unknown keyword `nb_get_retry` in TCP_CHECK; ignored"),
+            (22, "unknown keyword `nb_get_retry` in TCP_CHECK; ignored")
+        ]
+    );
     let vs = &conf.virtual_servers[0];
     assert_eq!(
         vs.addr,
@@ -131,7 +139,7 @@ fn seed_lvs_config() {
             connect_timeout: Duration::from_secs(10),
             connect_port: Some(80),
             connect_ip: None,
-            retry: 3,
+            retry: 1,
             delay_before_retry: Duration::from_secs(3),
         })]
     );
@@ -146,7 +154,8 @@ fn both_halves_in_one_file() {
         + &std::fs::read_to_string(data("seed_lvs.conf")).unwrap();
     let (v, w1) = parse_vrrp_str(&text, "both.conf").unwrap();
     let (l, w2) = parse_lvs_str(&text, "both.conf").unwrap();
-    assert!(w1.is_empty() && w2.is_empty());
+    assert!(w1.is_empty(), "{w1:?}");
+    assert_eq!(w2.len(), 2, "the two nb_get_retry lines: {w2:?}");
     assert_eq!(v.instances.len(), 1);
     assert_eq!(l.virtual_servers[0].real_servers.len(), 2);
 }
@@ -195,10 +204,13 @@ vrrp_script s1 # before the brace line
 }
 "#;
     // `3#still` is one word: `#` only starts a comment at the start of a word.
-    let e = parse_vrrp_str(text, "t.conf").unwrap_err().to_string();
+    let (c, w) = vrrp(text);
+    assert_eq!(c.scripts[0].interval, Duration::from_secs(1));
     assert_eq!(
-        e,
-        "t.conf:9:5: interval: `3#still` is not a number of seconds (digits, optionally with a decimal point)"
+        warnings(&w),
+        [
+            "t.conf:9:5: interval: `3#still` is not a number of seconds (digits, optionally with a decimal point); line ignored"
+        ]
     );
     let text = text.replace("3#still", "3 #still");
     let (c, w) = vrrp(&text);
@@ -271,110 +283,119 @@ fn read_errors_keep_the_io_error() {
 // ---------------------------------------------------------------------------------------------
 // VRRP values and semantic errors
 
+/// keepalived ignores a line whose value it cannot use (keeping the default) and says so; the
+/// reader does the same, with the position. Only what keepalived would run differently from what
+/// is written and this crate cannot express is an error (AH authentication, VRRPv2 over IPv6).
 #[test]
-fn value_errors_with_positions() {
+fn bad_values_are_ignored_with_positions() {
     let cases: &[(&str, &str)] = &[
-        ("    priority", "t.conf:4:5: `priority` needs a number"),
+        (
+            "    priority",
+            "t.conf:4:5: `priority` needs a number; line ignored",
+        ),
         (
             "    priority abc",
-            "t.conf:4:5: priority: `abc` is not a whole number",
+            "t.conf:4:5: priority: `abc` is not a whole number; line ignored",
         ),
         (
             "    priority 300",
-            "t.conf:4:5: priority must be 1..=255, got 300",
+            "t.conf:4:5: priority must be 1..=255, got 300; line ignored",
         ),
         (
             "    priority 0",
-            "t.conf:4:5: priority must be 1..=255, got 0",
+            "t.conf:4:5: priority must be 1..=255, got 0; line ignored",
         ),
         (
             "    priority 99999999999999999999",
-            "t.conf:4:5: priority must be 1..=255, got 99999999999999999999",
+            "t.conf:4:5: priority must be 1..=255, got 99999999999999999999; line ignored",
         ),
         (
-            "    state LEADER",
-            "t.conf:4:5: state: `LEADER` is not MASTER or BACKUP",
+            "    virtual_ipaddress {\n        10.0.0.300/24\n        192.0.2.9\n    }",
+            "t.conf:5:9: 10.0.0.300/24: `10.0.0.300/24` is not an IP address with an optional /prefix; line ignored",
         ),
         (
-            "    virtual_ipaddress {\n        10.0.0.300/24\n    }",
-            "t.conf:5:9: 10.0.0.300/24: `10.0.0.300/24` is not an IP address with an optional /prefix",
+            "    virtual_ipaddress {\n        10.0.0.1/33\n        192.0.2.9\n    }",
+            "t.conf:5:9: 10.0.0.1/33 must be a prefix length 0..=32, got 33; line ignored",
         ),
         (
-            "    virtual_ipaddress {\n        10.0.0.1/33\n    }",
-            "t.conf:5:9: 10.0.0.1/33 must be a prefix length 0..=32, got 33",
+            "    virtual_ipaddress {\n        10.0.0.1 dev\n        192.0.2.9\n    }",
+            "t.conf:5:9: `dev` needs a value; line ignored",
         ),
         (
-            "    virtual_ipaddress {\n        10.0.0.1 dev\n    }",
-            "t.conf:5:9: `dev` needs a value",
-        ),
-        (
-            "    virtual_ipaddress {\n        10.0.0.1 colour blue\n    }",
-            "t.conf:5:9: 10.0.0.1: `colour` is not a virtual address option (dev, brd, scope, label)",
+            "    virtual_ipaddress {\n        10.0.0.1 colour blue\n        192.0.2.9\n    }",
+            "t.conf:5:9: 10.0.0.1: `colour` is not a virtual address option (dev, brd, scope, label); line ignored",
         ),
         (
             "    mcast_src_ip 1.2.3",
-            "t.conf:4:5: mcast_src_ip: `1.2.3` is not an IPv4 or IPv6 address",
+            "t.conf:4:5: mcast_src_ip: `1.2.3` is not an IPv4 or IPv6 address; line ignored",
         ),
         (
             "    unicast_peer {\n      fe80::zz\n    }",
-            "t.conf:5:7: fe80::zz: `fe80::zz` is not an IPv4 or IPv6 address",
+            "t.conf:5:7: fe80::zz: `fe80::zz` is not an IPv4 or IPv6 address; line ignored",
         ),
         (
             "    advert_int fast",
-            "t.conf:4:5: advert_int: `fast` is not a number of seconds (digits, optionally with a decimal point)",
+            "t.conf:4:5: advert_int: `fast` is not a number of seconds (digits, optionally with a decimal point); line ignored",
         ),
         (
             "    advert_int 0",
-            "t.conf:4:5: advert_int must be 1..=255 seconds for VRRPv2, got 0",
+            "t.conf:4:5: advert_int must be 0.01..=255 seconds, got 0; line ignored",
         ),
         (
             "    advert_int 256",
-            "t.conf:4:5: advert_int must be 1..=255 seconds for VRRPv2, got 256",
+            "t.conf:4:5: advert_int must be 0.01..=255 seconds, got 256; line ignored",
         ),
         (
             "    version 3\n    advert_int 41",
-            "t.conf:5:5: advert_int must be 0.01..=40.95 seconds for VRRPv3, got 41",
+            "t.conf:5:5: advert_int 41 is longer than VRRPv3 can carry; using 40.95",
         ),
-        ("    version 4", "t.conf:4:5: version must be 2..=3, got 4"),
+        (
+            "    version 4",
+            "t.conf:4:5: version must be 2..=3, got 4; line ignored",
+        ),
         (
             "    preempt_delay 1001",
-            "t.conf:4:5: preempt_delay must be 0..=1000 seconds, got 1001",
+            "t.conf:4:5: preempt_delay must be 0..=1000 seconds, got 1001; line ignored",
         ),
         (
             "    track_interface {\n        eth1 weight 300\n    }",
-            "t.conf:5:9: eth1 must be -254..=254, got 300",
+            "t.conf:5:9: eth1 must be -254..=254, got 300; line ignored",
         ),
         (
             "    track_interface {\n        eth1 heavy\n    }",
-            "t.conf:5:9: eth1: `heavy` is not `weight N`",
+            "t.conf:5:9: eth1: `heavy` is not `weight N`; line ignored",
         ),
         (
             "    authentication {\n        auth_type AH\n        auth_pass x\n    }",
-            "t.conf:5:9: auth_type AH is not supported (keepalived deprecated it): use PASS or remove the authentication block",
+            "error: t.conf:5:9: auth_type AH is not supported (keepalived deprecated it): use PASS or remove the authentication block",
         ),
         (
             "    authentication {\n        auth_type PASS\n    }",
-            "t.conf:4:5: vrrp_instance `authentication block` has no `auth_pass`: add one",
+            "t.conf:4:5: authentication has no `auth_pass`; the block is ignored",
         ),
         (
             "    notify_master",
-            "t.conf:4:5: `notify_master` needs a command",
+            "t.conf:4:5: `notify_master` needs a command; line ignored",
         ),
         (
             "    track_script {\n        nope\n    }",
-            "t.conf:5:9: vrrp_script `nope` is not defined: define it or remove the reference",
+            "t.conf:5:9: vrrp_script `nope` is not defined; reference ignored",
         ),
         (
             "    version 2\n    virtual_ipaddress {\n        2001:db8::1\n    }",
-            "t.conf:4:5: vrrp_instance `VI_1` has IPv6 addresses but VRRPv2 is IPv4 only: use `version 3`",
+            "error: t.conf:4:5: vrrp_instance `VI_1` has IPv6 addresses but VRRPv2 is IPv4 only: use `version 3`",
         ),
         (
             "    garp_master_repeat 0",
-            "t.conf:4:5: garp_master_repeat must be 1..=255, got 0",
+            "t.conf:4:5: garp_master_repeat must be 1..=255, got 0; line ignored",
         ),
     ];
     for (body, want) in cases {
-        assert_eq!(vrrp_err(&inst(body)), *want, "{body}");
+        let got = match parse_vrrp_str(&inst(body), "t.conf") {
+            Ok((_, w)) => warnings(&w).join("\n"),
+            Err(e) => format!("error: {e}"),
+        };
+        assert_eq!(got, *want, "{body}");
     }
 }
 
@@ -411,39 +432,54 @@ fn semantic_errors_with_positions() {
     assert_eq!(c.instances[0].version, 3);
     assert_eq!(c.instances[0].family(), AddrFamily::Ipv6);
     assert_eq!(c.instances[1].version, 2);
-    assert_eq!(
-        vrrp_err(
-            &(inst("")
-                + "vrrp_sync_group G {\n    group {\n        VI_1\n        VI_2\n    }\n}\n")
-        ),
-        "t.conf:9:9: vrrp_instance `VI_2` is not defined: define it or remove the reference"
+    // keepalived drops references to nothing, and a group left empty, with a message.
+    let (c, w) = vrrp(
+        &(inst("") + "vrrp_sync_group G {\n    group {\n        VI_1\n        VI_2\n    }\n}\n"),
     );
+    assert_eq!(c.sync_groups[0].instances, ["VI_1"]);
     assert_eq!(
-        vrrp_err(
-            &(inst("")
-                + "vrrp_sync_group G {\n    group { VI_1 }\n    track_script {\n        gone\n    }\n}\n")
-        ),
-        "t.conf:9:9: vrrp_script `gone` is not defined: define it or remove the reference"
+        warnings(&w),
+        ["t.conf:12:9: vrrp_instance `VI_2` is not defined; reference ignored"]
     );
+    let (c, w) = vrrp(
+        &(inst("")
+            + "vrrp_sync_group G {\n    group { VI_1 }\n    track_script {\n        gone\n    }\n}\n"),
+    );
+    assert!(c.sync_groups[0].track_scripts.is_empty());
     assert_eq!(
-        vrrp_err("vrrp_sync_group G {\n}\n"),
-        "t.conf:1:1: vrrp_sync_group `G` has no `group`: add one"
+        warnings(&w),
+        ["t.conf:12:9: vrrp_script `gone` is not defined; reference ignored"]
+    );
+    let (c, w) = vrrp("vrrp_sync_group G {\n}\n");
+    assert!(c.sync_groups.is_empty());
+    assert_eq!(
+        warnings(&w),
+        ["t.conf:1:1: vrrp_sync_group `G` has no existing vrrp_instance; removed"]
     );
     assert_eq!(
         vrrp_err("vrrp_script s {\n    script a\n}\nvrrp_script s {\n    script b\n}\n"),
         "t.conf:4:1: vrrp_script `s` is already defined at t.conf:1:1: rename or remove one"
     );
+    let (c, w) = vrrp("vrrp_script s {\n    interval 2\n}\n");
+    assert!(c.scripts.is_empty());
     assert_eq!(
-        vrrp_err("vrrp_script s {\n    interval 2\n}\n"),
-        "t.conf:1:1: vrrp_script `s` has no `script`: add one"
+        warnings(&w),
+        ["t.conf:1:1: vrrp_script `s` has no `script`; removed"]
+    );
+    let (c, w) = vrrp("vrrp_script s {\n    script a\n    weight 10 sideways\n}\n");
+    assert_eq!(
+        (c.scripts[0].weight, c.scripts[0].weight_reverse),
+        (10, false)
     );
     assert_eq!(
-        vrrp_err("vrrp_script s {\n    script a\n    weight 10 sideways\n}\n"),
-        "t.conf:3:5: weight: `sideways` is not `reverse`"
+        warnings(&w),
+        ["t.conf:3:5: weight: unknown option `sideways` (only `reverse`); ignored"]
     );
+    let (c, w) = vrrp("global_defs {\n    vrrp_version 1\n}\n");
+    assert_eq!(c.global.vrrp_version, 2);
     assert_eq!(
-        vrrp_err("global_defs {\n    vrrp_version 1\n}\n"),
-        "t.conf:2:5: vrrp_version must be 2..=3, got 1"
+        warnings(&w),
+        ["t.conf:2:5: vrrp_version must be 2..=3, got 1; line ignored"]
     );
 }
 
@@ -470,10 +506,10 @@ vrrp_script chk {
     user root
 }
 vrrp_instance V6 {
-    state backup
+    state BACKUP
     interface eth1
     virtual_router_id 255
-    priority 255
+    priority 254
     advert_int 0.1
     nopreempt
     preempt_delay 30
@@ -517,6 +553,7 @@ vrrp_sync_group G {
     track_script {
         chk
     }
+    sync_group_tracking_weight
 }
 "#;
     let (c, w) = vrrp(text);
@@ -544,7 +581,7 @@ vrrp_sync_group G {
     assert!(s.weight_reverse);
     let i = &c.instances[0];
     assert_eq!(i.state, InitialState::Backup);
-    assert_eq!((i.vrid, i.priority, i.version), (255, 255, 3));
+    assert_eq!((i.vrid, i.priority, i.version), (255, 254, 3));
     assert_eq!(i.advert_int, Duration::from_millis(100));
     assert!(!i.preempt);
     assert!(!i.accept, "vrrp_strict makes no_accept the default");
@@ -577,14 +614,120 @@ vrrp_sync_group G {
         "gna_interval for IPv6"
     );
     assert_eq!(c.sync_groups[0].instances, vec!["V6"]);
+    assert!(c.sync_groups[0].tracking_weight);
+    // Without sync_group_tracking_weight keepalived drops the member's weighted script and makes
+    // its tracked interfaces weight 0; so does the reader.
+    let (c, w) = vrrp(&text.replace("    sync_group_tracking_weight\n", ""));
+    let i = &c.instances[0];
+    assert!(i.track_scripts.is_empty());
+    assert!(i.track_interfaces.iter().all(|t| t.weight == 0));
+    assert_eq!(w.len(), 3, "{w:?}");
+    let c = vrrp(text).0;
     // Rendering and re-parsing gives the same configuration.
     let again = vrrp(&c.to_string()).0;
     assert_eq!(again, c);
 }
 
+/// keepalived's readings of `state`, duplicate addresses and the mail settings (the
+/// differential test `keepalived_diff` runs keepalived itself on such files).
+#[test]
+fn states_duplicates_and_mail_like_keepalived() {
+    let inst = |body: &str| {
+        format!(
+            "vrrp_instance VI_1 {{\n    interface eth0\n    virtual_router_id 1\n{body}\n    \
+             virtual_ipaddress {{\n        10.0.0.1\n    }}\n}}\n"
+        )
+    };
+    for (body, state, warned) in [
+        ("    state MASTER", InitialState::Master, false),
+        ("    state BACKUP", InitialState::Backup, false),
+        ("    state SLAVER", InitialState::Backup, true),
+        ("    state master", InitialState::Backup, true),
+        (
+            "    state MASTER\n    state BACKUP",
+            InitialState::Master,
+            true,
+        ),
+        (
+            "    state BACKUP\n    state MASTER",
+            InitialState::Master,
+            false,
+        ),
+    ] {
+        let (c, w) = vrrp(&inst(body));
+        assert_eq!(c.instances[0].state, state, "{body}");
+        assert_eq!(!w.is_empty(), warned, "{body}: {w:?}");
+    }
+    let (c, w) = vrrp(
+        "vrrp_instance VI_1 {\n    interface eth0\n    virtual_router_id 1\n    \
+         virtual_ipaddress {\n        10.0.0.1\n        10.0.0.2/24\n        10.0.0.1/32\n        \
+         10.0.0.2\n    }\n}\n",
+    );
+    let vips: Vec<_> = c.instances[0]
+        .vips
+        .iter()
+        .map(|v| (v.addr.to_string(), v.prefix))
+        .collect();
+    assert_eq!(
+        vips,
+        [("10.0.0.1".into(), 32), ("10.0.0.2".to_string(), 24)]
+    );
+    assert!(w.is_empty(), "keepalived says nothing: {w:?}");
+
+    let (c, w) = vrrp(&format!(
+        "global_defs {{\n   notification_email {{\n     a@example.com\n     b@example.com c@example.com\n   }}\n   \
+         notification_email_from ka@example.com\n   smtp_server 127.0.0.1\n   \
+         smtp_connect_timeout 0\n   smtp_helo_name lb1\n   smtp_alert\n   smtp_alert_vrrp off\n}}\n{}",
+        inst("    smtp_alert yes")
+    ));
+    let m = &c.global.smtp;
+    assert_eq!(m.to, ["a@example.com", "b@example.com", "c@example.com"]);
+    assert_eq!(m.from.as_deref(), Some("ka@example.com"));
+    assert_eq!(
+        m.server,
+        Some(SmtpServer {
+            host: "127.0.0.1".into(),
+            port: 25
+        })
+    );
+    assert_eq!(m.connect_timeout, Duration::from_secs(1));
+    assert_eq!(m.helo_name.as_deref(), Some("lb1"));
+    assert_eq!(
+        (m.alert, m.alert_vrrp, m.alert_checker),
+        (Some(true), Some(false), None)
+    );
+    assert!(c.instances[0].smtp_alert(&c.global));
+    assert_eq!(
+        warnings(&w),
+        ["t.conf:8:4: smtp_connect_timeout must be greater than 0; using 1"]
+    );
+    // The instance's default comes from smtp_alert_vrrp, then smtp_alert.
+    let (c, _) = vrrp(&format!(
+        "global_defs {{\n smtp_alert\n smtp_alert_vrrp off\n}}\n{}",
+        inst("")
+    ));
+    assert!(!c.instances[0].smtp_alert(&c.global));
+    let (c, _) = vrrp(&format!("global_defs {{\n smtp_alert\n}}\n{}", inst("")));
+    assert!(c.instances[0].smtp_alert(&c.global));
+    let (c, w) = vrrp(&format!(
+        "global_defs {{\n smtp_server mail.example.com 2525\n}}\n{}",
+        inst("    smtp_alert maybe")
+    ));
+    assert_eq!(
+        c.global
+            .smtp
+            .server
+            .as_ref()
+            .map(|s| (s.host.as_str(), s.port)),
+        Some(("mail.example.com", 2525))
+    );
+    assert_eq!(c.instances[0].smtp_alert, None);
+    assert_eq!(w.len(), 1, "{w:?}");
+}
+
 #[test]
 fn warnings_not_errors() {
-    let text = "global_defs {\n    vrrp_skip_check_adv_addr\n    vrrp_iptables\n    colour blue\n}\nvrrp_instance VI_1 {\n    interface eth0\n    virtual_router_id 1\n    version 3\n    smtp_alert\n    frobnicate 3\n    advert_int 0.015\n    authentication {\n        auth_type PASS\n        auth_pass 123456789\n    }\n}\nstatic_ipaddress {\n}\nmystery_block {\n}\n";
+    let text = "global_defs {\n    vrrp_skip_check_adv_addr\n    vrrp_iptables\n    colour blue\n}\nvrrp_instance VI_1 {\n    interface eth0\n    virtual_router_id 1\n    version 3\n    smtp_alert\n    frobnicate 3\n    advert_int 0.015\n    authentication {\n        auth_type PASS\n        auth_pass 123456789\n    }\n    virtual_ipaddress {\n        192.0.2.1\n    }\n}\nstatic_ipaddress {\n}\nmystery_block {\n}\n";
     let (c, w) = vrrp(text);
     assert_eq!(
         warnings(&w),
@@ -592,11 +735,10 @@ fn warnings_not_errors() {
             "t.conf:2:5: `vrrp_skip_check_adv_addr` is not supported; ignored",
             "t.conf:3:5: `vrrp_iptables` is not supported; ignored",
             "t.conf:4:5: unknown keyword `colour` in global_defs; ignored",
-            "t.conf:10:5: `smtp_alert` is not supported; ignored",
             "t.conf:11:5: unknown keyword `frobnicate` in vrrp_instance; ignored",
             "t.conf:15:9: auth_pass is longer than 8 bytes; only the first 8 are used, as keepalived does",
-            "t.conf:18:1: `static_ipaddress` is not supported; ignored",
-            "t.conf:20:1: unknown keyword `mystery_block` in the top level; ignored",
+            "t.conf:21:1: `static_ipaddress` is not supported; ignored",
+            "t.conf:23:1: unknown keyword `mystery_block` in the top level; ignored",
             "t.conf:12:5: advert_int 0.015 is not a multiple of 0.01 s for VRRPv3; using 0.02",
             "t.conf:13:5: authentication is not part of VRRPv3; ignored (as keepalived does)",
         ]
@@ -748,14 +890,14 @@ fn lvs_full_and_errors() {
 virtual_server fwmark 7 {
     lb_algo mh
     lb_kind TUN
-    protocol UDP
     persistence_granularity 255.255.255.0
     quorum 2
     hysteresis 1
     virtualhost www.example.com
     sorry_server 10.0.0.250 8080
-    real_server 10.0.0.1 80 {
+    real_server 10.0.0.1 {
         inhibit_on_failure
+        weight 2
         HTTP_GET {
             url {
                 path /health
@@ -773,6 +915,11 @@ virtual_server fwmark 7 {
 }
 virtual_server 2001:db8::1 443 {
     persistence_granularity 64
+    protocol TCP
+    lb_algo rr
+    lb_kind NAT
+    real_server 2001:db8::2 8443 {
+    }
 }
 virtual_server_group G {
 }
@@ -782,7 +929,7 @@ virtual_server_group G {
         warnings(&w),
         vec![
             "t.conf:24:9: `SSL_GET` is not supported; this checker is ignored",
-            "t.conf:31:1: `virtual_server_group` is not supported; ignored",
+            "t.conf:36:1: `virtual_server_group` is not supported; ignored",
         ]
     );
     let vs = &c.virtual_servers[0];
@@ -807,83 +954,115 @@ virtual_server_group G {
     );
     assert_eq!(parse_lvs_str(&c.to_string(), "r.conf").unwrap().0, c);
 
-    let vs = |body: &str| format!("virtual_server 10.0.0.1 80 {{\n{body}\n}}\n");
+    let vs = |body: &str| {
+        format!(
+            "virtual_server 10.0.0.1 80 {{\n{body}\n    protocol TCP\n    lb_algo rr\n    \
+             lb_kind NAT\n    real_server 10.0.0.9 80 {{\n    }}\n}}\n"
+        )
+    };
     let cases: &[(&str, &str)] = &[
         (
             "    lb_algo fastest",
-            "t.conf:2:5: lb_algo: `fastest` is not a scheduler: rr wrr lc wlc sed nq dh sh lblc lblcr mh fo ovf twos",
+            "t.conf:2:5: lb_algo: `fastest` is not a scheduler: rr wrr lc wlc sed nq dh sh lblc lblcr mh fo ovf twos; line ignored",
         ),
         (
             "    lb_kind FAST",
-            "t.conf:2:5: lb_kind: `FAST` is not NAT, DR or TUN",
+            "t.conf:2:5: lb_kind: `FAST` is not NAT, DR or TUN; line ignored",
         ),
         (
             "    protocol ICMP",
-            "t.conf:2:5: protocol: `ICMP` is not TCP, UDP or SCTP",
+            "t.conf:2:5: protocol: `ICMP` is not TCP, UDP or SCTP; line ignored",
         ),
         (
             "    delay_loop 0",
-            "t.conf:2:5: delay_loop must be 0.001..=86400 seconds, got 0",
+            "t.conf:2:5: delay_loop must be 0.001..=86400 seconds, got 0; line ignored",
         ),
         (
             "    sorry_server 10.0.0.2 70000",
-            "t.conf:2:5: sorry_server must be 0..=65535, got 70000",
+            "t.conf:2:5: sorry_server must be 0..=65535, got 70000; line ignored",
         ),
         (
             "    real_server 10.0.0.2 80 {\n        weight 70000\n    }",
-            "t.conf:3:9: weight must be 0..=65535, got 70000",
+            "t.conf:3:9: weight must be 0..=65535, got 70000; line ignored",
         ),
         (
             "    real_server 10.0.0.2 80 {\n    }\n    real_server 10.0.0.2 80 {\n    }",
-            "t.conf:4:5: real_server `10.0.0.2 80` is already defined at t.conf:2:5: rename or remove one",
+            "t.conf:4:5: real_server `10.0.0.2 80` is already defined at t.conf:2:5; this one is ignored",
         ),
-        (
-            "    real_server 10.0.0.2 {\n    }",
-            "t.conf:2:5: `real_server` needs a number",
-        ),
+        ("    real_server 10.0.0.2 {\n    }", ""),
         (
             "    real_server 10.0.0.2 80",
-            "t.conf:2:5: `real_server` needs a `{ ... }` block",
+            "t.conf:2:5: `real_server` needs a `{ ... }` block; line ignored",
         ),
         (
             "    real_server 10.0.0.2 80 {\n        HTTP_GET {\n        }\n    }",
-            "t.conf:3:9: HTTP_GET `check` has no `url`: add one",
+            "t.conf:3:9: HTTP_GET has no url; the checker is ignored, as keepalived does",
         ),
         (
-            "    real_server 10.0.0.2 80 {\n        HTTP_GET {\n            url {\n                digest abc\n            }\n        }\n    }",
-            "t.conf:5:17: digest: `abc` is not an MD5 digest: 32 hex digits",
+            "    real_server 10.0.0.2 80 {\n        HTTP_GET {\n            url {\n                path /\n                digest abc\n            }\n        }\n    }",
+            "t.conf:6:17: digest: `abc` is not an MD5 digest: 32 hex digits; line ignored",
         ),
         (
             "    real_server 10.0.0.2 80 {\n        HTTP_GET {\n            url {\n            }\n        }\n    }",
-            "t.conf:4:13: url `of HTTP_GET` has no `path`: add one",
+            "t.conf:4:13: url has no `path`; ignored, as keepalived does\nt.conf:3:9: HTTP_GET has no url; the checker is ignored, as keepalived does",
         ),
         (
             "    real_server 10.0.0.2 80 {\n        TCP_CHECK {\n            connect_port 0\n        }\n    }",
-            "t.conf:4:13: connect_port must be 1..=65535, got 0",
+            "t.conf:4:13: connect_port must be 1..=65535, got 0; line ignored",
         ),
         (
             "    real_server 10.0.0.2 80 {\n        TCP_CHECK {\n            connect_ip nowhere\n        }\n    }",
-            "t.conf:4:13: connect_ip: `nowhere` is not an IPv4 or IPv6 address",
+            "t.conf:4:13: connect_ip: `nowhere` is not an IPv4 or IPv6 address; line ignored",
         ),
     ];
+    // keepalived ignores what it cannot use, with a message; so does the reader.
     for (body, want) in cases {
-        assert_eq!(lvs_err(&vs(body)), *want, "{body}");
+        let got = match parse_lvs_str(&vs(body), "t.conf") {
+            Ok((_, w)) => warnings(&w).join("\n"),
+            Err(e) => format!("error: {e}"),
+        };
+        assert_eq!(got, *want, "{body}");
     }
+    let lvs_warnings = |text: &str| {
+        let (c, w) = parse_lvs_str(text, "t.conf").unwrap();
+        (c.virtual_servers.len(), warnings(&w))
+    };
+    let rs = " protocol TCP\n lb_algo rr\n lb_kind NAT\n real_server 10.0.0.9 53 {\n }\n";
     assert_eq!(
-        lvs_err("virtual_server 10.0.0.1 80 {\n}\nvirtual_server 10.0.0.1 80 {\n}\n"),
-        "t.conf:3:1: virtual_server `10.0.0.1 80` is already defined at t.conf:1:1: rename or remove one"
+        lvs_warnings(&format!(
+            "virtual_server 10.0.0.1 80 {{\n{rs}}}\nvirtual_server 10.0.0.1 80 {{\n{rs}}}\n"
+        )),
+        (
+            1,
+            vec![
+                "t.conf:8:1: virtual_server `10.0.0.1 80` is already defined at t.conf:1:1; this \
+                 one is ignored (IPVS refuses a second service at the same address)"
+                    .to_string()
+            ]
+        )
     );
     assert_eq!(
-        lvs_err("virtual_server fwmark x {\n}\n"),
-        "t.conf:1:1: virtual_server: `x` is not a whole number"
+        lvs_warnings(&format!("virtual_server fwmark x {{\n{rs}}}\n")),
+        (
+            0,
+            vec!["t.conf:1:1: virtual_server: `x` is not a whole number; line ignored".to_string()]
+        )
     );
     assert_eq!(
-        lvs_err("virtual_server localhost 80 {\n}\n"),
-        "t.conf:1:1: virtual_server: `localhost` is not an IPv4 or IPv6 address"
+        lvs_warnings(&format!("virtual_server localhost 80 {{\n{rs}}}\n")),
+        (
+            0,
+            vec![
+                "t.conf:1:1: virtual_server: `localhost` is not an IPv4 or IPv6 address; line ignored"
+                    .to_string()
+            ]
+        )
     );
     // TCP and UDP services on the same address and port are two virtual servers.
     let (c, _) = parse_lvs_str(
-        "virtual_server 10.0.0.1 53 {\n protocol UDP\n}\nvirtual_server 10.0.0.1 53 {\n}\n",
+        &format!(
+            "virtual_server 10.0.0.1 53 {{\n{rs} protocol UDP\n}}\nvirtual_server 10.0.0.1 53 {{\n{rs}}}\n"
+        ),
         "t.conf",
     )
     .unwrap();
@@ -967,9 +1146,10 @@ fn global() -> impl Strategy<Value = GlobalDefs> {
         (secs(1_000_000), 1u8..=255, secs(86_400_000), 1u8..=255),
         (secs(1000), secs(1000), any::<bool>(), any::<bool>()),
         proptest::option::of((name(), proptest::option::of(name()))),
+        smtp(),
     )
         .prop_map(
-            |(router_id, vrrp_version, g, (gi, gna, sec, strict), user)| GlobalDefs {
+            |(router_id, vrrp_version, g, (gi, gna, sec, strict), user, smtp)| GlobalDefs {
                 router_id,
                 vrrp_version,
                 garp_master_delay: g.0,
@@ -981,6 +1161,37 @@ fn global() -> impl Strategy<Value = GlobalDefs> {
                 enable_script_security: sec,
                 script_user: user.map(|(user, group)| ScriptUser { user, group }),
                 vrrp_strict: strict,
+                smtp,
+            },
+        )
+}
+
+fn smtp() -> impl Strategy<Value = SmtpSettings> {
+    (
+        proptest::collection::vec("[a-z0-9.]{1,8}@[a-z0-9.]{1,8}", 0..3),
+        proptest::option::of(name()),
+        proptest::option::of((
+            prop_oneof![any_ip().prop_map(|a| a.to_string()), name()],
+            1u16..,
+        )),
+        (1u64..=4294).prop_map(Duration::from_secs),
+        proptest::option::of(name()),
+        [
+            proptest::option::of(any::<bool>()),
+            proptest::option::of(any::<bool>()),
+            proptest::option::of(any::<bool>()),
+        ],
+    )
+        .prop_map(
+            |(to, from, server, connect_timeout, helo_name, [a, v, c])| SmtpSettings {
+                to,
+                from,
+                server: server.map(|(host, port)| SmtpServer { host, port }),
+                connect_timeout,
+                helo_name,
+                alert: a,
+                alert_vrrp: v,
+                alert_checker: c,
             },
         )
 }
@@ -1085,9 +1296,23 @@ fn instance(idx: usize, scripts: Vec<String>) -> impl Strategy<Value = VrrpInsta
                 garp(),
                 any::<bool>(),
             ),
+            proptest::option::of(any::<bool>()),
         )
             .prop_map(
-                move |(a, b, auth, (vips, excluded), (mc, uc, peers), (tifs, tss), notif, last)| {
+                move |(
+                    a,
+                    b,
+                    auth,
+                    (mut vips, excluded),
+                    (mc, uc, peers),
+                    (tifs, tss),
+                    notif,
+                    last,
+                    smtp_alert,
+                )| {
+                    // An address listed twice is read once.
+                    let mut seen = std::collections::HashSet::new();
+                    vips.retain(|v: &Vip| seen.insert(v.addr));
                     let (master, interface, priority, version) = a;
                     let (s2, cs3, preempt, preempt_delay) = b;
                     let advert_int = if version == 2 {
@@ -1136,6 +1361,7 @@ fn instance(idx: usize, scripts: Vec<String>) -> impl Strategy<Value = VrrpInsta
                         accept,
                         garp,
                         dont_track_primary: dtp,
+                        smtp_alert,
                     }
                 },
             )
@@ -1162,13 +1388,14 @@ fn vrrp_conf() -> impl Strategy<Value = VrrpConf> {
                         proptest::collection::vec(proptest::sample::select(track_names), 0..2)
                             .boxed()
                     },
+                    any::<bool>(),
                 ),
                 0..2,
             )
             .prop_map(|gs| {
                 gs.into_iter()
                     .enumerate()
-                    .map(|(k, (instances, n, ts))| SyncGroup {
+                    .map(|(k, (instances, n, ts, tracking_weight))| SyncGroup {
                         name: format!("G{k}"),
                         pos: SourcePos(pos()),
                         instances,
@@ -1180,20 +1407,72 @@ fn vrrp_conf() -> impl Strategy<Value = VrrpConf> {
                             .into_iter()
                             .map(|name| TrackScript { name, weight: None })
                             .collect(),
+                        tracking_weight,
                     })
                     .collect()
             })
             .boxed()
         };
         (Just(global), scripts, insts, groups).prop_map(
-            |(global, scripts, instances, sync_groups)| VrrpConf {
-                global,
-                scripts,
-                instances,
-                sync_groups,
+            |(global, scripts, mut instances, sync_groups)| {
+                keepalived_tracking(&scripts, &mut instances, &sync_groups);
+                VrrpConf {
+                    global,
+                    scripts,
+                    instances,
+                    sync_groups,
+                }
             },
         )
     })
+}
+
+/// Only what keepalived keeps: no `nopreempt` with `state MASTER`; members of a sync group
+/// without `sync_group_tracking_weight`, and address owners, without weighted tracking.
+fn keepalived_tracking(
+    scripts: &[VrrpScript],
+    instances: &mut [VrrpInstance],
+    groups: &[SyncGroup],
+) {
+    let mut fixed = std::collections::HashMap::new();
+    for g in groups {
+        for name in &g.instances {
+            fixed.insert(name.clone(), !g.tracking_weight);
+        }
+    }
+    for i in instances.iter_mut() {
+        if i.state == InitialState::Master {
+            i.preempt = true;
+        }
+        let in_sync = fixed.get(&i.name).copied().unwrap_or(false);
+        if !in_sync && i.priority != 255 {
+            continue;
+        }
+        i.track_interfaces.retain_mut(|t| {
+            let keep = t.weight == 0 || in_sync;
+            t.weight = 0;
+            keep
+        });
+        i.track_scripts.retain(|t| {
+            let script = scripts
+                .iter()
+                .find(|s| s.name == t.name)
+                .map_or(0, |s| s.weight);
+            t.weight.unwrap_or(script) == 0
+        });
+    }
+    for g in groups {
+        let members = || instances.iter().filter(|i| g.instances.contains(&i.name));
+        let master = members().any(|i| i.state == InitialState::Master);
+        let backup = members().any(|i| i.state == InitialState::Backup || i.priority != 255);
+        if master && backup {
+            for i in instances.iter_mut() {
+                if g.instances.contains(&i.name) {
+                    i.state = InitialState::Backup;
+                }
+            }
+        }
+    }
 }
 
 fn connect() -> impl Strategy<Value = Connect> {
@@ -1296,7 +1575,7 @@ fn virtual_server(k: u16) -> impl Strategy<Value = VirtualServer> {
         proptest::sample::select(vec![Protocol::Tcp, Protocol::Udp, Protocol::Sctp]),
         (1u32.., any::<u32>(), proptest::option::of(text())),
         proptest::option::of((any_ip(), any::<u16>()).prop_map(|(i, p)| SocketAddr::new(i, p))),
-        (0u16..3).prop_flat_map(|n| (0..n).map(real_server).collect::<Vec<_>>()),
+        (1u16..3).prop_flat_map(|n| (0..n).map(real_server).collect::<Vec<_>>()),
     )
         .prop_map(
             |(
@@ -1309,8 +1588,45 @@ fn virtual_server(k: u16) -> impl Strategy<Value = VirtualServer> {
                 protocol,
                 (quorum, hysteresis, vh),
                 sorry,
-                real_servers,
+                mut real_servers,
             )| {
+                // Only what keepalived reads back unchanged: ports fitted to the forwarding
+                // method, port-0 services persistent, quorum within the weights, hysteresis
+                // below the quorum, no duplicate real server.
+                let vs_port = match addr {
+                    VsAddr::Socket(a) => Some(a.port()),
+                    VsAddr::Fwmark(_) => None,
+                };
+                for rs in &mut real_servers {
+                    match (vs_port, lb_kind) {
+                        (Some(p), LbKind::Nat) if rs.addr.port() == 0 => rs.addr.set_port(p),
+                        (Some(p), LbKind::Dr | LbKind::Tun) => rs.addr.set_port(p),
+                        (None, LbKind::Dr | LbKind::Tun) => rs.addr.set_port(0),
+                        _ => {}
+                    }
+                }
+                let mut seen = std::collections::HashSet::new();
+                real_servers.retain(|r| seen.insert(r.addr));
+                if real_servers.iter().all(|r| r.weight == 0) {
+                    real_servers[0].weight = 1;
+                }
+                let total: u64 = real_servers.iter().map(|r| u64::from(r.weight)).sum();
+                let quorum = quorum.min(u32::try_from(total).unwrap_or(u32::MAX));
+                let hysteresis = if hysteresis >= quorum {
+                    quorum - 1
+                } else {
+                    hysteresis
+                };
+                let pt = if vs_port == Some(0) {
+                    pt.or(Some(360))
+                } else {
+                    pt
+                };
+                let protocol = if vs_port.is_none() {
+                    Protocol::Udp
+                } else {
+                    protocol
+                };
                 VirtualServer {
                     pos: SourcePos(pos()),
                     addr,

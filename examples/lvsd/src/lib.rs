@@ -54,15 +54,19 @@ pub struct Options {
     pub config: PathBuf,
     /// Print the equivalent ipvsadm commands and exit.
     pub dry_run: bool,
+    /// `-t`: check the configuration, print what was ignored, and exit (keepalived's
+    /// `--config-test`).
+    pub test: bool,
     /// Write the PID here.
     pub pid_file: Option<PathBuf>,
 }
 
 const USAGE: &str = "\
-usage: lvsd [-f FILE] [--dry-run] [--pid FILE]
+usage: lvsd [-f FILE] [-t] [--dry-run] [--pid FILE]
 
   -f, --use-file FILE  keepalived.conf with virtual_server blocks
                        (default /etc/keepalived/keepalived.conf)
+  -t, --config-test    check the configuration and exit (1 if it is refused)
   -d, --dry-run        print the ipvsadm commands for the configuration (all servers
                        healthy) and exit
   -p, --pid FILE       write the PID here
@@ -84,6 +88,7 @@ impl Options {
         let mut o = Self {
             config: PathBuf::from("/etc/keepalived/keepalived.conf"),
             dry_run: false,
+            test: false,
             pid_file: None,
         };
         let mut p = lexopt::Parser::from_args(args);
@@ -92,6 +97,7 @@ impl Options {
                 Short('f') | Long("use-file") => o.config = p.value()?.into(),
                 Short('p') | Long("pid") => o.pid_file = Some(p.value()?.into()),
                 Short('d') | Long("dry-run") => o.dry_run = true,
+                Short('t') | Long("config-test") => o.test = true,
                 // keepalived's -n -l -D and --check: lvsd always runs in the foreground,
                 // logs to stderr and only does the checkers.
                 Short('n' | 'l' | 'D' | 'C') | Long("check") => {}
@@ -176,6 +182,15 @@ pub fn run() -> ExitCode {
         }
     };
     warn(&warnings);
+    if opts.test {
+        eprintln!(
+            "{}: OK ({} virtual server(s), {} warning(s))",
+            opts.config.display(),
+            conf.virtual_servers.len(),
+            warnings.len()
+        );
+        return ExitCode::SUCCESS;
+    }
     let state = State::new(conf);
     if opts.dry_run {
         return match state.desired() {

@@ -85,8 +85,22 @@ fn dry_run_prints_the_ipvsadm_commands() -> TestResult {
          ipvsadm -a -u 10.0.0.1:53 -r 10.0.0.11:53 -m -w 1\n\
          ipvsadm -a -u 10.0.0.1:53 -r 10.0.0.12:53 -m -w 1\n"
     );
-    // A broken file: file and line, exit 1.
+    // A scheduler keepalived does not know: as in keepalived, a warning naming file and line,
+    // and its default scheduler, wlc.
     std::fs::write(&conf, SEED.replace("lb_algo rr", "lb_algo bogus"))?;
+    let out = Command::new(env!("CARGO_BIN_EXE_lvsd"))
+        .args(["--dry-run", "-f"])
+        .arg(&conf)
+        .output()?;
+    assert!(out.status.success(), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("keepalived.conf:") && err.contains("bogus"), "{err}");
+    assert!(
+        String::from_utf8(out.stdout)?.contains("ipvsadm -A -u 10.0.0.1:53 -s wlc\n"),
+        "{err}"
+    );
+    // A broken file: file and line, exit 1.
+    std::fs::write(&conf, SEED.replacen('}', "", 1))?;
     let out = Command::new(env!("CARGO_BIN_EXE_lvsd"))
         .args(["--dry-run", "-f"])
         .arg(&conf)
@@ -144,6 +158,41 @@ fn options_parse() {
         .unwrap_or_else(|e| panic!("{e}"))
         .expect("not --help");
     assert_eq!(o.config, std::path::PathBuf::from("/y.conf"));
+    assert!(!o.test);
+    // keepalived's habit: `-t -f FILE`.
+    let o = Options::parse(["-t", "-f", "/z.conf"])
+        .unwrap_or_else(|e| panic!("{e}"))
+        .expect("not --help");
+    assert!(o.test && !o.dry_run);
+    assert_eq!(o.config, std::path::PathBuf::from("/z.conf"));
+}
+
+/// `lvsd -t -f FILE` on the LVS director's configuration of the classic LVS + keepalived set-up,
+/// verbatim: accepted with keepalived's warnings (port 0 service, real server ports reset,
+/// unknown TCP_CHECK keywords), exit 0; a broken file: exit 1 with file and line.
+#[test]
+fn config_test_reads_the_director_configuration() -> TestResult {
+    let conf = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../keepalived-conf/tests/data/keepalived_diff/seed_lvs_director.conf");
+    let out = Command::new(env!("CARGO_BIN_EXE_lvsd"))
+        .args(["-t", "-f"])
+        .arg(&conf)
+        .output()?;
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("OK (1 virtual server(s), 6 warning(s))"), "{err}");
+    assert!(err.contains("unknown keyword `nb_get_retry` in TCP_CHECK"), "{err}");
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("lvsd-t");
+    std::fs::create_dir_all(&dir)?;
+    let broken = dir.join("broken.conf");
+    std::fs::write(&broken, "virtual_server 10.0.0.1 80 {\n")?;
+    let out = Command::new(env!("CARGO_BIN_EXE_lvsd"))
+        .args(["-t", "-f"])
+        .arg(&broken)
+        .output()?;
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("broken.conf:1:"));
+    Ok(())
 }
 
 /// A tiny HTTP server answering `status` to everything, counting connections.

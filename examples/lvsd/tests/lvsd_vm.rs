@@ -46,7 +46,7 @@ virtual_server 10.10.10.10 81 {
     lb_kind DR
     persistence_timeout 30
     protocol TCP
-    real_server 10.10.10.20 9001 {
+    real_server 10.10.10.20 81 {
         weight 3
         inhibit_on_failure
         TCP_CHECK {
@@ -168,7 +168,7 @@ fn lvsd_keeps_ipvs_equal_to_the_config_and_the_health() {
     println!("{t}");
     assert!(t.contains("TCP  10.10.10.10:81 wlc persistent 30"), "{t}");
     // A remote DR real server, checked through connect_ip/connect_port.
-    let dr = line_for(&t, "10.10.10.20:9001", "10.10.10.10:81").unwrap();
+    let dr = line_for(&t, "10.10.10.20:81", "10.10.10.10:81").unwrap();
     assert!(
         dr.contains("Route") && dr.split_whitespace().nth(3) == Some("3"),
         "{dr}"
@@ -194,7 +194,7 @@ fn lvsd_keeps_ipvs_equal_to_the_config_and_the_health() {
     drop(rs1);
     wait_table("rs1 failed", Duration::from_secs(10), |t| {
         line_for(t, "10.10.10.10:9001", "10.10.10.10:80").is_none()
-            && line_for(t, "10.10.10.20:9001", "10.10.10.10:81")
+            && line_for(t, "10.10.10.20:81", "10.10.10.10:81")
                 .is_some_and(|l| l.split_whitespace().nth(3) == Some("0"))
     });
     for _ in 0..4 {
