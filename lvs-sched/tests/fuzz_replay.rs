@@ -21,13 +21,14 @@ fn replay_fixed_inputs() {
 #[test]
 fn replay_seed_corpus() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/seeds/sched_ops");
-    let Ok(entries) = std::fs::read_dir(&dir) else {
-        return;
-    };
-    for e in entries.flatten() {
-        let data = std::fs::read(e.path()).unwrap();
+    let entries = std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+    let mut n = 0;
+    for e in entries {
+        let data = std::fs::read(e.unwrap().path()).unwrap();
         lvs_sched::fuzzing::run_ops(&data);
+        n += 1;
     }
+    assert!(n > 0, "no seeds in {}", dir.display());
 }
 
 /// Pseudo-random byte strings through the fuzz target's function (a short fuzz run without
