@@ -849,6 +849,26 @@ pub(crate) fn ip_arg(node: &Node, i: usize) -> Result<std::net::IpAddr, ConfErro
         .map_err(|_| bad_value(node, s, "an IPv4 or IPv6 address"))
 }
 
+/// keepalived's booleans: `true`/`on`/`yes`, `false`/`off`/`no` (lower case only); no
+/// argument is true. Anything else is warned about and the keyword ignored (`None`).
+pub(crate) fn bool_arg(n: &Node, ctx: &mut Ctx) -> Option<bool> {
+    ctx.max_args(n, 1);
+    match n.args.first().map(String::as_str) {
+        None | Some("true" | "on" | "yes") => Some(true),
+        Some("false" | "off" | "no") => Some(false),
+        Some(other) => {
+            ctx.warn(
+                &n.pos,
+                format!(
+                    "`{}`: invalid value `{other}` (true/on/yes or false/off/no); ignored",
+                    n.keyword
+                ),
+            );
+            None
+        }
+    }
+}
+
 /// The rest of the line as one command string (`notify_master /bin/x arg`).
 pub(crate) fn command_arg(node: &Node) -> Result<String, ConfError> {
     if node.args.is_empty() {

@@ -9,9 +9,10 @@ use std::time::Duration;
 use super::render::{close, line, open, opt_line};
 use super::vrrp::{LVS_TOP, OTHER_TOP, VRRP_TOP};
 use super::{
-    ConfError, Ctx, Node, Options, Pos, SourcePos, Warning, arg, bad_value, block, command_arg,
-    fmt_secs, int_arg, ip_arg, narrow, parse_tree, parse_tree_str, secs_arg,
+    ConfError, Ctx, Node, Options, Pos, SourcePos, Warning, arg, bad_value, block, bool_arg,
+    command_arg, fmt_secs, int_arg, ip_arg, narrow, parse_tree, parse_tree_str, secs_arg,
 };
+use crate::GlobalDefs;
 
 const SECS_DAY: Duration = Duration::from_secs(86_400);
 
@@ -155,6 +156,22 @@ pub struct RealServer {
     pub notify_up: Option<String>,
     /// `notify_down`.
     pub notify_down: Option<String>,
+    /// `smtp_alert [BOOL]` as written (unset: `None`); [`RealServer::smtp_alert`] resolves it.
+    pub smtp_alert: Option<bool>,
+}
+
+impl RealServer {
+    /// Whether this real server going up or down is mailed, as keepalived resolves it: its
+    /// `smtp_alert`, else `smtp_alert_checker`, else `smtp_alert` of `global_defs`, else yes
+    /// (keepalived's default for real servers, unlike that of virtual servers and VRRP
+    /// instances).
+    #[must_use]
+    pub fn smtp_alert(&self, global: &GlobalDefs) -> bool {
+        self.smtp_alert
+            .or(global.smtp.alert_checker)
+            .or(global.smtp.alert)
+            .unwrap_or(true)
+    }
 }
 
 /// `virtual_server IP PORT { ... }` or `virtual_server fwmark N { ... }`.
@@ -186,8 +203,24 @@ pub struct VirtualServer {
     pub virtualhost: Option<String>,
     /// `sorry_server IP PORT`.
     pub sorry_server: Option<SocketAddr>,
+    /// `smtp_alert [BOOL]` as written (unset: `None`); [`VirtualServer::smtp_alert`] resolves
+    /// it.
+    pub smtp_alert: Option<bool>,
     /// The real servers.
     pub real_servers: Vec<RealServer>,
+}
+
+impl VirtualServer {
+    /// Whether this virtual server's own events (its quorum) are mailed, as keepalived
+    /// resolves it: its `smtp_alert`, else `smtp_alert_checker`, else `smtp_alert` of
+    /// `global_defs`, else no.
+    #[must_use]
+    pub fn smtp_alert(&self, global: &GlobalDefs) -> bool {
+        self.smtp_alert
+            .or(global.smtp.alert_checker)
+            .or(global.smtp.alert)
+            .unwrap_or(false)
+    }
 }
 
 /// Reads the LVS configuration of `path` and its includes.
@@ -310,6 +343,7 @@ fn virtual_server(node: &Node, ctx: &mut Ctx) -> Result<Option<VirtualServer>, C
         hysteresis: 0,
         virtualhost: None,
         sorry_server: None,
+        smtp_alert: None,
         real_servers: Vec::new(),
     };
     let mut seen: HashMap<SocketAddr, Pos> = HashMap::new();
@@ -365,6 +399,11 @@ fn virtual_server(node: &Node, ctx: &mut Ctx) -> Result<Option<VirtualServer>, C
                 "hysteresis" => vs.hysteresis = u32_arg(n, 0, 0)?,
                 "virtualhost" => vs.virtualhost = Some(arg(n, 0, "a host name")?.to_string()),
                 "sorry_server" => vs.sorry_server = Some(socket_args(n, 0)?),
+                "smtp_alert" => {
+                    if let Some(b) = bool_arg(n, ctx) {
+                        vs.smtp_alert = Some(b);
+                    }
+                }
                 "real_server" => {
                     let rs = real_server(n, ctx)?;
                     // keepalived keeps the first of two identical real servers.
@@ -394,7 +433,6 @@ fn virtual_server(node: &Node, ctx: &mut Ctx) -> Result<Option<VirtualServer>, C
                 | "delay_before_retry"
                 | "warmup"
                 | "inhibit_on_failure"
-                | "smtp_alert"
                 | "virtualhost_name"
                 | "lvs_method"
                 | "lvs_sched"
@@ -551,6 +589,7 @@ fn real_server(node: &Node, ctx: &mut Ctx) -> Result<RealServer, ConfError> {
         checks: Vec::new(),
         notify_up: None,
         notify_down: None,
+        smtp_alert: None,
     };
     for n in block(node)? {
         // keepalived ignores a line whose value it cannot use, with a message.
@@ -563,6 +602,11 @@ fn real_server(node: &Node, ctx: &mut Ctx) -> Result<RealServer, ConfError> {
                 "inhibit_on_failure" => rs.inhibit_on_failure = true,
                 "notify_up" => rs.notify_up = Some(command_arg(n)?),
                 "notify_down" => rs.notify_down = Some(command_arg(n)?),
+                "smtp_alert" => {
+                    if let Some(b) = bool_arg(n, ctx) {
+                        rs.smtp_alert = Some(b);
+                    }
+                }
                 "TCP_CHECK" => rs.checks.push(Check::Tcp(connect_block(n, ctx, false)?.0)),
                 "HTTP_GET" => {
                     let (connect, urls) = connect_block(n, ctx, true)?;
@@ -581,8 +625,8 @@ fn real_server(node: &Node, ctx: &mut Ctx) -> Result<RealServer, ConfError> {
                     &n.pos,
                     format!("`{}` is not supported; this checker is ignored", n.keyword),
                 ),
-                "uthreshold" | "lthreshold" | "alpha" | "omega" | "delay_loop" | "smtp_alert"
-                | "virtualhost" | "retry" | "delay_before_retry" | "warmup" => ctx.unsupported(n),
+                "uthreshold" | "lthreshold" | "alpha" | "omega" | "delay_loop" | "virtualhost"
+                | "retry" | "delay_before_retry" | "warmup" => ctx.unsupported(n),
                 _ => ctx.unknown(n, "real_server"),
             }
             Ok(())
@@ -726,6 +770,9 @@ impl fmt::Display for RealServer {
         }
         opt_line(f, 2, "notify_up", self.notify_up.as_deref())?;
         opt_line(f, 2, "notify_down", self.notify_down.as_deref())?;
+        if let Some(b) = self.smtp_alert {
+            line(f, 2, "smtp_alert", &[if b { "true" } else { "false" }])?;
+        }
         close(f, 1)
     }
 }
@@ -785,6 +832,9 @@ impl fmt::Display for VirtualServer {
                 "sorry_server",
                 &[&s.ip().to_string(), &s.port().to_string()],
             )?;
+        }
+        if let Some(b) = self.smtp_alert {
+            line(f, 1, "smtp_alert", &[if b { "true" } else { "false" }])?;
         }
         for rs in &self.real_servers {
             rs.fmt(f)?;

@@ -10,8 +10,8 @@ use vrrp_proto::Announce;
 use vrrp_proto::wire::AddrFamily;
 
 use super::{
-    ConfError, Ctx, Node, Options, Pos, SourcePos, Warning, arg, bad_value, block, command_arg,
-    int_arg, ip_arg, narrow, out_of_range, parse_tree, parse_tree_str, secs_arg,
+    ConfError, Ctx, Node, Options, Pos, SourcePos, Warning, arg, bad_value, block, bool_arg,
+    command_arg, int_arg, ip_arg, narrow, out_of_range, parse_tree, parse_tree_str, secs_arg,
 };
 
 /// Top-level keywords the LVS layer handles; the VRRP layer skips them silently.
@@ -98,7 +98,7 @@ pub struct GlobalDefs {
 pub struct SmtpSettings {
     /// `notification_email { ... }`: the recipients, every word of the block (none: no mail).
     pub to: Vec<String>,
-    /// `notification_email_from` (keepalived: `keepalived@` and the host name).
+    /// `notification_email_from` (keepalived: the user it runs as, `@` and the host name).
     pub from: Option<String>,
     /// `smtp_server HOST [PORT]` (none: no mail).
     pub server: Option<SmtpServer>,
@@ -781,26 +781,6 @@ fn advert_int(d: Duration, pos: &Pos, version: u8, ctx: &mut Ctx) -> Duration {
         );
     }
     out
-}
-
-/// keepalived's booleans: `true`/`on`/`yes`, `false`/`off`/`no` (lower case only); no
-/// argument is true. Anything else is warned about and the keyword ignored (`None`).
-pub(crate) fn bool_arg(n: &Node, ctx: &mut Ctx) -> Option<bool> {
-    ctx.max_args(n, 1);
-    match n.args.first().map(String::as_str) {
-        None | Some("true" | "on" | "yes") => Some(true),
-        Some("false" | "off" | "no") => Some(false),
-        Some(other) => {
-            ctx.warn(
-                &n.pos,
-                format!(
-                    "`{}`: invalid value `{other}` (true/on/yes or false/off/no); ignored",
-                    n.keyword
-                ),
-            );
-            None
-        }
-    }
 }
 
 fn global_defs(node: &Node, g: &mut GlobalDefs, ctx: &mut Ctx) -> Result<(), ConfError> {

@@ -884,6 +884,67 @@ fn include_depth_limit_and_unreadable() {
 // ---------------------------------------------------------------------------------------------
 // LVS
 
+/// `smtp_alert` of virtual and real servers, resolved as keepalived 2.2.7's
+/// `validate_check_config` does: own value, `smtp_alert_checker`, `smtp_alert`, then yes for a
+/// real server and no for a virtual server.
+#[test]
+fn lvs_smtp_alert() {
+    let conf = |global: &str, vs_line: &str, rs_line: &str| {
+        let text = format!(
+            "global_defs {{\n{global}\n}}\nvirtual_server 10.0.0.1 80 {{\n    protocol TCP\n    \
+             lb_algo rr\n    lb_kind NAT\n{vs_line}\n    real_server 10.0.0.9 80 {{\n{rs_line}\n    \
+             }}\n}}\n"
+        );
+        let (lvs, w) = parse_lvs_str(&text, "t.conf").unwrap();
+        let (vrrp, _) = parse_vrrp_str(&text, "t.conf").unwrap();
+        let vs = lvs.virtual_servers[0].clone();
+        assert_eq!(parse_lvs_str(&lvs.to_string(), "r.conf").unwrap().0, lvs);
+        (
+            vs.smtp_alert(&vrrp.global),
+            vs.real_servers[0].smtp_alert(&vrrp.global),
+            vs,
+            warnings(&w),
+        )
+    };
+    let (v, r, vs, w) = conf("", "", "");
+    assert_eq!((v, r), (false, true));
+    assert_eq!((vs.smtp_alert, vs.real_servers[0].smtp_alert), (None, None));
+    assert!(w.is_empty(), "{w:?}");
+    let (v, r, ..) = conf(" smtp_alert off", "", "");
+    assert_eq!((v, r), (false, false));
+    let (v, r, ..) = conf(" smtp_alert", "", "");
+    assert_eq!((v, r), (true, true));
+    let (v, r, ..) = conf(" smtp_alert on\n smtp_alert_checker no", "", "");
+    assert_eq!((v, r), (false, false));
+    // smtp_alert_vrrp is for VRRP instances only.
+    let (v, r, ..) = conf(" smtp_alert_vrrp no", "", "");
+    assert_eq!((v, r), (false, true));
+    let (v, r, vs, _) = conf(
+        " smtp_alert_checker no",
+        "    smtp_alert",
+        "        smtp_alert yes",
+    );
+    assert_eq!((v, r), (true, true));
+    assert_eq!(
+        (vs.smtp_alert, vs.real_servers[0].smtp_alert),
+        (Some(true), Some(true))
+    );
+    let (v, r, ..) = conf(
+        " smtp_alert",
+        "    smtp_alert false",
+        "        smtp_alert off",
+    );
+    assert_eq!((v, r), (false, false));
+    // keepalived's booleans only: anything else is warned about and ignored.
+    let (_, r, vs, w) = conf(" smtp_alert no", "", "        smtp_alert maybe");
+    assert!(!r);
+    assert_eq!(vs.real_servers[0].smtp_alert, None);
+    assert_eq!(
+        w,
+        ["t.conf:10:9: `smtp_alert`: invalid value `maybe` (true/on/yes or false/off/no); ignored"]
+    );
+}
+
 #[test]
 fn lvs_full_and_errors() {
     let text = r#"
@@ -1530,16 +1591,20 @@ fn real_server(k: u16) -> impl Strategy<Value = RealServer> {
         proptest::collection::vec(check(), 0..3),
         proptest::option::of(text()),
         proptest::option::of(text()),
+        proptest::option::of(any::<bool>()),
     )
-        .prop_map(move |(ip, weight, inhibit, checks, up, down)| RealServer {
-            pos: SourcePos(pos()),
-            addr: SocketAddr::new(ip, k),
-            weight,
-            inhibit_on_failure: inhibit,
-            checks,
-            notify_up: up,
-            notify_down: down,
-        })
+        .prop_map(
+            move |(ip, weight, inhibit, checks, up, down, smtp)| RealServer {
+                pos: SourcePos(pos()),
+                addr: SocketAddr::new(ip, k),
+                weight,
+                inhibit_on_failure: inhibit,
+                checks,
+                notify_up: up,
+                notify_down: down,
+                smtp_alert: smtp,
+            },
+        )
 }
 
 fn virtual_server(k: u16) -> impl Strategy<Value = VirtualServer> {
@@ -1573,7 +1638,12 @@ fn virtual_server(k: u16) -> impl Strategy<Value = VirtualServer> {
             (1u8..=128).prop_map(Granularity::Prefix)
         ]),
         proptest::sample::select(vec![Protocol::Tcp, Protocol::Udp, Protocol::Sctp]),
-        (1u32.., any::<u32>(), proptest::option::of(text())),
+        (
+            1u32..,
+            any::<u32>(),
+            proptest::option::of(text()),
+            proptest::option::of(any::<bool>()),
+        ),
         proptest::option::of((any_ip(), any::<u16>()).prop_map(|(i, p)| SocketAddr::new(i, p))),
         (1u16..3).prop_flat_map(|n| (0..n).map(real_server).collect::<Vec<_>>()),
     )
@@ -1586,7 +1656,7 @@ fn virtual_server(k: u16) -> impl Strategy<Value = VirtualServer> {
                 pt,
                 pg,
                 protocol,
-                (quorum, hysteresis, vh),
+                (quorum, hysteresis, vh, smtp_alert),
                 sorry,
                 mut real_servers,
             )| {
@@ -1640,6 +1710,7 @@ fn virtual_server(k: u16) -> impl Strategy<Value = VirtualServer> {
                     hysteresis,
                     virtualhost: vh,
                     sorry_server: sorry,
+                    smtp_alert,
                     real_servers,
                 }
             },
