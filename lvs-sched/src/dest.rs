@@ -173,7 +173,15 @@ impl Dest {
     }
 }
 
-/// The destinations of one virtual service, in list order (ties go to the first).
+/// The destinations of one virtual service.
+///
+/// Two orders are kept. Ids ([`DestSet::iter`], [`DestId`]) count up in the order of
+/// addition: the order of nginx's `server` lines, which the nginx balancers walk. The IPVS
+/// schedulers walk the kernel's list ([`DestSet::ipvs_iter`]): `ipvsadm -a` adds a destination
+/// at the head of the service's list (`list_add_rcu` in `__ip_vs_update_dest`), so the last
+/// one added comes first; an edit (`ipvsadm -e`) keeps its place; a deleted destination leaves
+/// the list, and adding it back ([`crate::Service::set_available`] with `true`) puts it at the
+/// head again. Ties of the IPVS schedulers go to the first destination in that list.
 ///
 /// nginx `round_robin` may keep the peers' smooth-WRR `current_weight` lazily while its
 /// cycle cache is in use (see [`crate::nginx::round_robin`]): every mutable access
@@ -184,6 +192,10 @@ impl Dest {
 #[derive(Clone, Debug, Default)]
 pub struct DestSet {
     dests: Vec<Dest>,
+    /// The kernel's list, tail first (the head is the last element), as ids.
+    rev: Vec<usize>,
+    /// For each id, its index in `rev`.
+    rev_pos: Vec<usize>,
     /// Bumped by every public mutable access, so that schedulers keeping derived state
     /// notice changes they were not told about.
     generation: u64,
@@ -193,6 +205,9 @@ pub struct DestSet {
 
 impl PartialEq for DestSet {
     fn eq(&self, other: &Self) -> bool {
+        if self.rev != other.rev {
+            return false;
+        }
         if self.swrr.is_none() && other.swrr.is_none() {
             return self.dests == other.dests;
         }
@@ -211,16 +226,62 @@ impl DestSet {
     pub const fn new() -> Self {
         Self {
             dests: Vec::new(),
+            rev: Vec::new(),
+            rev_pos: Vec::new(),
             generation: 0,
             swrr: None,
         }
     }
-    /// Append a destination (the kernel adds at the tail) and return its id.
+    /// Add a destination and return its id: the next id (nginx's order of `server` lines),
+    /// and the head of the kernel's list (`ipvsadm -a` puts a new destination first).
     pub fn push(&mut self, dest: Dest) -> DestId {
         self.sync_nginx_state();
         self.generation = self.generation.wrapping_add(1);
+        let id = self.dests.len();
         self.dests.push(dest);
-        DestId(self.dests.len() - 1)
+        self.rev_pos.push(self.rev.len());
+        self.rev.push(id);
+        DestId(id)
+    }
+    /// Move `id` to the head of the kernel's list, where `ipvsadm -a` puts a destination
+    /// that is added again after its deletion (the kernel takes it back from its trash,
+    /// counters and all). Ids and nginx's order do not change. Returns `false` if `id` is
+    /// unknown.
+    pub fn move_to_head(&mut self, id: DestId) -> bool {
+        let Some(&r) = self.rev_pos.get(id.0) else {
+            return false;
+        };
+        self.generation = self.generation.wrapping_add(1);
+        if r < self.rev.len() {
+            self.rev.remove(r);
+            self.rev.push(id.0);
+            for (k, &i) in self.rev.iter().enumerate().skip(r) {
+                if let Some(p) = self.rev_pos.get_mut(i) {
+                    *p = k;
+                }
+            }
+        }
+        true
+    }
+    /// All destinations in the kernel's list order, head first (the order the IPVS
+    /// schedulers walk; see the type's documentation).
+    pub fn ipvs_iter(&self) -> impl DoubleEndedIterator<Item = (DestId, &Dest)> + '_ {
+        self.rev
+            .iter()
+            .rev()
+            .filter_map(|&i| self.dests.get(i).map(|d| (DestId(i), d)))
+    }
+    /// The place of `id` in the kernel's list (0 = head), if it exists.
+    #[must_use]
+    pub fn ipvs_position(&self, id: DestId) -> Option<usize> {
+        let r = *self.rev_pos.get(id.0)?;
+        self.rev.len().checked_sub(r + 1)
+    }
+    /// The id at place `pos` of the kernel's list (0 = head).
+    #[must_use]
+    pub fn ipvs_at(&self, pos: usize) -> Option<DestId> {
+        let r = self.rev.len().checked_sub(pos + 1)?;
+        self.rev.get(r).map(|&i| DestId(i))
     }
     /// Number of destinations (available or not).
     #[must_use]
@@ -245,7 +306,8 @@ impl DestSet {
         self.generation = self.generation.wrapping_add(1);
         self.dests.get_mut(id.0)
     }
-    /// All destinations with their ids, in list order.
+    /// All destinations with their ids, in id order (the order of addition, nginx's order;
+    /// the IPVS schedulers walk [`DestSet::ipvs_iter`]).
     pub fn iter(&self) -> impl Iterator<Item = (DestId, &Dest)> + '_ {
         self.dests.iter().enumerate().map(|(i, d)| (DestId(i), d))
     }

@@ -84,7 +84,8 @@ impl Service {
         self.sched.kind()
     }
 
-    /// Add a destination at the tail of the list (`ipvsadm -a`).
+    /// Add a destination (`ipvsadm -a`): the next id, at the head of the kernel's list (see
+    /// [`DestSet`]).
     pub fn add_dest(&mut self, dest: Dest) -> DestId {
         let id = self.dests.push(dest);
         self.sched.rebuild(&self.dests);
@@ -122,9 +123,28 @@ impl Service {
         })
     }
 
-    /// Mark a destination in or out of service (health check result, or deletion).
+    /// Mark a destination in or out of service (health check result, or deletion):
+    /// `false` is `ipvsadm -d` (the kernel's `del_dest`); `true` for a destination that was
+    /// out is `ipvsadm -a` of the same address, which the kernel takes back from its trash
+    /// with its connection counters and puts at the head of the list (`add_dest`). Setting
+    /// the state it already has changes nothing. Returns `false` if `id` is unknown.
     pub fn set_available(&mut self, id: DestId, available: bool) -> bool {
-        self.edit(id, |d| d.available = available)
+        let Some(was) = self.dests.get(id).map(Dest::is_available) else {
+            return false;
+        };
+        if was == available {
+            return true;
+        }
+        if available {
+            if let Some(d) = self.dests.get_mut_edit(id) {
+                d.available = true;
+            }
+            self.dests.move_to_head(id);
+            self.sched.rebuild(&self.dests);
+            true
+        } else {
+            self.edit(id, |d| d.available = false)
+        }
     }
 
     /// Set the upper and lower connection thresholds (`-x`, `-y`); as the kernel does, the

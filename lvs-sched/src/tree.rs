@@ -1,11 +1,12 @@
-//! A segment tree over destination index that keeps the "best" eligible destination, with
-//! ties going to the lowest index (the kernel's first-in-list rule). O(log n) per change, O(1)
+//! A segment tree over the kernel's list positions that keeps the "best" eligible
+//! destination, with ties going to the first in the list (the kernel's scan order). O(log n) per change, O(1)
 //! per query.
 
 use alloc::vec;
 use alloc::vec::Vec;
 
 use crate::dest::Dest;
+use crate::{DestId, DestSet};
 
 /// Which least-connection rule the tree orders by.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -83,12 +84,13 @@ impl LeastTree {
         }
     }
 
-    pub(crate) fn rebuild(&mut self, dests: &[Dest]) {
+    /// Leaves are list positions (0 = head); each holds the destination's id.
+    pub(crate) fn rebuild(&mut self, dests: &DestSet) {
         let cap = dests.len().next_power_of_two().max(1);
         self.cap = cap;
         self.nodes = vec![None; 2 * cap];
-        for (i, d) in dests.iter().enumerate() {
-            if let Some(n) = self.nodes.get_mut(cap + i) {
+        for (pos, (DestId(i), d)) in dests.ipvs_iter().enumerate() {
+            if let Some(n) = self.nodes.get_mut(cap + pos) {
                 *n = self.rule.key(d).map(|k| (k, i));
             }
         }
@@ -102,17 +104,20 @@ impl LeastTree {
         }
     }
 
-    pub(crate) fn update(&mut self, dests: &[Dest], idx: usize) {
-        if idx >= self.cap || dests.len() > self.cap {
+    pub(crate) fn update(&mut self, dests: &DestSet, id: DestId) {
+        let Some(pos) = dests.ipvs_position(id) else {
+            return;
+        };
+        if pos >= self.cap || dests.len() > self.cap {
             self.rebuild(dests);
             return;
         }
-        let Some(d) = dests.get(idx) else {
+        let Some(d) = dests.get(id) else {
             return;
         };
-        let mut i = self.cap + idx;
+        let mut i = self.cap + pos;
         if let Some(n) = self.nodes.get_mut(i) {
-            *n = self.rule.key(d).map(|k| (k, idx));
+            *n = self.rule.key(d).map(|k| (k, id.0));
         }
         while i > 1 {
             i /= 2;

@@ -87,12 +87,12 @@ fn lookup_uses_an_expired_entry_until_the_full_check() {
     svc.add_dest(Dest::new(SocketAddr::new(v4(0x0a09_0001), 80), 1));
     svc.add_dest(Dest::new(SocketAddr::new(v4(0x0a09_0002), 80), 1));
     let a = flow_to(v4(0x0a00_0001));
-    assert_eq!(svc.schedule(&a, s(1)), Some(D0));
-    svc.conn_opened(D0); // wlc would now pick D1; lblc keeps D0 (1 > 1 is false)
+    assert_eq!(svc.schedule(&a, s(1)), Some(D1));
+    svc.conn_opened(D1); // wlc would now pick D0; lblc keeps D1 (1 > 1 is false)
     // 999 s idle, expiration 100 s, but the first full check is only at 1800 s.
-    assert_eq!(svc.schedule(&a, s(1000)), Some(D0));
+    assert_eq!(svc.schedule(&a, s(1000)), Some(D1));
     // The full check at 1800 s: lastuse 1000 s + 100 s <= 1800 s, dropped.
-    assert_eq!(svc.schedule(&a, s(1801)), Some(D1));
+    assert_eq!(svc.schedule(&a, s(1801)), Some(D0));
 }
 
 /// Firings at 60 s, 120 s, ...; counter 1 at creation, +1 per quiet firing; the 30th
@@ -229,9 +229,9 @@ fn lblcr_entries_expire_by_the_timer_only() {
     let mut l = Lblcr::with_table_bits(Duration::from_secs(100), Instant::ZERO, 10);
     l.rebuild(&set);
     let a = v4(0x0a00_0001);
-    assert_eq!(l.schedule(&mut set, &flow_to(a), s(1)), Some(D0));
-    assert_eq!(l.schedule(&mut set, &flow_to(a), s(1000)), Some(D0));
-    assert_eq!(l.replicas(a), Some(vec![D0]));
+    assert_eq!(l.schedule(&mut set, &flow_to(a), s(1)), Some(D1));
+    assert_eq!(l.schedule(&mut set, &flow_to(a), s(1000)), Some(D1));
+    assert_eq!(l.replicas(a), Some(vec![D1]));
     l.tick(s(1799));
     assert_eq!(l.len(), 1);
     l.tick(s(1800)); // lastuse 1000 s + 100 s <= 1800 s
@@ -240,10 +240,10 @@ fn lblcr_entries_expire_by_the_timer_only() {
     let mut svc = Service::new(K::Lblcr, config);
     svc.add_dest(Dest::new(SocketAddr::new(v4(0x0a09_0001), 80), 1));
     svc.add_dest(Dest::new(SocketAddr::new(v4(0x0a09_0002), 80), 1));
-    assert_eq!(svc.schedule(&flow_to(a), s(1)), Some(D0));
-    svc.conn_opened(D0);
-    assert_eq!(svc.schedule(&flow_to(a), s(1000)), Some(D0));
-    assert_eq!(svc.schedule(&flow_to(a), s(1801)), Some(D1));
+    assert_eq!(svc.schedule(&flow_to(a), s(1)), Some(D1));
+    svc.conn_opened(D1);
+    assert_eq!(svc.schedule(&flow_to(a), s(1000)), Some(D1));
+    assert_eq!(svc.schedule(&flow_to(a), s(1801)), Some(D0));
 }
 
 /// `created` sets the timer's phase.

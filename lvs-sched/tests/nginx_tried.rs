@@ -181,9 +181,9 @@ fn random_skips_tried() {
 fn ipvs_schedule_next_is_schedule() {
     let mut s = service(K::Rr, &[1, 1]);
     let mut t = Tried::new();
-    assert_eq!(s.schedule_next(&flow(0), T0, &mut t), Some(D0));
-    assert!(t.contains(D0));
     assert_eq!(s.schedule_next(&flow(0), T0, &mut t), Some(D1));
+    assert!(t.contains(D1));
+    assert_eq!(s.schedule_next(&flow(0), T0, &mut t), Some(D0));
 }
 
 fn build(kind: K, peers: &[(u32, bool, bool, bool)], seed: u64) -> Service {

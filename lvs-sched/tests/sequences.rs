@@ -28,20 +28,22 @@ fn wrr_4_3_2_kernel_order() {
                 .map_or(usize::MAX, |d| d.0)
         })
         .collect();
-    assert_eq!(letters(&seq), "aababcabcaababcabc");
+    // The kernel's list is c, b, a (each add goes to the head): cw 4 → a; cw 3 → b, a;
+    // cw 2 → c, b, a; cw 1 → c, b, a.
+    assert_eq!(letters(&seq), "abacbacbaabacbacba");
     // Added one by one (ipvsadm -a each time: ip_vs_wrr_dest_changed after every add): the
     // first add leaves di = 4, mw = cw = 1, and later adds keep cw = 1, so the kernel starts
-    // with a full weight-1 pass.
+    // with a full weight-1 pass over c, b, a.
     let mut s = service(K::Wrr, &[4, 3, 2]);
-    assert_eq!(letters(&picks(&mut s, 18)), "abcaababcabcaababc");
+    assert_eq!(letters(&picks(&mut s, 18)), "cbaabacbacbaabacba");
 }
 
 #[test]
 fn wrr_gcd_stepping() {
     // Added one by one: after the second add di = 2, mw = 3 and cw = (1 / 2) * 2 + 1 = 1:
-    // cw 1 → a, b; then cw 3 → a; cw 1 → a, b.
+    // The list is b, a: cw 1 → b, a; then cw 3 → a; cw 1 → b, a.
     let mut s = service(K::Wrr, &[4, 2]);
-    assert_eq!(letters(&picks(&mut s, 6)), "abaaba");
+    assert_eq!(letters(&picks(&mut s, 6)), "baabaa");
 }
 
 #[test]
@@ -49,7 +51,8 @@ fn rr_skips_quiesced_and_overloaded() {
     let mut s = service(K::Rr, &[1, 0, 5, 1]);
     s.set_thresholds(DestId(3), 1, 0);
     s.conn_opened(DestId(3));
-    assert_eq!(letters(&picks(&mut s, 4)), "acac");
+    // The list is d, c, b, a: d overloaded, b quiesced.
+    assert_eq!(letters(&picks(&mut s, 4)), "caca");
 }
 
 #[test]
@@ -93,8 +96,8 @@ fn wlc_cross_multiplication() {
     s.conn_opened(D1);
     s.conn_opened(D1); // 512/3
     assert_eq!(s.schedule(&flow(0), Instant::ZERO), Some(D1));
-    s.conn_opened(D1); // 768/3 == 256/1 → tie, first wins
-    assert_eq!(s.schedule(&flow(0), Instant::ZERO), Some(D0));
+    s.conn_opened(D1); // 768/3 == 256/1 → tie, the first in the list (b, added last) wins
+    assert_eq!(s.schedule(&flow(0), Instant::ZERO), Some(D1));
 }
 
 #[test]
@@ -111,7 +114,8 @@ fn sed_and_nq() {
 #[test]
 fn fo_and_ovf() {
     let mut fo = service(K::Fo, &[2, 5, 5]);
-    assert_eq!(fo.schedule(&flow(0), Instant::ZERO), Some(D1));
+    // Ties of the highest weight go to the first in the list: c, added last.
+    assert_eq!(fo.schedule(&flow(0), Instant::ZERO), Some(D2));
     let mut ovf = service(K::Ovf, &[3, 2]);
     for _ in 0..3 {
         assert_eq!(ovf.schedule(&flow(0), Instant::ZERO), Some(D0));
@@ -125,23 +129,25 @@ fn fo_and_ovf() {
 #[test]
 fn dh_buckets_by_destination_address() {
     // Current kernels: hash_32(0x0a000001, 8) = (0x0a000001 * 0x61C88647 mod 2^32) >> 24 =
-    // 0x27 (odd) → dest 1; 10.0.0.5 → 0xae (even) → dest 0. (The multiplicative hash of
+    // 0x27 (odd) → the second in the kernel's list, dest 0 (added first); 10.0.0.5 → 0xae
+    // (even) → the list head, dest 1 (added last). (The multiplicative hash of
     // older kernels, `(x * 2654435761) & 255`, gave 0xb1 for 10.0.0.1.)
     assert_eq!(dh::hashkey(v4(10, 0, 0, 1, 0).ip()), 0x27);
     assert_eq!(dh::hashkey(v4(10, 0, 0, 5, 0).ip()), 0xae);
     let mut s = service(K::Dh, &[1, 1]);
     let f = |d| Flow::tcp(v4(1, 2, 3, 4, 5), v4(10, 0, 0, d, 80));
-    assert_eq!(s.schedule(&f(1), Instant::ZERO), Some(D1));
-    assert_eq!(s.schedule(&f(5), Instant::ZERO), Some(D0));
+    assert_eq!(s.schedule(&f(1), Instant::ZERO), Some(D0));
+    assert_eq!(s.schedule(&f(5), Instant::ZERO), Some(D1));
 }
 
 #[test]
 fn sh_weighted_buckets_and_fallback() {
-    // hash_32(0x0a000001, 8) = 0x27 = 39; weights 3,1 → buckets aaab aaab ...: 39 % 4 = 3 → b.
+    // hash_32(0x0a000001, 8) = 0x27 = 39; weights 3,1 → the list is b, a (last added first), buckets baaa baaa ...:
+    // 39 % 4 = 3 → a.
     assert_eq!(sh::hashkey(v4(10, 0, 0, 1, 0).ip(), 0, 0), 39);
     let client = Flow::tcp(v4(10, 0, 0, 1, 1234), v4(192, 0, 2, 1, 80));
     let mut s = service(K::Sh, &[3, 1]);
-    assert_eq!(s.schedule(&client, Instant::ZERO), Some(D1));
+    assert_eq!(s.schedule(&client, Instant::ZERO), Some(D0));
     s.set_weight(D1, 0); // table rebuilt: weight-0 dest keeps one bucket per round
     let got = s.schedule(&client, Instant::ZERO);
     assert!(got.is_none() || got == Some(D0));
@@ -158,10 +164,10 @@ fn sh_weighted_buckets_and_fallback() {
     );
     fb.add_dest(Dest::new(v4(10, 0, 0, 1, 80), 1));
     fb.add_dest(Dest::new(v4(10, 0, 0, 2, 80), 1));
-    assert_eq!(fb.schedule(&client, Instant::ZERO), Some(D1));
-    fb.set_thresholds(D1, 1, 0);
-    fb.conn_opened(D1);
     assert_eq!(fb.schedule(&client, Instant::ZERO), Some(D0));
+    fb.set_thresholds(D0, 1, 0);
+    fb.conn_opened(D0);
+    assert_eq!(fb.schedule(&client, Instant::ZERO), Some(D1));
 }
 
 #[test]
@@ -204,28 +210,29 @@ fn mh_table_fills_by_weight_and_quiesce_keeps_table() {
 fn lblc_caches_per_destination_address() {
     let mut s = service(K::Lblc, &[1, 1]);
     let f = Flow::tcp(v4(1, 1, 1, 1, 1), v4(192, 0, 2, 7, 80));
-    assert_eq!(s.schedule(&f, Instant::ZERO), Some(D0));
-    s.conn_opened(D0);
-    assert_eq!(s.schedule(&f, Instant::from_millis(1)), Some(D0)); // cached, though wlc would pick D1
-    s.set_weight(D0, 0);
-    assert_eq!(s.schedule(&f, Instant::from_millis(2)), Some(D1));
-    s.set_weight(D0, 1);
-    // Expired after 24 h of no use: wlc again (D0 has 1 active, D1 none).
-    assert_eq!(s.schedule(&f, Instant::from_secs(2 * 86_400)), Some(D1));
+    assert_eq!(s.schedule(&f, Instant::ZERO), Some(D1));
+    s.conn_opened(D1);
+    assert_eq!(s.schedule(&f, Instant::from_millis(1)), Some(D1)); // cached, though wlc would pick D0
+    s.set_weight(D1, 0);
+    assert_eq!(s.schedule(&f, Instant::from_millis(2)), Some(D0));
+    s.set_weight(D1, 1);
+    // Expired after 24 h of no use: wlc again (D1 has 1 active, D0 none).
+    assert_eq!(s.schedule(&f, Instant::from_secs(2 * 86_400)), Some(D0));
 }
 
 #[test]
 fn lblcr_replicates_when_overloaded() {
-    let mut s = service(K::Lblcr, &[1, 4]);
+    let mut s = service(K::Lblcr, &[4, 1]);
     let f = Flow::tcp(v4(1, 1, 1, 1, 1), v4(192, 0, 2, 7, 80));
-    assert_eq!(s.schedule(&f, Instant::ZERO), Some(D0)); // wlc tie: first
-    s.conn_opened(D0);
-    s.conn_opened(D0); // 2 > 1 while D1 has 2*0 < 4: lblc-overloaded
-    assert_eq!(s.schedule(&f, Instant::from_millis(1)), Some(D1));
+    // wlc tie: the first in the list, D1 (added last).
+    assert_eq!(s.schedule(&f, Instant::ZERO), Some(D1));
+    s.conn_opened(D1);
+    s.conn_opened(D1); // 2 > 1 while D0 has 2*0 < 4: lblc-overloaded
+    assert_eq!(s.schedule(&f, Instant::from_millis(1)), Some(D0));
     let lblcr = s.dests().len();
     assert_eq!(lblcr, 2);
-    // D1 is now in the set and less loaded: stays.
-    assert_eq!(s.schedule(&f, Instant::from_millis(2)), Some(D1));
+    // D0 is now in the set and less loaded: stays.
+    assert_eq!(s.schedule(&f, Instant::from_millis(2)), Some(D0));
 }
 
 #[test]
@@ -345,4 +352,23 @@ fn huge_weights_and_counters_do_not_overflow() {
         let f = Flow::tcp(v6(9, 1000), v6(10, 80)).with_key(b"k");
         assert!(s.schedule(&f, Instant::ZERO).is_some(), "{kind}");
     }
+}
+
+#[test]
+fn kernel_list_order_add_delete_readd() {
+    // a, b, c added: the kernel lists c, b, a.
+    let mut s = service(K::Rr, &[1, 1, 1]);
+    let order: Vec<usize> = s.dests().ipvs_iter().map(|(i, _)| i.0).collect();
+    assert_eq!(order, [2, 1, 0]);
+    assert_eq!(letters(&picks(&mut s, 2)), "cb");
+    // Deleting the last choice (b) steps the position back to c: the walk goes on with a.
+    s.set_available(D1, false);
+    assert_eq!(letters(&picks(&mut s, 3)), "aca");
+    // b added again: back at the head of the list (b, c, a), the position stays on a.
+    s.set_available(D1, true);
+    assert_eq!(s.dests().ipvs_position(D1), Some(0));
+    assert_eq!(letters(&picks(&mut s, 4)), "bcab");
+    // An edit keeps the place.
+    s.set_weight(D0, 3);
+    assert_eq!(s.dests().ipvs_position(D0), Some(2));
 }

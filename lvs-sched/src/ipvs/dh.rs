@@ -42,7 +42,7 @@ impl crate::Scheduler for Dh {
     }
     fn rebuild(&mut self, dests: &DestSet) {
         let list: Vec<usize> = dests
-            .iter()
+            .ipvs_iter()
             .filter(|(_, d)| d.available)
             .map(|(i, _)| i.0)
             .collect();

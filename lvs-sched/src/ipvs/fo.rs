@@ -14,7 +14,7 @@ impl crate::Scheduler for Fo {
     fn rebuild(&mut self, _dests: &DestSet) {}
     fn schedule(&mut self, dests: &mut DestSet, _flow: &Flow<'_>, _now: Instant) -> Option<DestId> {
         let mut best: Option<(usize, u32)> = None;
-        for (i, d) in dests.iter() {
+        for (i, d) in dests.ipvs_iter() {
             if d.ipvs_eligible() && best.is_none_or(|(_, w)| d.weight > w) {
                 best = Some((i.0, d.weight));
             }

@@ -141,7 +141,7 @@ impl crate::Scheduler for Lblc {
                 return Some(DestId(e.dest));
             }
         }
-        let pick = super::wlc_scan(s, Dest::conn_overhead)?;
+        let pick = super::wlc_scan(dests, Dest::conn_overhead)?;
         match self.table.get_mut(key) {
             Some(e) => e.dest = pick,
             None => self.table.insert(

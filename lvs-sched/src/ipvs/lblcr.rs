@@ -183,14 +183,14 @@ impl crate::Scheduler for Lblcr {
             {
                 return Some(DestId(d));
             }
-            let pick = super::wlc_scan(s, Dest::conn_overhead)?;
+            let pick = super::wlc_scan(dests, Dest::conn_overhead)?;
             if !e.set.contains(&pick) {
                 e.set.insert(0, pick);
                 e.lastmod = now;
             }
             return Some(DestId(pick));
         }
-        let pick = super::wlc_scan(s, Dest::conn_overhead)?;
+        let pick = super::wlc_scan(dests, Dest::conn_overhead)?;
         self.table.insert(
             key,
             Entry {

@@ -44,7 +44,7 @@ impl crate::Scheduler for Mh {
     }
     fn rebuild(&mut self, dests: &DestSet) {
         let list: Vec<_> = dests
-            .iter()
+            .ipvs_iter()
             .filter(|(_, d)| d.available)
             .map(|(i, d)| (d.addr, d.last_weight, i.0))
             .collect();

@@ -1,7 +1,8 @@
 //! The Linux IPVS schedulers, one module per `net/netfilter/ipvs/ip_vs_<name>.c`.
 //!
 //! Common rules (as in the kernel): weight 0 is never chosen for a new connection,
-//! overloaded destinations are skipped, ties go to the first destination in list order,
+//! overloaded destinations are skipped, ties go to the first destination in the kernel's
+//! list order ([`crate::DestSet::ipvs_iter`]: the last added first),
 //! comparisons are integer cross-multiplications (here in `u128`, so they never overflow),
 //! and unavailable destinations are treated as not in the list.
 
@@ -22,6 +23,7 @@ pub mod wlc;
 pub mod wrr;
 
 use crate::dest::Dest;
+use crate::{DestId, DestSet};
 
 /// `a_load / a_w < b_load / b_w`, by cross-multiplication.
 pub(crate) fn ratio_less(a_load: u64, a_w: u32, b_load: u64, b_w: u32) -> bool {
@@ -29,10 +31,10 @@ pub(crate) fn ratio_less(a_load: u64, a_w: u32, b_load: u64, b_w: u32) -> bool {
 }
 
 /// The weighted-least-connection scan shared by `wlc`, `lblc` and `lblcr`: the first
-/// eligible destination with the least `overhead / weight`.
-pub(crate) fn wlc_scan(dests: &[Dest], overhead: impl Fn(&Dest) -> u64) -> Option<usize> {
+/// eligible destination in the kernel's list with the least `overhead / weight`.
+pub(crate) fn wlc_scan(dests: &DestSet, overhead: impl Fn(&Dest) -> u64) -> Option<usize> {
     let mut least: Option<(usize, u64, u32)> = None;
-    for (i, d) in dests.iter().enumerate() {
+    for (DestId(i), d) in dests.ipvs_iter() {
         if !d.ipvs_eligible() {
             continue;
         }
@@ -72,13 +74,13 @@ macro_rules! least_scheduler {
                 crate::SchedulerKind::$kind
             }
             fn rebuild(&mut self, dests: &crate::DestSet) {
-                self.tree.rebuild(dests.as_slice());
+                self.tree.rebuild(dests);
             }
             fn dest_updated(&mut self, dests: &crate::DestSet, id: crate::DestId) {
-                self.tree.update(dests.as_slice(), id.0);
+                self.tree.update(dests, id);
             }
             fn load_changed(&mut self, dests: &crate::DestSet, id: crate::DestId) {
-                self.tree.update(dests.as_slice(), id.0);
+                self.tree.update(dests, id);
             }
             fn schedule(
                 &mut self,

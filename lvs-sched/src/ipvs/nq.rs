@@ -14,7 +14,7 @@ super::least_scheduler!(
 #[must_use]
 pub fn linear_pick(dests: &DestSet) -> Option<DestId> {
     let mut least: Option<(usize, u64, u32)> = None;
-    for (i, d) in dests.as_slice().iter().enumerate() {
+    for (DestId(i), d) in dests.ipvs_iter() {
         if !d.ipvs_eligible() {
             continue;
         }

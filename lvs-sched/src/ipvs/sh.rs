@@ -47,7 +47,7 @@ impl crate::Scheduler for Sh {
     }
     fn rebuild(&mut self, dests: &DestSet) {
         let list: Vec<(usize, u32)> = dests
-            .iter()
+            .ipvs_iter()
             .filter(|(_, d)| d.available)
             .map(|(i, d)| (i.0, d.weight))
             .collect();

@@ -1,5 +1,5 @@
 //! `twos`, weighted random twos choice (`ip_vs_twos.c`): two weighted random draws in
-//! `0..=total_weight` over the destinations that are not overloaded with weight > 0, then
+//! `0..=total_weight` over the destinations (in the kernel's list order) that are not overloaded with weight > 0, then
 //! the one with the lower `overhead / weight` (`weight2 * oh1 > weight1 * oh2` picks the
 //! second). A draw equal to `total_weight` matches nothing, as in the kernel: the first choice
 //! then stays the last eligible destination (with weight −1 in the comparison) and the second
@@ -29,10 +29,9 @@ impl crate::Scheduler for Twos {
     }
     fn rebuild(&mut self, _dests: &DestSet) {}
     fn schedule(&mut self, dests: &mut DestSet, _flow: &Flow<'_>, _now: Instant) -> Option<DestId> {
-        let s = dests.as_slice();
         let mut total: u64 = 0;
         let mut choice1 = None;
-        for (i, d) in s.iter().enumerate() {
+        for (DestId(i), d) in dests.ipvs_iter() {
             if d.ipvs_eligible() {
                 total += u64::from(d.weight);
                 choice1 = Some(i);
@@ -44,7 +43,7 @@ impl crate::Scheduler for Twos {
         let mut r2 = i64::from(self.rng.below(ceil));
         let (mut w1, mut w2): (i64, i64) = (-1, -1);
         let mut choice2 = None;
-        for (i, d) in s.iter().enumerate() {
+        for (DestId(i), d) in dests.ipvs_iter() {
             if !d.ipvs_eligible() {
                 continue;
             }
@@ -63,9 +62,11 @@ impl crate::Scheduler for Twos {
                 break;
             }
         }
-        if let (Some(c2), Some(d1)) = (choice2, s.get(choice1)) {
+        if let (Some(c2), Some(d1)) = (choice2, dests.get(DestId(choice1))) {
             let oh1 = i128::from(d1.conn_overhead());
-            let oh2 = s.get(c2).map_or(0, |d| i128::from(d.conn_overhead()));
+            let oh2 = dests
+                .get(DestId(c2))
+                .map_or(0, |d| i128::from(d.conn_overhead()));
             if i128::from(w2) * oh1 > i128::from(w1) * oh2 {
                 choice1 = c2;
             }

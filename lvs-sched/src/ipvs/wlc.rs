@@ -13,5 +13,5 @@ super::least_scheduler!(
 /// The kernel's linear scan (reference implementation).
 #[must_use]
 pub fn linear_pick(dests: &DestSet) -> Option<DestId> {
-    super::wlc_scan(dests.as_slice(), crate::Dest::conn_overhead).map(DestId)
+    super::wlc_scan(dests, crate::Dest::conn_overhead).map(DestId)
 }

@@ -4,7 +4,9 @@
 //! weights, and `mw` = max weight − (di − 1). Each pick walks on from `cl`; at the end of the
 //! list `cw -= di`, and when `cw <= 0` it restarts at `mw`. The first destination that is not
 //! overloaded with weight `>= cw` is chosen. A configuration change resets `cl` to the head
-//! and clamps `cw` as `ip_vs_wrr_dest_changed` does. Weights 4, 3, 2 give a a b a b c a b c.
+//! and clamps `cw` as `ip_vs_wrr_dest_changed` does. The walk follows the kernel's list, where
+//! the last destination added comes first: `a`, `b`, `c` added with weights 4, 3, 2 are
+//! listed `c b a` and give a b a c b a c b a.
 
 use alloc::vec::Vec;
 
@@ -42,8 +44,10 @@ impl crate::Scheduler for Wrr {
     }
     fn rebuild(&mut self, dests: &DestSet) {
         let s = dests.as_slice();
-        self.list = (0..s.len())
-            .filter(|&i| s.get(i).is_some_and(|d| d.available))
+        self.list = dests
+            .ipvs_iter()
+            .filter(|(_, d)| d.available)
+            .map(|(i, _)| i.0)
             .collect();
         let weights = self
             .list
