@@ -41,7 +41,8 @@ rustup component list --installed | grep -q '^clippy' || rustup component add cl
 # The vrrpd tests run Debian's keepalived 2.2.7 beside our daemon in network namespaces; the
 # session-store tests start their own PostgreSQL, MariaDB, memcached and Redis (+ Sentinel)
 # servers on loopback ports, and check key placement against libmemcached (python3-pylibmc).
-APT_PKGS="qemu-system-x86 busybox-static cpio kmod ipvsadm keepalived iproute2 postgresql mariadb-server memcached redis-server python3-pylibmc"
+# The vrrpd and lvsd alert tests mail to an aiosmtpd server (python3-aiosmtpd).
+APT_PKGS="qemu-system-x86 busybox-static cpio kmod ipvsadm keepalived iproute2 postgresql mariadb-server memcached redis-server python3-pylibmc python3-aiosmtpd"
 # shellcheck disable=SC2086
 if ! dpkg -s $APT_PKGS >/dev/null 2>&1 \
    || ! apt-cache show linux-image-cloud-amd64 >/dev/null 2>&1; then
@@ -71,7 +72,7 @@ RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --all-features
 
 step "cargo package (every library crate, built from its packaged sources)"
 cargo package --locked -p hapri-time -p vrrp-proto -p lvs-sched -p ipvs-netlink \
-    -p session-store -p keepalived-conf -p vrrp-linux -p http-probe
+    -p session-store -p keepalived-conf -p ka-alert -p vrrp-linux -p http-probe
 
 step "no_std build ($NO_STD_TARGET)"
 cargo build -p hapri-time --no-default-features --target "$NO_STD_TARGET"

@@ -14,7 +14,8 @@
 //!
 //! The bed also runs programs inside hosts ([`Daemon`], [`keepalived`]), serves and probes a
 //! TCP service to see which host answers for a virtual address ([`Responder`], [`Probe`]),
-//! and analyses the probe's samples ([`outage`], [`takeover`], [`serving_at`]). Dropping a
+//! and analyses the probe's samples ([`outage`], [`takeover`], [`serving_at`]); [`smtp`] runs
+//! SMTP servers for alert tests. Dropping a
 //! [`Testbed`] kills the processes it started and deletes its namespaces.
 //!
 //! [`keepalived`]: fn@keepalived
@@ -26,6 +27,7 @@ pub mod netns;
 mod outage;
 mod probe;
 mod responder;
+pub mod smtp;
 
 use std::fs;
 use std::io;

@@ -227,6 +227,8 @@ struct Daemon {
     unknown_vrid: u64,
     watcher: Option<JoinHandle<()>>,
     metrics: Option<JoinHandle<()>>,
+    /// Where e-mail alerts go (`None`: no `smtp_server` or no `notification_email`).
+    mailer: Option<ka_alert::Mailer>,
 }
 
 impl Daemon {
@@ -253,6 +255,7 @@ impl Daemon {
             unknown_vrid: 0,
             watcher: None,
             metrics: None,
+            mailer: None,
         })
     }
 
@@ -280,6 +283,7 @@ impl Daemon {
         for inst in &conf.instances {
             built.push(self.build(&conf, inst)?);
         }
+        self.mailer = ka_alert::Mailer::new(&conf.global);
         self.conf = conf;
         self.start_scripts();
         let now = self.now();
@@ -809,6 +813,7 @@ impl Daemon {
                         }
                     }
                     self.notify(&conf, to, prio);
+                    self.mail(&conf, to);
                 }
                 Action::AddVip(cidr) => {
                     let dev = vip_dev(inst, cidr);
@@ -877,6 +882,31 @@ impl Daemon {
                 track::notify(cmd, &["GROUP", &g.name, word, "0"]);
             }
         }
+    }
+
+    /// keepalived's `vrrp_smtp_notifier`: the state change is mailed when the instance's
+    /// `smtp_alert` resolves true and mail is configured. The mail is sent by its own task,
+    /// bounded by `smtp_connect_timeout`: the state change never waits for it.
+    fn mail(&self, conf: &VrrpInstance, to: State) {
+        let Some(mailer) = &self.mailer else { return };
+        if !conf.smtp_alert(&self.conf.global) {
+            return;
+        }
+        let state = match to {
+            State::Master => ka_alert::VrrpState::Master,
+            State::Backup => ka_alert::VrrpState::Backup,
+            State::Fault => ka_alert::VrrpState::Fault,
+            _ => return,
+        };
+        let alert = mailer.vrrp_instance(&conf.name, state);
+        let mailer = mailer.clone();
+        let name = conf.name.clone();
+        tokio::spawn(async move {
+            match mailer.send(&alert).await {
+                Ok(()) => log!("({name}) SMTP alert sent: {}", alert.subject),
+                Err(e) => log!("({name}) SMTP alert not sent: {e}"),
+            }
+        });
     }
 
     // ---- reload, dumps, shutdown ----
@@ -949,6 +979,7 @@ impl Daemon {
         for (_, (_, h)) in self.scripts.drain() {
             h.abort();
         }
+        self.mailer = ka_alert::Mailer::new(&conf.global);
         self.conf = conf;
         self.start_scripts();
         let now = self.now();

@@ -1128,3 +1128,187 @@ fn metric(text: &str, name: &str) -> u64 {
         .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
         .sum()
 }
+
+// ---- e-mail alerts ----
+
+/// `spec`'s configuration for `host`, with keepalived's mail settings in `global_defs`.
+fn mail_conf(spec: &Spec, host: &str, prio: u8, server: &str, extra: &str) -> String {
+    spec.conf(host, prio).replace(
+        &format!("    router_id {host}\n"),
+        &format!(
+            "    router_id {host}\n    notification_email {{\n        ops@example.com\n        \
+             noc@example.com\n    }}\n    notification_email_from vrrpd-{host}@example.com\n    \
+             smtp_server {server}\n    smtp_connect_timeout 2\n    smtp_alert_vrrp\n{extra}"
+        ),
+    )
+}
+
+#[test]
+fn state_changes_are_mailed_as_keepalived_does() -> TestResult {
+    if !prereqs(false) || !testbed::smtp::aiosmtpd_or_skip() {
+        return Ok(());
+    }
+    let tb = testbed(&["lb1", "lb2", "mail"])?;
+    let sink = testbed::smtp::SmtpServer::sink_in(&tb, "mail", 2525)?;
+    let server = format!("{} 2525", tb.addr4("mail")?);
+    let spec = Spec::v3("0.1");
+    let d1 = vrrpd(
+        &tb,
+        "lb1",
+        &mail_conf(
+            &spec,
+            "lb1",
+            100,
+            &server,
+            "    smtp_helo_name lb1.example.com\n",
+        ),
+        &[],
+    )?;
+    assert!(
+        wait_until(Duration::from_secs(3), || holders(&tb, VIP4) == ["lb1"]),
+        "{}",
+        d1.log()?
+    );
+    let mails = sink.wait_for(2, Duration::from_secs(5));
+    let subjects: Vec<_> = mails.iter().filter_map(|m| m.header("Subject")).collect();
+    assert_eq!(
+        subjects,
+        [
+            "[lb1] VRRP Instance VI_1 - Entering BACKUP state",
+            "[lb1] VRRP Instance VI_1 - Entering MASTER state"
+        ],
+        "{}",
+        d1.log()?
+    );
+    let m = &mails[1];
+    assert_eq!(m.helo, "lb1.example.com");
+    assert_eq!(m.mail_from, "vrrpd-lb1@example.com");
+    assert_eq!(m.rcpt_to, ["ops@example.com", "noc@example.com"]);
+    let names: Vec<_> = m
+        .headers()
+        .split("\r\n")
+        .filter_map(|l| l.split_once(": ").map(|(k, _)| k))
+        .collect();
+    assert_eq!(
+        names,
+        ["Date", "From", "Subject", "X-Mailer", "To"],
+        "{}",
+        m.data
+    );
+    assert_eq!(m.header("From"), Some("vrrpd-lb1@example.com"));
+    assert_eq!(m.header("X-Mailer"), Some("Keepalived"));
+    assert_eq!(m.header("To"), Some("ops@example.com, noc@example.com"));
+    let date = m.header("Date").unwrap_or_default();
+    assert!(date.ends_with(" +0000") && date.len() == 31, "{date}");
+    // keepalived sends the body, CRLF, then CRLF.CRLF: the data ends with an empty line.
+    assert_eq!(
+        m.body(),
+        "=> VRRP Instance is now owning VRRP VIPs <=\r\n\r\n"
+    );
+    assert!(d1.log()?.contains("SMTP alert sent"), "{}", d1.log()?);
+
+    // An instance whose smtp_alert is off sends nothing; lb2 takes over when lb1 stops.
+    let d2 = vrrpd(
+        &tb,
+        "lb2",
+        &mail_conf(&spec, "lb2", 99, &server, "").replace(
+            "    virtual_router_id 51\n",
+            "    virtual_router_id 51\n    smtp_alert off\n",
+        ),
+        &[],
+    )?;
+    d1.stop()?;
+    assert!(
+        wait_until(Duration::from_secs(2), || holders(&tb, VIP4) == ["lb2"]),
+        "{}",
+        d2.log()?
+    );
+    let mails = sink.wait_for(3, Duration::from_secs(3));
+    let subjects: Vec<_> = mails.iter().filter_map(|m| m.header("Subject")).collect();
+    assert_eq!(subjects.len(), 2, "{subjects:?}");
+    Ok(())
+}
+
+/// A mail server that refuses or never answers: the alert is logged as not sent, and the
+/// state changes happen on time.
+#[test]
+fn unsendable_alerts_never_delay_failover() -> TestResult {
+    if !prereqs(false) || !testbed::smtp::aiosmtpd_or_skip() {
+        return Ok(());
+    }
+    let tb = testbed(&["lb1", "lb2", "mail"])?;
+    // Port 2526 of the mail host: nothing listens there (refused). Port 2525: accepts and
+    // never answers.
+    let _silent = testbed::smtp::SmtpServer::silent_in(&tb, "mail", 2525)?;
+    let mail = tb.addr4("mail")?;
+    let spec = Spec::v3("0.1");
+    let d2 = vrrpd(
+        &tb,
+        "lb2",
+        &mail_conf(&spec, "lb2", 99, &format!("{mail} 2525"), ""),
+        &[],
+    )?;
+    let d1 = vrrpd(
+        &tb,
+        "lb1",
+        &mail_conf(&spec, "lb1", 100, &format!("{mail} 2526"), ""),
+        &[],
+    )?;
+    assert!(
+        wait_until(Duration::from_secs(3), || holders(&tb, VIP4) == ["lb1"]),
+        "{}",
+        dump_logs(&[&d1, &d2])
+    );
+    assert!(
+        wait_until(Duration::from_secs(2), || d1
+            .log()
+            .is_ok_and(|l| l.contains("SMTP alert not sent"))),
+        "{}",
+        d1.log()?
+    );
+
+    // kill -9 lb1: lb2 takes over after Master_Down_Interval, as without mail, while its
+    // BACKUP alert still waits for the silent server.
+    let t = Instant::now();
+    d1.kill9()?;
+    assert!(
+        wait_until(spec.mdi() + Duration::from_millis(200), || holders(
+            &tb, VIP4
+        )
+        .contains(&"lb2".to_owned())),
+        "lb2 did not take over in time: {}",
+        d2.log()?
+    );
+    let took = t.elapsed();
+    eprintln!(
+        "takeover with a silent mail server: {:.1} ms (MDI {:.1} ms)",
+        ms(took),
+        ms(spec.mdi())
+    );
+    // lb1 comes back (removing the VIP kill -9 left) and preempts at once, while lb2's MASTER alert is still pending.
+    let t = Instant::now();
+    let d1 = vrrpd(
+        &tb,
+        "lb1",
+        &mail_conf(&spec, "lb1", 100, &format!("{mail} 2526"), ""),
+        &[],
+    )?;
+    assert!(
+        wait_until(Duration::from_secs(1), || holders(&tb, VIP4) == ["lb1"]),
+        "lb1 did not preempt in time: {}",
+        dump_logs(&[&d1, &d2])
+    );
+    eprintln!(
+        "preemption with mail alerts failing: {:.1} ms",
+        ms(t.elapsed())
+    );
+    // Each alert to the silent server is given up after smtp_connect_timeout (2 s).
+    assert!(
+        wait_until(Duration::from_secs(4), || d2
+            .log()
+            .is_ok_and(|l| l.matches("no answer within 2s").count() >= 2)),
+        "{}",
+        d2.log()?
+    );
+    Ok(())
+}
