@@ -380,6 +380,7 @@ fn rfc5322_date(t: SystemTime) -> String {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::panic)]
 mod tests {
     use super::*;
     use keepalived_conf::parse_vrrp_str;

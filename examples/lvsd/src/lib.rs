@@ -26,8 +26,9 @@ use tokio::sync::mpsc::{UnboundedSender, unbounded_channel};
 use tokio::task::JoinHandle;
 
 use self::desired::{DesiredError, Health, Sorry};
-use keepalived_conf::lvs::{LvsConf, parse_lvs};
-use keepalived_conf::{ConfError, Warning};
+use ka_alert::{CheckKind, Mailer};
+use keepalived_conf::lvs::{Check, LvsConf, parse_lvs};
+use keepalived_conf::{ConfError, GlobalDefs, Warning, parse_vrrp};
 
 /// Why lvsd could not start or apply.
 #[derive(Debug, thiserror::Error)]
@@ -118,6 +119,10 @@ pub struct State {
     pub health: Health,
     /// Sorry-server use per virtual server.
     pub sorry: Sorry,
+    /// `global_defs` (the mail settings and `smtp_alert` defaults).
+    pub global: GlobalDefs,
+    /// Where alerts go (`None`: no `smtp_server` or no `notification_email`).
+    pub mailer: Option<Mailer>,
 }
 
 impl State {
@@ -127,9 +132,50 @@ impl State {
             conf,
             health: Health::new(),
             sorry: Sorry::new(),
+            global: GlobalDefs::default(),
+            mailer: None,
         };
         s.refresh_sorry();
         s
+    }
+
+    /// The same state with `global`'s mail settings: real servers going up or down are
+    /// mailed as keepalived does ([`State::mail_health`]).
+    #[must_use]
+    pub fn with_global(mut self, global: GlobalDefs) -> Self {
+        self.mailer = Mailer::new(&global);
+        self.global = global;
+        self
+    }
+
+    /// keepalived's real server alert: when mail is configured and the real server's
+    /// `smtp_alert` resolves true, mails that `rs` of virtual server `vs` went up or down, as
+    /// its checker number `check` saw it. The mail is sent by its own task, bounded by
+    /// `smtp_connect_timeout`, and a failure is logged: nothing waits for it.
+    pub fn mail_health(
+        &self,
+        vs: usize,
+        rs: SocketAddr,
+        up: bool,
+        check: usize,
+    ) -> Option<JoinHandle<()>> {
+        let mailer = self.mailer.clone()?;
+        let v = self.conf.virtual_servers.get(vs)?;
+        let r = v.real_servers.iter().find(|r| r.addr == rs)?;
+        if !r.smtp_alert(&self.global) {
+            return None;
+        }
+        let kind = match r.checks.get(check) {
+            Some(Check::Http { .. }) => CheckKind::Http,
+            _ => CheckKind::Tcp,
+        };
+        let alert = mailer.real_server(v.addr, v.protocol, rs, up, kind);
+        Some(tokio::spawn(async move {
+            match mailer.send(&alert).await {
+                Ok(()) => log(format_args!("SMTP alert sent: {}", alert.subject)),
+                Err(e) => log(format_args!("SMTP alert not sent: {e}")),
+            }
+        }))
     }
 
     /// Records a check result; returns whether the server's health changed.
@@ -191,7 +237,7 @@ pub fn run() -> ExitCode {
         );
         return ExitCode::SUCCESS;
     }
-    let state = State::new(conf);
+    let state = State::new(conf).with_global(global_defs(&opts.config));
     if opts.dry_run {
         return match state.desired() {
             Ok(t) => {
@@ -239,6 +285,19 @@ pub fn run() -> ExitCode {
         Err(e) => {
             log(format_args!("{e}"));
             ExitCode::from(1)
+        }
+    }
+}
+
+/// The `global_defs` of `path` (mail settings), read by the VRRP layer, which the LVS layer
+/// leaves alone; a file the VRRP layer refuses gives keepalived's defaults (no mail), with a
+/// message.
+fn global_defs(path: &std::path::Path) -> GlobalDefs {
+    match parse_vrrp(path) {
+        Ok((c, _)) => c.global,
+        Err(e) => {
+            log(format_args!("global_defs not read, no mail alerts: {e}"));
+            GlobalDefs::default()
         }
     }
 }
@@ -324,7 +383,7 @@ pub async fn serve(
                     Err(e) => log(format_args!("reload refused, keeping the running configuration: {e}")),
                     Ok((conf, w)) => {
                         warn(&w);
-                        let mut next = State::new(conf);
+                        let mut next = State::new(conf).with_global(global_defs(path));
                         // Keep the health of servers that are still configured at the same place.
                         for (i, vs) in next.conf.virtual_servers.iter().enumerate() {
                             let old = state.conf.virtual_servers.iter().position(|o| o.addr == vs.addr);
@@ -371,6 +430,7 @@ pub async fn serve(
                     continue;
                 }
                 notify(&state, v.vs, v.rs, up);
+                let _ = state.mail_health(v.vs, v.rs, up, v.check);
                 match state.apply(&mut client) {
                     Ok(r) => log_report(&state, &r),
                     Err(e) => log(format_args!("{e}")),

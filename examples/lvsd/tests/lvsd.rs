@@ -5,6 +5,7 @@
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener};
+use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -66,7 +67,7 @@ fn sa(s: &str) -> SocketAddr {
 
 #[test]
 fn dry_run_prints_the_ipvsadm_commands() -> TestResult {
-    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("lvsd");
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("lvsd");
     std::fs::create_dir_all(&dir)?;
     let conf = dir.join("keepalived.conf");
     std::fs::write(&conf, SEED)?;
@@ -94,7 +95,10 @@ fn dry_run_prints_the_ipvsadm_commands() -> TestResult {
         .output()?;
     assert!(out.status.success(), "{out:?}");
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("keepalived.conf:") && err.contains("bogus"), "{err}");
+    assert!(
+        err.contains("keepalived.conf:") && err.contains("bogus"),
+        "{err}"
+    );
     assert!(
         String::from_utf8(out.stdout)?.contains("ipvsadm -A -u 10.0.0.1:53 -s wlc\n"),
         "{err}"
@@ -172,7 +176,7 @@ fn options_parse() {
 /// unknown TCP_CHECK keywords), exit 0; a broken file: exit 1 with file and line.
 #[test]
 fn config_test_reads_the_director_configuration() -> TestResult {
-    let conf = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+    let conf = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../../keepalived-conf/tests/data/keepalived_diff/seed_lvs_director.conf");
     let out = Command::new(env!("CARGO_BIN_EXE_lvsd"))
         .args(["-t", "-f"])
@@ -180,9 +184,15 @@ fn config_test_reads_the_director_configuration() -> TestResult {
         .output()?;
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{err}");
-    assert!(err.contains("OK (1 virtual server(s), 6 warning(s))"), "{err}");
-    assert!(err.contains("unknown keyword `nb_get_retry` in TCP_CHECK"), "{err}");
-    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("lvsd-t");
+    assert!(
+        err.contains("OK (1 virtual server(s), 6 warning(s))"),
+        "{err}"
+    );
+    assert!(
+        err.contains("unknown keyword `nb_get_retry` in TCP_CHECK"),
+        "{err}"
+    );
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("lvsd-t");
     std::fs::create_dir_all(&dir)?;
     let broken = dir.join("broken.conf");
     std::fs::write(&broken, "virtual_server 10.0.0.1 80 {\n")?;
@@ -312,5 +322,67 @@ fn realserver_prepares_lo_and_arp_in_a_namespace() -> TestResult {
     assert_eq!(removed, 1);
     let lo = ns.ip(["-br", "addr", "show", "dev", "lo"])?;
     assert!(!lo.contains("192.168.1.100"), "{lo}");
+    Ok(())
+}
+
+/// A real server going down is mailed as keepalived does: the checker sees the server fail,
+/// lvsd's state records it and mails it (the same path `serve` takes, without the kernel's
+/// IPVS).
+#[tokio::test(flavor = "current_thread")]
+async fn real_server_down_is_mailed() -> TestResult {
+    if !testbed::smtp::aiosmtpd_or_skip() {
+        return Ok(());
+    }
+    let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("lvsd-smtp-{port}"));
+    let sink = testbed::smtp::SmtpServer::sink(SocketAddr::from(([127, 0, 0, 1], port)), &dir)?;
+    let real = TcpListener::bind("127.0.0.1:0")?;
+    let rs = real.local_addr()?;
+    let text = format!(
+        "global_defs {{\n    router_id lvs1\n    notification_email {{\n        ops@example.com\n    \
+         }}\n    notification_email_from lvsd@example.com\n    smtp_server 127.0.0.1 {port}\n    \
+         smtp_connect_timeout 2\n}}\nvirtual_server 10.0.0.1 80 {{\n    protocol TCP\n    \
+         lb_algo rr\n    lb_kind NAT\n    real_server 127.0.0.1 {} {{\n        TCP_CHECK {{\n    \
+         connect_timeout 1\n        }}\n    }}\n    real_server 127.0.0.2 80 {{\n        \
+         smtp_alert off\n    }}\n}}\n",
+        rs.port()
+    );
+    let (conf, _) = parse_lvs_str(&text, "t.conf")?;
+    let (vrrp, _) = keepalived_conf::parse_vrrp_str(&text, "t.conf")?;
+    let mut state = State::new(conf).with_global(vrrp.global);
+    let Check::Tcp(_) = &state.conf.virtual_servers[0].real_servers[0].checks[0] else {
+        panic!("not a TCP_CHECK")
+    };
+    let chk = state.conf.virtual_servers[0].real_servers[0].checks[0].clone();
+    assert_eq!(check::run(&chk, rs, None).await, Ok(()));
+    drop(real);
+    let result = check::run(&chk, rs, None).await;
+    assert!(result.is_err(), "{result:?}");
+    assert!(state.set_health(0, rs, false));
+    let task = state.mail_health(0, rs, false, 0).expect("an alert is due");
+    task.await?;
+    let mails = sink.wait_for(1, Duration::from_secs(5));
+    assert_eq!(mails.len(), 1, "{mails:?}");
+    let m = &mails[0];
+    assert_eq!(
+        m.header("Subject"),
+        Some(
+            format!(
+                "[lvs1] Realserver [127.0.0.1]:tcp:{} of virtual server [10.0.0.1]:tcp:80 - DOWN",
+                rs.port()
+            )
+            .as_str()
+        )
+    );
+    assert_eq!(m.header("From"), Some("lvsd@example.com"));
+    assert_eq!(m.header("To"), Some("ops@example.com"));
+    assert_eq!(m.header("X-Mailer"), Some("Keepalived"));
+    assert!(m.header("Date").is_some(), "{}", m.data);
+    assert_eq!(m.rcpt_to, ["ops@example.com"]);
+    assert_eq!(m.body(), "=> TCP CHECK failed on service <=\r\n\r\n");
+    // smtp_alert off: no alert for that real server.
+    let other = sa("127.0.0.2:80");
+    assert!(state.set_health(0, other, false));
+    assert!(state.mail_health(0, other, false, 0).is_none());
     Ok(())
 }
