@@ -1,6 +1,6 @@
 //! [`CookieStore`]: the whole session sealed into the cookie value.
 //!
-//! # Token format (version 2, written)
+//! # Token format
 //!
 //! The cookie value is unpadded base64url of
 //!
@@ -13,8 +13,8 @@
 //!
 //! The AES key is not the ring's key itself but `HKDF-SHA256(salt = none, ikm = key, info =
 //! "session-store/cookie/v2 aes-256-gcm")`, 32 bytes, derived once per key when the ring is
-//! built: the same 32 secret bytes also open version-1 tokens with another cipher, and the
-//! two uses must not share a key.
+//! built: no cipher ever uses the ring's secret directly, so a later format can derive its own
+//! key from the same secret without the two uses sharing a key.
 //!
 //! The associated data is `"session-store/cookie/v2\0"`, the cookie name, `0x00`, and the
 //! 5 header bytes, so a token cannot be replayed under another cookie name, and the format
@@ -33,16 +33,17 @@
 //! without `exec` after its first seal would repeat its parent's counter: seal in one of them
 //! only. This also takes the OS RNG call (a system call) out of every seal.
 //!
-//! # Version 1 (still opened)
+//! Only format `0x02` opens; any other format byte is [`OpenError::UnknownFormat`], and such a
+//! client simply gets a new session. There is one cipher, AES-256-GCM through `ring`
+//! (assembly for AES-NI/CLMUL and the other major CPUs; the figures are in BENCHMARKS.md).
 //!
-//! Tokens of this crate's versions before the AES-GCM format: format byte `0x01`, key id,
-//! a 24-byte random XChaCha20 nonce, XChaCha20-Poly1305 (RustCrypto `chacha20poly1305`, the
-//! ring's key used directly) over the same payload, associated data
-//! `"session-store/cookie/v1\0"`, name, `0x00`, header. **They still open**, so upgrading
-//! logs nobody out; the next save re-seals them as version 2. The switch was for speed: AES-GCM
-//! through `ring` (assembly for AES-NI/CLMUL and the other major CPUs) seals and opens a
-//! 1 KiB session several times faster than the RustCrypto XChaCha20-Poly1305 build here (the
-//! figures are in BENCHMARKS.md).
+//! # Keys
+//!
+//! A key is 32 bytes from a CSPRNG, never a password: [`Key::generate`] draws one from the OS
+//! RNG, [`Key::to_base64`] prints it for your secret store, and [`Key::from_base64`],
+//! [`Key::from_hex`] and [`Key::from_env`] load it back. [`KeyRing::from_env`] reads a whole
+//! ring (`id:key,id:key`, the first seals) from one environment variable, which is how a
+//! rotation is rolled out: see [`KeyRing`] for the steps, as a runnable example.
 //!
 //! # Payload formats
 //!
@@ -80,8 +81,6 @@ use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use base64_simd::URL_SAFE_NO_PAD;
-use chacha20poly1305::aead::{AeadInOut, KeyInit};
-use chacha20poly1305::{Key, Tag, XChaCha20Poly1305, XNonce};
 use ring::aead::{AES_256_GCM, Aad, LessSafeKey, Nonce, UnboundKey};
 
 use crate::clock::{Clock, SystemClock, UnixTime};
@@ -90,86 +89,373 @@ use crate::{Record, SessionStore, StoreError, Token, codec};
 /// Most browsers cap `name=value` of one cookie at 4,096 bytes (RFC 6265 §6.1 asks for at
 /// least that much).
 pub const MAX_COOKIE_BYTES: usize = 4096;
-/// The token format of this crate's earlier versions (XChaCha20-Poly1305): opened, no longer
-/// written.
-pub const TOKEN_FORMAT_V1: u8 = 1;
-/// The token format written by this version (AES-256-GCM).
+/// The token format written and opened by this version (AES-256-GCM).
 pub const TOKEN_FORMAT_V2: u8 = 2;
 
-const AAD_PREFIX_V1: &[u8] = b"session-store/cookie/v1\0";
 const AAD_PREFIX_V2: &[u8] = b"session-store/cookie/v2\0";
 const HKDF_INFO_V2: &[u8] = b"session-store/cookie/v2 aes-256-gcm";
 const HEADER_LEN: usize = 1 + 4;
-const NONCE_LEN_V1: usize = 24;
-/// Length of a version-2 (AES-256-GCM) nonce.
+/// Length of the AES-256-GCM nonce.
 pub const NONCE_LEN: usize = 12;
 const TAG_LEN: usize = 16;
-/// Smallest binary token: header, the shorter nonce, tag, and a 1-byte plaintext.
+/// Smallest binary token: header, nonce, tag, and a 1-byte plaintext.
 const MIN_SEALED_LEN: usize = HEADER_LEN + NONCE_LEN + TAG_LEN + 1;
 
-/// One key of the ring: the AES-256-GCM key derived from it (seals and opens version 2) and
-/// the XChaCha20-Poly1305 key (opens version 1).
+/// One key of the ring: the AES-256-GCM key derived from it.
 #[derive(Clone)]
 struct Entry {
     id: u32,
     /// `None` only if `ring` refused the derivation, which HKDF-SHA256 does for outputs over
-    /// 8,160 bytes only (32 are asked for): then this key seals nothing and opens no
-    /// version-2 token (fail closed) instead of panicking.
+    /// 8,160 bytes only (32 are asked for): then this key seals and opens nothing (fail
+    /// closed) instead of panicking.
     gcm: Option<LessSafeKey>,
-    legacy: XChaCha20Poly1305,
 }
 
 impl Entry {
-    fn new(id: u32, mut key: [u8; 32]) -> Self {
-        let prk = ring::hkdf::Salt::new(ring::hkdf::HKDF_SHA256, &[]).extract(&key);
+    fn new(id: u32, key: &Key) -> Self {
+        let prk = ring::hkdf::Salt::new(ring::hkdf::HKDF_SHA256, &[]).extract(&key.0);
         let gcm = prk
             .expand(&[HKDF_INFO_V2], &AES_256_GCM)
             .ok()
             .map(|okm| LessSafeKey::new(UnboundKey::from(okm)));
-        let entry = Self {
-            id,
-            gcm,
-            legacy: XChaCha20Poly1305::new(&Key::from(key)),
-        };
-        // Best effort: our copy of the secret goes (the ciphers keep their own schedules).
-        key.fill(0);
-        std::hint::black_box(&key);
-        entry
+        Self { id, gcm }
     }
 }
 
-/// AEAD keys by id. The first (newest) key seals; every key opens. Rotate by adding a new key
-/// in front ([`KeyRing::rotate`]), keep the previous ones for as long as the longest session
-/// TTL, then drop them.
+/// One 32-byte cookie key: secret randomness, never a password.
 ///
-/// Keys are 32 bytes of secret randomness (never a password). Ids must be unique; a repeated id
-/// shadows the older key. `Debug` prints the ids only. The ring keeps only the ciphers' key
-/// schedules built from each key, and overwrites the array it was given.
+/// Make one with [`Key::generate`] (the OS CSPRNG) and keep it with
+/// [`to_base64`](Self::to_base64) in your secret store; load it with
+/// [`from_base64`](Self::from_base64), [`from_hex`](Self::from_hex) or
+/// [`from_env`](Self::from_env). The bytes are overwritten when the key is dropped (best
+/// effort: copies made by moves are not tracked). `Debug` never shows them.
+///
+/// ```
+/// use session_store::cookie::Key;
+///
+/// let key = Key::generate()?;
+/// let text = key.to_base64(); // 43 characters of base64url: store this as the secret
+/// assert_eq!(Key::from_base64(&text)?, key);
+/// assert!(Key::from_hex("00ff").is_err()); // too short: 64 hex digits are needed
+/// # Ok::<(), session_store::cookie::KeyError>(())
+/// ```
+#[derive(Clone, PartialEq, Eq)]
+pub struct Key([u8; KEY_LEN]);
+
+/// Length of a [`Key`] in bytes.
+pub const KEY_LEN: usize = 32;
+
+impl Key {
+    /// Draws a new key from the operating system's CSPRNG (`getrandom`).
+    ///
+    /// # Errors
+    /// [`KeyError::Random`] if the OS RNG fails.
+    pub fn generate() -> Result<Self, KeyError> {
+        let mut k = [0_u8; KEY_LEN];
+        getrandom::fill(&mut k).map_err(KeyError::Random)?;
+        Ok(Self(k))
+    }
+
+    /// The key made of these bytes (which must come from a CSPRNG).
+    #[must_use]
+    pub const fn from_bytes(bytes: [u8; KEY_LEN]) -> Self {
+        Self(bytes)
+    }
+
+    /// Parses base64 of 32 bytes: the standard or the URL-safe alphabet, padded or not,
+    /// surrounding whitespace ignored (`openssl rand -base64 32` and [`to_base64`] both work).
+    ///
+    /// # Errors
+    /// [`KeyError::NotBase64`] or [`KeyError::Length`]. The text is never part of the error.
+    ///
+    /// [`to_base64`]: Self::to_base64
+    pub fn from_base64(text: &str) -> Result<Self, KeyError> {
+        use base64::Engine as _;
+        let t: String = text
+            .trim()
+            .trim_end_matches('=')
+            .chars()
+            .map(|c| match c {
+                '+' => '-',
+                '/' => '_',
+                c => c,
+            })
+            .collect();
+        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(t.as_bytes())
+            .map_err(|_| KeyError::NotBase64)?;
+        Self::from_slice(&bytes)
+    }
+
+    /// Parses 64 hex digits (either case, surrounding whitespace ignored; `openssl rand -hex
+    /// 32`).
+    ///
+    /// # Errors
+    /// [`KeyError::NotHex`] or [`KeyError::Length`].
+    pub fn from_hex(text: &str) -> Result<Self, KeyError> {
+        let t = text.trim().as_bytes();
+        if !t.len().is_multiple_of(2) {
+            return Err(KeyError::NotHex);
+        }
+        let digit = |c: u8| -> Result<u8, KeyError> {
+            match c {
+                b'0'..=b'9' => Ok(c - b'0'),
+                b'a'..=b'f' => Ok(c - b'a' + 10),
+                b'A'..=b'F' => Ok(c - b'A' + 10),
+                _ => Err(KeyError::NotHex),
+            }
+        };
+        let bytes = t
+            .chunks_exact(2)
+            .map(|p| match p {
+                [h, l] => Ok(digit(*h)? << 4 | digit(*l)?),
+                _ => Err(KeyError::NotHex),
+            })
+            .collect::<Result<Vec<u8>, _>>()?;
+        Self::from_slice(&bytes)
+    }
+
+    /// Parses either spelling: exactly 64 hex digits as hex, anything else as base64.
+    ///
+    /// # Errors
+    /// As [`from_hex`](Self::from_hex) and [`from_base64`](Self::from_base64).
+    pub fn parse(text: &str) -> Result<Self, KeyError> {
+        let t = text.trim();
+        if t.len() == 2 * KEY_LEN && t.bytes().all(|b| b.is_ascii_hexdigit()) {
+            Self::from_hex(t)
+        } else {
+            Self::from_base64(t)
+        }
+    }
+
+    /// Reads the key from the environment variable `var` ([`parse`](Self::parse): hex or
+    /// base64).
+    ///
+    /// # Errors
+    /// [`KeyError::EnvMissing`] if `var` is unset or not Unicode, else as
+    /// [`parse`](Self::parse), with the variable's name.
+    pub fn from_env(var: &str) -> Result<Self, KeyError> {
+        let text = std::env::var(var).map_err(|_| KeyError::EnvMissing {
+            var: var.to_owned(),
+        })?;
+        Self::parse(&text).map_err(|e| KeyError::InEnv {
+            var: var.to_owned(),
+            source: Box::new(e),
+        })
+    }
+
+    /// The key as unpadded base64url (43 characters), for storing it as a secret.
+    #[must_use]
+    pub fn to_base64(&self) -> String {
+        use base64::Engine as _;
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(self.0)
+    }
+
+    fn from_slice(bytes: &[u8]) -> Result<Self, KeyError> {
+        <[u8; KEY_LEN]>::try_from(bytes)
+            .map(Self)
+            .map_err(|_| KeyError::Length { found: bytes.len() })
+    }
+}
+
+impl From<[u8; KEY_LEN]> for Key {
+    fn from(bytes: [u8; KEY_LEN]) -> Self {
+        Self(bytes)
+    }
+}
+
+impl Drop for Key {
+    fn drop(&mut self) {
+        self.0.fill(0);
+        std::hint::black_box(&self.0);
+    }
+}
+
+impl fmt::Debug for Key {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Key(..)")
+    }
+}
+
+/// Why a [`Key`] or [`KeyRing`] could not be made. Never contains key material.
+#[non_exhaustive]
+#[derive(thiserror::Error, Debug)]
+pub enum KeyError {
+    /// The OS random number generator failed.
+    #[error("the OS random number generator failed; retry, or check the system's entropy source")]
+    Random(#[source] getrandom::Error),
+    /// The text is not base64.
+    #[error(
+        "key is not base64 (nor 64 hex digits); generate one with Key::generate().to_base64() or `openssl rand -base64 32`"
+    )]
+    NotBase64,
+    /// The text is not hex.
+    #[error("key is not hex; expected 64 hex digits (`openssl rand -hex 32`)")]
+    NotHex,
+    /// The text decodes to the wrong number of bytes.
+    #[error("key decodes to {found} bytes, but a key is exactly 32 random bytes")]
+    Length {
+        /// Bytes decoded.
+        found: usize,
+    },
+    /// The environment variable is not set (or not Unicode).
+    #[error("environment variable {var} is not set (or not Unicode); set it to the key(s)")]
+    EnvMissing {
+        /// The variable's name.
+        var: String,
+    },
+    /// The environment variable is set but does not hold a valid key or key ring.
+    #[error("environment variable {var} does not hold a valid key")]
+    InEnv {
+        /// The variable's name.
+        var: String,
+        /// What is wrong with its value.
+        #[source]
+        source: Box<Self>,
+    },
+    /// A key ring specification entry is not `id:key`.
+    #[error(
+        "key ring entry {index} is not `id:key` with a decimal u32 id (spec: `id:key,id:key`, first seals)"
+    )]
+    RingEntry {
+        /// Zero-based position of the entry.
+        index: usize,
+    },
+    /// A key ring specification names one id twice.
+    #[error("key ring lists key id {id} twice; every key needs its own id")]
+    DuplicateId {
+        /// The repeated id.
+        id: u32,
+    },
+    /// A key ring specification is empty.
+    #[error("key ring specification is empty; it needs at least one `id:key`")]
+    EmptyRing,
+}
+
+/// AEAD keys by id. The first (newest) key seals; every key opens.
+///
+/// Ids must be unique; a repeated id shadows the older key. `Debug` prints the ids only. The
+/// ring keeps only the cipher's key schedule derived from each [`Key`].
+///
+/// # Rotation
+///
+/// Every server must be able to open what any other server sealed, so a rotation takes two
+/// deployments:
+///
+/// 1. Add the new key as a **previous** key everywhere (it opens, nothing seals with it yet):
+///    `SESSION_KEYS="1:<old>,2:<new>"`.
+/// 2. Once every server has it, make it the **sealing** key: `SESSION_KEYS="2:<new>,1:<old>"`.
+///    Sessions sealed with key 1 still open, and are re-sealed with key 2 at their next write.
+/// 3. After the longest session TTL, drop key 1 (`SESSION_KEYS="2:<new>"`). Its tokens stop
+///    opening (those clients get a new session).
+///
+/// ```
+/// use std::time::Duration;
+/// use session_store::cookie::{CookieStore, Key, KeyRing};
+/// use session_store::{Clock, ManualClock, Record, SessionId, SessionStore, UnixTime};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let clock = ManualClock::new(UnixTime::from_secs(1_700_000_000));
+/// let (old, new) = (Key::generate()?, Key::generate()?);
+/// let spec = |ids: &[(u32, &Key)]| {
+///     ids.iter().map(|(id, k)| format!("{id}:{}", k.to_base64())).collect::<Vec<_>>().join(",")
+/// };
+///
+/// // Before: key 1 seals.
+/// let before = CookieStore::with_clock("sid", KeyRing::parse(&spec(&[(1, &old)]))?, clock.clone());
+/// let mut rec = Record::new(SessionId::random()?, clock.now(), Duration::from_secs(3600));
+/// rec.insert("user", "alice")?;
+/// let token = before.create(&mut rec).await?;
+///
+/// // Steps 1 and 2 (KeyRing::from_env("SESSION_KEYS") in a server): key 2 seals, key 1 opens.
+/// let after = CookieStore::with_clock("sid", KeyRing::parse(&spec(&[(2, &new), (1, &old)]))?, clock.clone());
+/// let mut rec = after.load(&token).await?.ok_or("old token must still open")?;
+/// let token = after.save(&mut rec).await?; // re-sealed with key 2
+/// assert_eq!(after.keys().primary_id(), 2);
+///
+/// // Step 3: only key 2; the re-sealed token opens, tokens of key 1 would not.
+/// let last = CookieStore::with_clock("sid", KeyRing::new(2, new), clock);
+/// assert_eq!(last.load(&token).await?.ok_or("re-sealed token opens")?.get::<String>("user")?.as_deref(), Some("alice"));
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Clone)]
 pub struct KeyRing {
     keys: Vec<Entry>,
 }
 
 impl KeyRing {
-    /// A ring with one key, which seals.
+    /// A ring with one key, which seals. Takes a [`Key`] or a `[u8; 32]`.
     #[must_use]
-    pub fn new(id: u32, key: [u8; 32]) -> Self {
+    pub fn new(id: u32, key: impl Into<Key>) -> Self {
         Self {
-            keys: vec![Entry::new(id, key)],
+            keys: vec![Entry::new(id, &key.into())],
         }
+    }
+
+    /// A ring with one freshly generated key: for tests and single-process servers whose
+    /// sessions may end with the process.
+    ///
+    /// # Errors
+    /// [`KeyError::Random`].
+    pub fn generate(id: u32) -> Result<Self, KeyError> {
+        Ok(Self::new(id, Key::generate()?))
+    }
+
+    /// Parses `id:key,id:key,…` (ids decimal `u32`, keys as [`Key::parse`]: base64 or hex;
+    /// whitespace around entries ignored). The first key seals, the others open.
+    ///
+    /// # Errors
+    /// [`KeyError::EmptyRing`], [`KeyError::RingEntry`], [`KeyError::DuplicateId`], or a key's
+    /// own error.
+    pub fn parse(spec: &str) -> Result<Self, KeyError> {
+        let mut keys: Vec<Entry> = Vec::new();
+        for (index, entry) in spec.split(',').map(str::trim).enumerate() {
+            if entry.is_empty() && spec.trim().is_empty() {
+                return Err(KeyError::EmptyRing);
+            }
+            let (id, key) = entry.split_once(':').ok_or(KeyError::RingEntry { index })?;
+            let id: u32 = id
+                .trim()
+                .parse()
+                .map_err(|_| KeyError::RingEntry { index })?;
+            if keys.iter().any(|e| e.id == id) {
+                return Err(KeyError::DuplicateId { id });
+            }
+            keys.push(Entry::new(id, &Key::parse(key)?));
+        }
+        if keys.is_empty() {
+            return Err(KeyError::EmptyRing);
+        }
+        Ok(Self { keys })
+    }
+
+    /// Reads a ring from the environment variable `var`, in [`parse`](Self::parse)'s format.
+    ///
+    /// # Errors
+    /// [`KeyError::EnvMissing`], or [`KeyError::InEnv`] naming `var` and what is wrong.
+    pub fn from_env(var: &str) -> Result<Self, KeyError> {
+        let text = std::env::var(var).map_err(|_| KeyError::EnvMissing {
+            var: var.to_owned(),
+        })?;
+        Self::parse(&text).map_err(|e| KeyError::InEnv {
+            var: var.to_owned(),
+            source: Box::new(e),
+        })
     }
 
     /// Makes `key` the sealing key; the keys already here still open.
     #[must_use]
-    pub fn rotate(mut self, id: u32, key: [u8; 32]) -> Self {
-        self.keys.insert(0, Entry::new(id, key));
+    pub fn rotate(mut self, id: u32, key: impl Into<Key>) -> Self {
+        self.keys.insert(0, Entry::new(id, &key.into()));
         self
     }
 
     /// Adds `key` as an older key: it opens, never seals.
     #[must_use]
-    pub fn with_previous(mut self, id: u32, key: [u8; 32]) -> Self {
-        self.keys.push(Entry::new(id, key));
+    pub fn with_previous(mut self, id: u32, key: impl Into<Key>) -> Self {
+        self.keys.push(Entry::new(id, &key.into()));
         self
     }
 
@@ -232,7 +518,7 @@ fn put_scratch(mut buf: Vec<u8>) {
 static NONCE_START: OnceLock<u128> = OnceLock::new();
 static NONCE_COUNTER: AtomicU64 = AtomicU64::new(0);
 
-/// The next version-2 nonce: see the module docs.
+/// The next nonce: see the module docs.
 fn next_nonce() -> Result<[u8; NONCE_LEN], StoreError> {
     let start = match NONCE_START.get() {
         Some(s) => *s,
@@ -335,7 +621,7 @@ impl<C: Clock> CookieStore<C> {
     }
 
     /// Seals `rec` exactly as it is (version included) with the newest key and the next
-    /// nonce, as a version-2 token.
+    /// nonce.
     ///
     /// # Errors
     /// [`StoreError::TooLarge`] if `name=token` would exceed [`MAX_COOKIE_BYTES`] (checked
@@ -406,7 +692,7 @@ impl<C: Clock> CookieStore<C> {
         self.open_at(token, self.clock.now())
     }
 
-    /// Opens a token (version 2, or version 1 of earlier releases) as of `now`.
+    /// Opens a token as of `now`.
     ///
     /// # Errors
     /// As [`open`](Self::open).
@@ -458,37 +744,6 @@ impl<C: Clock> CookieStore<C> {
                     gcm.open_in_place(nonce, Aad::from(aad), ct_tag)
                 })
                 .map_err(|_| OpenError::Tampered)?
-            }
-            TOKEN_FORMAT_V1 => {
-                if len < HEADER_LEN + NONCE_LEN_V1 + TAG_LEN + 1 {
-                    return Err(OpenError::Truncated {
-                        len,
-                        min: HEADER_LEN + NONCE_LEN_V1 + TAG_LEN + 1,
-                    });
-                }
-                let entry = self
-                    .keys
-                    .find(key_id)
-                    .ok_or(OpenError::UnknownKey(key_id))?;
-                let (nonce, rest) = rest
-                    .split_at_mut_checked(NONCE_LEN_V1)
-                    .ok_or(OpenError::Malformed)?;
-                let nonce =
-                    <[u8; NONCE_LEN_V1]>::try_from(&*nonce).map_err(|_| OpenError::Malformed)?;
-                let (ct, tag) = rest
-                    .split_at_mut_checked(rest.len().saturating_sub(TAG_LEN))
-                    .ok_or(OpenError::Malformed)?;
-                let tag = Tag::try_from(&*tag).map_err(|_| OpenError::Malformed)?;
-                self.with_aad(AAD_PREFIX_V1, &header, |aad| {
-                    entry.legacy.decrypt_inout_detached(
-                        &XNonce::from(nonce),
-                        aad,
-                        (&mut *ct).into(),
-                        &tag,
-                    )
-                })
-                .map_err(|_| OpenError::Tampered)?;
-                ct
             }
             other => return Err(OpenError::UnknownFormat(other)),
         };

@@ -51,3 +51,83 @@ pub enum StoreError {
     #[error("session backend error")]
     Backend(#[source] BoxError),
 }
+
+/// What a [`DataError`] was doing.
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DataOp {
+    /// Reading a value as a Rust type (`get`).
+    Read,
+    /// Converting a Rust value to the stored representation (`insert`).
+    Write,
+}
+
+/// A session value could not be read as the requested type, or a value could not be stored.
+///
+/// Returned by [`Record::get`](crate::Record::get) / [`Record::insert`](crate::Record::insert)
+/// and the HTTP `Session`'s methods of the same names. The underlying serializer's error is
+/// kept as the [`source`](std::error::Error::source), without making its type part of this
+/// crate's API.
+#[derive(thiserror::Error, Debug)]
+#[error("{}", self.describe())]
+pub struct DataError {
+    key: String,
+    op: DataOp,
+    ty: &'static str,
+    #[source]
+    source: serde_json::Error,
+}
+
+impl DataError {
+    pub(crate) fn read<T: ?Sized>(key: &str, source: serde_json::Error) -> Self {
+        Self {
+            key: key.to_owned(),
+            op: DataOp::Read,
+            ty: std::any::type_name::<T>(),
+            source,
+        }
+    }
+
+    pub(crate) fn write<T: ?Sized>(key: &str, source: serde_json::Error) -> Self {
+        Self {
+            key: key.to_owned(),
+            op: DataOp::Write,
+            ty: std::any::type_name::<T>(),
+            source,
+        }
+    }
+
+    /// The session key that was read or written.
+    #[must_use]
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+
+    /// Whether reading or writing failed.
+    #[must_use]
+    pub fn op(&self) -> DataOp {
+        self.op
+    }
+
+    /// The Rust type that was asked for (read) or given (write), as `std::any::type_name`
+    /// spells it.
+    #[must_use]
+    pub fn type_name(&self) -> &'static str {
+        self.ty
+    }
+
+    fn describe(&self) -> String {
+        match self.op {
+            DataOp::Read => format!(
+                "session value {:?} does not deserialize as {} ({}); the stored value has \
+                 another shape: read it as the type that wrote it, or remove the key",
+                self.key, self.ty, self.source
+            ),
+            DataOp::Write => format!(
+                "value of type {} for session key {:?} cannot be stored ({}); session values \
+                 must serialize to JSON (maps need string keys)",
+                self.ty, self.key, self.source
+            ),
+        }
+    }
+}

@@ -8,6 +8,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
 use crate::clock::UnixTime;
+use crate::error::DataError;
 use crate::id::SessionId;
 
 /// One session: its id, its data (a JSON object, read and written through typed accessors),
@@ -142,22 +143,25 @@ impl Record {
     /// Reads `key` as a `T`. `Ok(None)` if the key is absent.
     ///
     /// # Errors
-    /// The value exists but does not deserialize as `T`.
-    pub fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, serde_json::Error> {
-        self.data.get(key).map(|v| T::deserialize(v)).transpose()
+    /// [`DataError`]: the value exists but does not deserialize as `T`.
+    pub fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, DataError> {
+        self.data
+            .get(key)
+            .map(|v| T::deserialize(v).map_err(|e| DataError::read::<T>(key, e)))
+            .transpose()
     }
 
     /// Writes `value` under `key`, returning the previous raw value.
     ///
     /// # Errors
-    /// `value` does not serialize to JSON (e.g. a map with non-string keys); the record is
-    /// unchanged.
+    /// [`DataError`]: `value` does not serialize to JSON (e.g. a map with non-string keys);
+    /// the record is unchanged.
     pub fn insert<T: Serialize + ?Sized>(
         &mut self,
         key: &str,
         value: &T,
-    ) -> Result<Option<Value>, serde_json::Error> {
-        let v = serde_json::to_value(value)?;
+    ) -> Result<Option<Value>, DataError> {
+        let v = serde_json::to_value(value).map_err(|e| DataError::write::<T>(key, e))?;
         Ok(self.data_mut().insert(key.to_owned(), v))
     }
 

@@ -8,7 +8,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
-use crate::{Record, SessionId, Token};
+use crate::{DataError, Record, SessionId, Token};
 
 /// One operation of the handler, recorded to be re-applied on a conflict.
 #[derive(Clone)]
@@ -93,25 +93,21 @@ impl Session {
     /// Reads `key` as a `T`; `Ok(None)` if absent.
     ///
     /// # Errors
-    /// The value exists but does not deserialize as `T`.
-    pub fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, serde_json::Error> {
+    /// [`DataError`]: the value exists but does not deserialize as `T`.
+    pub fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, DataError> {
         self.lock()
             .data
             .get(key)
-            .map(|v| T::deserialize(v))
+            .map(|v| T::deserialize(v).map_err(|e| DataError::read::<T>(key, e)))
             .transpose()
     }
 
     /// Writes `value` under `key`. Writing the value the key already has is not a change.
     ///
     /// # Errors
-    /// `value` does not serialize to JSON; the session is unchanged.
-    pub fn insert<T: Serialize + ?Sized>(
-        &self,
-        key: &str,
-        value: &T,
-    ) -> Result<(), serde_json::Error> {
-        let v = serde_json::to_value(value)?;
+    /// [`DataError`]: `value` does not serialize to JSON; the session is unchanged.
+    pub fn insert<T: Serialize + ?Sized>(&self, key: &str, value: &T) -> Result<(), DataError> {
+        let v = serde_json::to_value(value).map_err(|e| DataError::write::<T>(key, e))?;
         let mut st = self.lock();
         if st.data.get(key) == Some(&v) {
             return Ok(());
