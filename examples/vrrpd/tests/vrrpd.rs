@@ -910,11 +910,11 @@ fn sighup_reload_keeps_mastership_and_refuses_broken_configs() -> TestResult {
     assert_eq!(entered(&d1), before);
     assert_eq!(holders(&tb, VIP4), ["lb1"]);
 
-    // Broken: refused with file and line, the daemon keeps running and keeps the VIP.
-    fs::write(
-        &conf,
-        s.conf("lb1", 100).replace("priority 100", "priority 300"),
-    )?;
+    // Broken (an instance without an interface, which keepalived drops too): refused with file
+    // and line, the daemon keeps running and keeps the VIP.
+    let broken = s.conf("lb1", 100).replace("    interface eth0\n", "");
+    assert!(broken.contains("vrrp_instance") && !broken.contains("interface eth0"));
+    fs::write(&conf, broken)?;
     d1.signal(Signal::SIGHUP)?;
     assert!(wait_until(Duration::from_secs(2), || d1
         .log()
@@ -975,7 +975,8 @@ fn check_config_reports_file_line_and_column() -> TestResult {
     let bad = dir.join("bad.conf");
     fs::write(
         &bad,
-        "vrrp_instance VI_1 {\n    interface eth0\n    virtual_router_id 51\n    priority 300\n}\n",
+        "vrrp_instance VI_1 {\n    interface eth0\n    virtual_router_id 51\n    version 2\n    \
+         virtual_ipaddress {\n        2001:db8::1\n    }\n}\n",
     )?;
     let out = std::process::Command::new(VRRPD)
         .args(["-t"])
