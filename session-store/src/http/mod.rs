@@ -1,23 +1,10 @@
 //! HTTP session middleware: a tower [`Layer`] that gives hyper, axum and tower services a
 //! [`Session`] backed by any [`SessionStore`].
 //!
-//! ```text
-//! let layer = SessionLayer::new(SqliteStore::open(path, SystemClock::default()).await?)
-//!     .cookie(CookieConfig::new("sid").same_site(SameSite::Strict))
-//!     .ttl(Duration::from_secs(8 * 3600));
-//!
-//! // hyper 1 + hyper-util, per accepted connection (`service_fn` being any tower service):
-//! let svc = TowerToHyperService::new(layer.layer(service_fn(handler)));
-//! http1::Builder::new().serve_connection(TokioIo::new(stream), svc).await?;
-//! // axum: Router::new().route(..).layer(layer), and `Extension<Session>` in handlers.
-//!
-//! // In the handler:
-//! let session = req.extensions().get::<Session>().cloned().ok_or("no session layer")?;
-//! session.insert("user", "alice")?;
-//! session.cycle_id(); // logged in: new id
-//! ```
-//!
-//! `tests/http_layer.rs` is a complete, compiled version (hyper server, raw HTTP client).
+//! The crate docs have two compiled examples, an axum 0.8 app (feature `axum`: handlers take
+//! [`Session`] as an extractor) and a hyper 1 server with a plain tower service (the handler
+//! finds the [`Session`] in the request's extensions); `tests/axum.rs` and
+//! `tests/http_layer.rs` drive both over real HTTP.
 //!
 //! The layer needs no async runtime of its own: it only awaits the store and the inner
 //! service, so it runs wherever they run.
@@ -34,7 +21,8 @@
 //!      stored only if the handler writes to it.
 //!
 //!    The [`Session`] handle is put into the request's extensions
-//!    (`req.extensions().get::<Session>()`; axum: `Extension<Session>`).
+//!    (`req.extensions().get::<Session>()`; axum: a `session: Session` argument, feature
+//!    `axum`).
 //! 2. **After the inner service** the layer looks at what the handler did:
 //!    * **Wrote** ([`Session::insert`] of a value different from the current one,
 //!      [`remove`](Session::remove) of a present key, [`clear`](Session::clear) of non-empty
@@ -100,6 +88,8 @@
 //! [`StoreError::VersionMismatch`]: crate::StoreError::VersionMismatch
 //! [`Token`]: crate::Token
 
+#[cfg(feature = "axum")]
+mod axum;
 mod cookie;
 mod failure;
 mod layer;
@@ -107,6 +97,8 @@ mod retry;
 mod save;
 mod session;
 
+#[cfg(feature = "axum")]
+pub use axum::MissingSessionLayer;
 pub use cookie::{CookieConfig, CookieConfigError, SameSite, find_cookie};
 pub use failure::SessionFailure;
 pub use layer::{DEFAULT_TTL, SessionLayer, SessionService};

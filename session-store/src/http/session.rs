@@ -40,7 +40,8 @@ pub(super) struct State {
 }
 
 /// The session of one request, found by the inner service in the request's extensions:
-/// `req.extensions().get::<Session>()` (axum: `Extension<Session>`).
+/// `req.extensions().get::<Session>()`, or with feature `axum` as an extractor
+/// (`async fn handler(session: Session)`).
 ///
 /// Cheap to clone (an `Arc<Mutex<..>>`), `Send` and `Sync`. Reads and writes act on this
 /// request's copy; the layer stores the changes after the handler's response (see the
