@@ -2,6 +2,23 @@
 
 use crate::codec;
 
+/// `e` and its chain of sources, joined by `": "`: what the crate logs for a failure, so the
+/// root cause (e.g. the database's own message) is in one line.
+#[must_use]
+pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut next = e.source();
+    while let Some(s) = next {
+        let t = s.to_string();
+        if !out.ends_with(&t) {
+            out.push_str(": ");
+            out.push_str(&t);
+        }
+        next = s.source();
+    }
+    out
+}
+
 /// A boxed backend error, kept whole as the `source` (never stringified).
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 

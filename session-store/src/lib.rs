@@ -101,7 +101,7 @@ pub use crate::redis::{RedisError, RedisOptions, RedisStore};
 pub use clock::{Clock, ManualClock, SystemClock, UnixTime};
 #[cfg(feature = "cookie")]
 pub use cookie::{CookieStore, Key, KeyError, KeyRing, OpenError};
-pub use error::{BoxError, DataError, DataOp, StoreError};
+pub use error::{BoxError, DataError, DataOp, StoreError, error_chain};
 pub use id::{ID_LEN, ID_TEXT_LEN, IdError, SessionId};
 #[cfg(feature = "memcached")]
 pub use memcached::{MemcachedError, MemcachedOptions, MemcachedStore};

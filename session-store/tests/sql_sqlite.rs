@@ -68,7 +68,10 @@ async fn missing_table_is_a_typed_backend_error() {
                 .downcast_ref::<session_store::SqlError>()
                 .expect("source is a SqlError");
             assert!(
-                matches!(sql, session_store::SqlError::Query { op: "create", .. }),
+                matches!(
+                    sql,
+                    session_store::SqlError::MissingTable { op: "create", .. }
+                ),
                 "{sql:?}"
             );
         }

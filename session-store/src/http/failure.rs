@@ -78,6 +78,10 @@ pub(super) const SAVE_FAILED: &str = "session could not be saved\n";
 pub(super) const CONFLICT: &str = "session changed concurrently; retry\n";
 
 pub(super) fn save_failed(e: StoreError) -> Outcome {
+    tracing::error!(
+        error = %crate::error_chain(&e),
+        "session store failed on save; answering 500"
+    );
     Outcome::Fail(
         StatusCode::INTERNAL_SERVER_ERROR,
         SAVE_FAILED,

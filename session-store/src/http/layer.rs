@@ -178,7 +178,12 @@ where
         let clone = self.inner.clone();
         let inner = std::mem::replace(&mut self.inner, clone);
         let shared = Arc::clone(&self.shared);
-        Box::pin(shared.handle(inner, req))
+        let span =
+            tracing::debug_span!("session", method = %req.method(), path = %req.uri().path());
+        Box::pin(tracing::Instrument::instrument(
+            shared.handle(inner, req),
+            span,
+        ))
     }
 }
 
@@ -206,6 +211,10 @@ impl<S: SessionStore> Shared<S> {
                     }
                     Ok(_) => None,
                     Err(e) => {
+                        tracing::error!(
+                            error = %crate::error_chain(&e),
+                            "session store failed on load; answering 503"
+                        );
                         return Ok(plain(
                             StatusCode::SERVICE_UNAVAILABLE,
                             LOAD_FAILED,

@@ -44,18 +44,38 @@ impl<S: SessionStore> Shared<S> {
             record.set_ttl(self.now(), self.ttl);
             match self.store.compare_and_save(&mut record).await {
                 Ok(new_token) => return Ok((record, new_token)),
-                Err(StoreError::VersionMismatch { .. }) if retries < CAS_RETRIES => {
+                Err(StoreError::VersionMismatch { expected, found }) if retries < CAS_RETRIES => {
                     retries += 1;
+                    tracing::debug!(
+                        retry = retries,
+                        expected,
+                        found,
+                        "session changed concurrently (compare-and-set conflict); reloading and \
+                         re-applying this request's changes"
+                    );
                     match self.store.load(&token).await {
                         Ok(Some(fresh)) if !fresh.is_expired(self.now()) => {
                             record = fresh;
                             apply(record.data_mut(), ops);
                         }
-                        Ok(_) => return Err(self.conflict(true)),
+                        Ok(_) => {
+                            tracing::info!(
+                                "session ended (expired or deleted) during a conflicting write; \
+                                 answering 409 and clearing the cookie"
+                            );
+                            return Err(self.conflict(true));
+                        }
                         Err(e) => return Err(save_failed(e)),
                     }
                 }
-                Err(StoreError::VersionMismatch { .. }) => return Err(self.conflict(false)),
+                Err(StoreError::VersionMismatch { .. }) => {
+                    tracing::warn!(
+                        retries = CAS_RETRIES,
+                        "session kept changing concurrently (compare-and-set conflicts); \
+                         answering 409"
+                    );
+                    return Err(self.conflict(false));
+                }
                 Err(e) => return Err(save_failed(e)),
             }
         }

@@ -117,7 +117,13 @@ impl<S: SessionStore> Shared<S> {
             }
             // Gone meanwhile (expired, deleted elsewhere): drop the cookie.
             Ok(None) => self.expire_cookie(),
-            Err(e) => Outcome::Annotate(SessionFailure::Touch(Arc::new(e))),
+            Err(e) => {
+                tracing::warn!(
+                    error = %crate::error_chain(&e),
+                    "session store failed on touch; the session keeps its old expiry"
+                );
+                Outcome::Annotate(SessionFailure::Touch(Arc::new(e)))
+            }
         }
     }
 }

@@ -84,6 +84,15 @@ pub enum SqlError {
         #[source]
         source: sqlx::Error,
     },
+    /// The `sessions` table does not exist: `migrate()` was never called on this database.
+    #[error("table sessions missing: call migrate() once at start-up (during {op})")]
+    MissingTable {
+        /// The store operation that ran the query.
+        op: &'static str,
+        /// The driver's error ("no such table", "relation does not exist", …).
+        #[source]
+        source: sqlx::Error,
+    },
     /// A stored row's `data` is not a record this crate can decode: the row was written by
     /// something else or by a newer, incompatible version of the crate. Delete the row.
     #[error("stored session data cannot be decoded")]
@@ -135,9 +144,26 @@ fn is_unavailable(e: &sqlx::Error) -> bool {
     )
 }
 
-/// Maps a driver error of operation `op` into a [`StoreError`].
+/// Maps a driver error of operation `op` into a [`StoreError`], naming a missing table as such.
 fn query_err(op: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
-    move |source| SqlError::Query { op, source }.into_store()
+    move |source| {
+        let e = if is_missing_table(&source) {
+            SqlError::MissingTable { op, source }
+        } else {
+            SqlError::Query { op, source }
+        };
+        tracing::debug!(op, error = %crate::error_chain(&e), "session SQL query failed");
+        e.into_store()
+    }
+}
+
+/// `true` if `e` says the `sessions` table does not exist: SQLite's "no such table",
+/// PostgreSQL's SQLSTATE 42P01, MySQL/MariaDB's 42S02 (error 1146).
+fn is_missing_table(e: &sqlx::Error) -> bool {
+    e.as_database_error().is_some_and(|d| {
+        matches!(d.code().as_deref(), Some("42P01" | "42S02"))
+            || d.message().starts_with("no such table")
+    })
 }
 
 /// `true` if `e` is a primary-key (unique) violation: `create` found the id taken.
@@ -408,6 +434,10 @@ macro_rules! sql_store {
                         return Ok($crate::Token::from(id));
                     }
                 }
+                tracing::warn!(
+                    attempts = super::SAVE_RETRIES,
+                    "session save kept losing to concurrent writers; giving up"
+                );
                 Err(super::SqlError::SaveContention {
                     attempts: super::SAVE_RETRIES,
                 }

@@ -108,6 +108,35 @@ macro_rules! server_store_tests {
         }
 
         #[tokio::test]
+        async fn without_migrate_the_error_names_the_missing_table() {
+            let Some(server) = $server() else {
+                return;
+            };
+            let url = server.fresh_database().await;
+            let s = $store::connect(&url, ManualClock::new(conformance::T0))
+                .await
+                .unwrap();
+            let token = session_store::Token::from(conformance::record(1).id());
+            match s.load(&token).await {
+                Err(StoreError::Backend(e)) => {
+                    assert!(
+                        matches!(
+                            e.downcast_ref::<session_store::SqlError>(),
+                            Some(session_store::SqlError::MissingTable { op: "load", .. })
+                        ),
+                        "{e:?}"
+                    );
+                    let text = session_store::error_chain(&*e);
+                    assert!(
+                        text.starts_with("table sessions missing: call migrate()"),
+                        "{text}"
+                    );
+                }
+                other => panic!("expected MissingTable, got {other:?}"),
+            }
+        }
+
+        #[tokio::test]
         async fn malformed_url_is_a_connect_error() {
             match $store::connect(&format!("{}[::1", $base), ManualClock::new(conformance::T0))
                 .await
