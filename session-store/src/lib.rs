@@ -74,6 +74,7 @@ macro_rules! forward_session_store {
     };
 }
 
+pub mod any;
 pub mod clock;
 pub mod codec;
 #[cfg(feature = "cookie")]
@@ -98,6 +99,7 @@ pub mod sql;
 pub use crate::http::{CookieConfig, SameSite, Session, SessionLayer, SessionService};
 #[cfg(feature = "redis")]
 pub use crate::redis::{RedisError, RedisOptions, RedisStore};
+pub use any::{AnyStore, DynSessionStore};
 pub use clock::{Clock, ManualClock, SystemClock, UnixTime};
 #[cfg(feature = "cookie")]
 pub use cookie::{CookieStore, Key, KeyError, KeyRing, OpenError};
@@ -175,6 +177,13 @@ pub trait SessionStore: Send + Sync + 'static {
     /// `compare_and_save` compares against one shared copy. `false` for the cookie store, whose
     /// only copy is in the client's hands (see its docs for what that means).
     const SERVER_SIDE: bool;
+
+    /// [`SERVER_SIDE`](Self::SERVER_SIDE) of this store, asked at run time: the same value for
+    /// every store except [`AnyStore`], whose type cannot know and which answers for the store
+    /// it wraps.
+    fn is_server_side(&self) -> bool {
+        Self::SERVER_SIDE
+    }
 
     /// Inserts a new session; never overwrites. If `rec`'s id is already taken it draws fresh
     /// ids (hence `&mut`) and returns [`StoreError::Conflict`] only when its retry budget runs

@@ -110,7 +110,7 @@ pub(crate) async fn compare_and_save_rejects_stale<S: SessionStore>(
         a.version()
     );
     let second = s.compare_and_save(&mut b).await;
-    if S::SERVER_SIDE {
+    if s.is_server_side() {
         match second {
             Err(StoreError::VersionMismatch {
                 expected: 1,
@@ -151,7 +151,7 @@ pub(crate) async fn concurrent_increments_lose_nothing<S: SessionStore>(
     let mut r = record(4);
     r.insert("counter", &0_u64).map_err(err("insert"))?;
     let token = s.create(&mut r).await.map_err(err("create"))?;
-    if !S::SERVER_SIDE {
+    if !s.is_server_side() {
         // Client-held state: the guarantee does not exist, and the check pins down the
         // documented limitation instead. Two requests carrying one token both "win", and each
         // resulting token holds only its own increment: one update is lost whichever cookie
@@ -289,7 +289,7 @@ pub(crate) async fn delete_revokes<S: SessionStore>(s: &S, _c: &ManualClock) -> 
     s.delete(&t).await.map_err(err("delete"))?;
     s.delete(&t).await.map_err(err("second delete"))?;
     let after = s.load(&t).await.map_err(err("load"))?;
-    if S::SERVER_SIDE {
+    if s.is_server_side() {
         ensure!(after.is_none(), "deleted session still loads");
     } else {
         ensure!(
@@ -327,7 +327,7 @@ pub(crate) async fn create_never_overwrites<S: SessionStore>(s: &S, _c: &ManualC
         user.as_deref() == Some("mallory"),
         "second session wrong: {user:?}"
     );
-    if S::SERVER_SIDE {
+    if s.is_server_side() {
         ensure!(second.id() != first.id(), "colliding id was not redrawn");
     }
     Ok(())
