@@ -126,7 +126,8 @@ impl Service {
     /// Mark a destination in or out of service (health check result, or deletion):
     /// `false` is `ipvsadm -d` (the kernel's `del_dest`); `true` for a destination that was
     /// out is `ipvsadm -a` of the same address, which the kernel takes back from its trash
-    /// with its connection counters and puts at the head of the list (`add_dest`). Setting
+    /// with its connection counters and puts at the head of the list (`add_dest`), its
+    /// `last_weight` (used by `mh`) becoming its weight, even 0, as on any add. Setting
     /// the state it already has changes nothing. Returns `false` if `id` is unknown.
     pub fn set_available(&mut self, id: DestId, available: bool) -> bool {
         let Some(was) = self.dests.get(id).map(Dest::is_available) else {
@@ -138,6 +139,9 @@ impl Service {
         if available {
             if let Some(d) = self.dests.get_mut_edit(id) {
                 d.available = true;
+                // An add sets `last_weight` to the weight given, 0 included
+                // (`__ip_vs_update_dest`: `if (add || udest->weight != 0)`).
+                d.last_weight = d.weight;
             }
             self.dests.move_to_head(id);
             self.sched.rebuild(&self.dests);

@@ -371,4 +371,10 @@ fn kernel_list_order_add_delete_readd() {
     // An edit keeps the place.
     s.set_weight(D0, 3);
     assert_eq!(s.dests().ipvs_position(D0), Some(2));
+    // Quiesced, deleted and added back with weight 0: an add sets last_weight (mh) to 0.
+    s.set_weight(D0, 0);
+    assert_eq!(s.dests().get(D0).unwrap().last_weight(), 3);
+    s.set_available(D0, false);
+    s.set_available(D0, true);
+    assert_eq!(s.dests().get(D0).unwrap().last_weight(), 0);
 }
