@@ -88,6 +88,11 @@ step "ipvs-netlink kernel tests (qemu VM with ip_vs; fails if the VM cannot boot
 scripts/ipvs-vm.sh --check
 CI=true CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUNNER="$PWD/scripts/ipvs-vm.sh" \
     cargo test -p ipvs-netlink --all-features --test vm -- --ignored
+# lvs-sched's IPVS schedulers against the kernel's: random add/edit/delete sequences and
+# over 10,000 connections (a few minutes without KVM; SCHED_VM_SEED repeats a run).
+CI=true IPVS_VM_TIMEOUT=900 IPVS_VM_PASSENV="SCHED_VM_SEED SCHED_VM_STEPS" \
+    CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUNNER="$PWD/scripts/ipvs-vm.sh" \
+    cargo test -p ipvs-netlink --all-features --test sched_vm -- --ignored --nocapture
 CI=true CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUNNER="$PWD/scripts/ipvs-vm.sh" \
     cargo test -p lvsd --all-features --test lvsd_vm -- --ignored
 CI=true CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUNNER="$PWD/scripts/ipvs-vm.sh" \
