@@ -314,3 +314,44 @@ async fn expiry_uses_the_store_clock_not_the_database_clock() {
     clock.advance(conformance::TTL);
     assert!(s.load(&t).await.unwrap().is_none());
 }
+
+#[tokio::test]
+async fn sweeper_task_deletes_expired_rows_and_stops_with_the_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(conformance::T0);
+    let s = SqliteStore::open(dir.path().join("s.db"), clock.clone())
+        .await
+        .unwrap();
+    s.migrate().await.unwrap();
+    for n in 0..3 {
+        s.create(&mut conformance::record(n)).await.unwrap();
+    }
+    let s = std::sync::Arc::new(s);
+    let period = Duration::from_millis(20);
+    let task = s.spawn_sweeper(period);
+    let count = async |s: &SqliteStore<ManualClock>| -> i64 {
+        sqlx::query_scalar("SELECT COUNT(*) FROM sessions")
+            .fetch_one(s.pool())
+            .await
+            .unwrap()
+    };
+    // Nothing expired: a few ticks delete nothing.
+    tokio::time::sleep(period * 5).await;
+    assert_eq!(count(&s).await, 3);
+    clock.advance(conformance::TTL);
+    let mut left = 3;
+    for _ in 0..500 {
+        left = count(&s).await;
+        if left == 0 {
+            break;
+        }
+        tokio::time::sleep(period).await;
+    }
+    assert_eq!(left, 0, "the sweeper deleted the expired rows");
+    // Dropping the store's last Arc ends the task at its next tick.
+    drop(s);
+    tokio::time::timeout(Duration::from_secs(5), task)
+        .await
+        .expect("sweeper did not stop")
+        .unwrap();
+}

@@ -327,6 +327,39 @@ macro_rules! sql_store {
                 Ok(done.rows_affected())
             }
 
+            /// Spawns a tokio task that calls [`sweep`](Self::sweep) with the store clock's
+            /// "now" every `period`, first at once. It stops when the store's last other `Arc`
+            /// is dropped, or with the returned handle's `abort()`. A failed sweep is logged
+            /// (`tracing` warning) and retried at the next tick; each sweep that deletes rows
+            /// logs how many at `debug`. Every server may run one (the `DELETE` is idempotent);
+            /// one per database is enough. A period of a few minutes suits most sites: expired
+            /// rows are invisible to `load` at once, the sweeper only frees their space.
+            /// Must be called inside a tokio runtime.
+            pub fn spawn_sweeper(
+                self: &::std::sync::Arc<Self>,
+                period: ::std::time::Duration,
+            ) -> ::tokio::task::JoinHandle<()> {
+                let weak = ::std::sync::Arc::downgrade(self);
+                ::tokio::spawn(async move {
+                    let mut tick = ::tokio::time::interval(period);
+                    tick.set_missed_tick_behavior(::tokio::time::MissedTickBehavior::Delay);
+                    loop {
+                        tick.tick().await;
+                        let Some(store) = weak.upgrade() else { break };
+                        match store.sweep(store.clock.now()).await {
+                            Ok(0) => {}
+                            Ok(rows) => {
+                                ::tracing::debug!(rows, "session sweeper deleted expired rows");
+                            }
+                            Err(e) => ::tracing::warn!(
+                                error = %$crate::error_chain(&e),
+                                "session sweeper failed; retrying at the next tick"
+                            ),
+                        }
+                    }
+                })
+            }
+
             /// The connection pool (for health checks, or to run the schema yourself).
             #[must_use]
             pub fn pool(&self) -> &sqlx::Pool<$db> {
