@@ -71,7 +71,23 @@
 //!
 //! Tokens are bearer credentials: nothing here logs them, and no `Debug` output contains one.
 //!
-//! # Modules
+//! # Compared with tower-sessions
+//!
+//! The cases of tower-sessions' route tests run against this layer in
+//! `tests/tower_sessions_cases.rs` (no session set, bogus and malformed cookies, insert,
+//! get, remove, cycle id, flush with and without a domain, cookie attributes, expiry,
+//! concurrent requests). Deliberate differences:
+//!
+//! * The default `SameSite` is `Lax` (tower-sessions: `Strict`), so following a link from
+//!   another site keeps the user logged in; set [`CookieConfig::same_site`] for `Strict`.
+//! * `Max-Age` is always sent and follows the session's remaining lifetime: every session has
+//!   a server-side TTL ([`SessionLayer::ttl`], rolled forward by `touch`). tower-sessions sends
+//!   none by default (a browser-session cookie). [`CookieConfig::max_age`] fixes the value.
+//! * No per-session expiry (tower-sessions' `set_expiry`): the TTL is the layer's.
+//! * Flushing is [`Session::delete`]; [`Session::clear`] empties the data and keeps the id.
+//! * Handlers never await the store: `get` / `insert` act on the request's copy, and the
+//!   layer stores the changes once, after the handler, with a version check.
+//!
 //!
 //! One job per file: `cookie` (the cookie's attributes, rendering and parsing), `session` (the
 //! [`Session`] handle), `layer` (the tower layer and service), `save` (storing the handler's
