@@ -143,6 +143,7 @@ use http::StatusCode;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use tokio::net::{TcpListener, TcpStream};
+use sd_notify::NotifyState;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -769,15 +770,28 @@ async fn serve(path: PathBuf, conf: Config, pool: &Workers) -> Result<(), LbdErr
         "lbd: [notice] started, {workers} worker threads, pid {}",
         std::process::id()
     );
+    // Under systemd (Type=notify): the listening sockets are bound, ready.
+    notify(&[NotifyState::Ready, NotifyState::Status("serving")]);
     loop {
         tokio::select! {
-            _ = hup.recv() => reload(&path, pool, &state_tx, &drain_tx, &mut listeners, &shared),
+            _ = hup.recv() => {
+                match NotifyState::monotonic_usec_now() {
+                    Ok(now) => notify(&[NotifyState::Reloading, now]),
+                    Err(_) => notify(&[NotifyState::Reloading]),
+                }
+                let status = match reload(&path, pool, &state_tx, &drain_tx, &mut listeners, &shared) {
+                    Ok(()) => "serving; reload done".to_owned(),
+                    Err(e) => format!("reload failed, running configuration kept: {e}"),
+                };
+                notify(&[NotifyState::Ready, NotifyState::Status(&status)]);
+            }
             _ = usr1.recv() => state_tx.borrow().reopen_logs(),
             _ = term.recv() => break,
             _ = quit.recv() => break,
             _ = int.recv() => break,
         }
     }
+    notify(&[NotifyState::Stopping]);
     eprintln!("lbd: [notice] stopping: closing listeners, finishing requests in flight");
     for h in listeners.drain().flat_map(|(_, v)| v) {
         h.abort();
@@ -803,6 +817,13 @@ async fn serve(path: PathBuf, conf: Config, pool: &Workers) -> Result<(), LbdErr
     Ok(())
 }
 
+/// Tells systemd (through `NOTIFY_SOCKET`, when it is set) how the service is doing.
+fn notify(states: &[NotifyState<'_>]) {
+    if let Err(e) = sd_notify::notify(states) {
+        eprintln!("lbd: [warn] cannot notify the service manager: {e}");
+    }
+}
+
 fn reload(
     path: &Path,
     pool: &Workers,
@@ -810,13 +831,13 @@ fn reload(
     drain_tx: &watch::Sender<u64>,
     listeners: &mut HashMap<SocketAddr, Vec<JoinHandle<()>>>,
     shared: &Shared,
-) {
+) -> Result<(), String> {
     let workers = pool.handles.len();
     let conf = match config::load(path) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("lbd: [emerg] reload failed, keeping the running configuration: {e}");
-            return;
+            return Err(e.to_string());
         }
     };
     if conf.workers != 0 && conf.workers != workers {
@@ -827,7 +848,7 @@ fn reload(
         Ok(s) => Arc::new(s),
         Err(e) => {
             eprintln!("lbd: [emerg] reload failed, keeping the running configuration: {e}");
-            return;
+            return Err(e.to_string());
         }
     };
     let mut fresh = Vec::new();
@@ -839,7 +860,7 @@ fn reload(
             Ok(l) => fresh.push((*addr, l)),
             Err(e) => {
                 eprintln!("lbd: [emerg] reload failed, keeping the running configuration: {e}");
-                return;
+                return Err(e.to_string());
             }
         }
     }
@@ -864,6 +885,7 @@ fn reload(
         "lbd: [notice] configuration reloaded from {}",
         path.display()
     );
+    Ok(())
 }
 
 #[cfg(test)]

@@ -1568,3 +1568,52 @@ fn test_flag_and_errors_name_file_line_column() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
 }
+
+/// Under systemd (`Type=notify`): `READY=1` once the listening socket accepts; a broken reload
+/// sends `RELOADING=1` (with `MONOTONIC_USEC=`), then `READY=1` with the error in `STATUS=`,
+/// and lbd keeps serving; SIGTERM sends `STOPPING=1`.
+#[test]
+fn systemd_notify_ready_reload_and_stop() {
+    let dir = TempDir::new();
+    let notify = testbed::NotifySocket::bind(&dir.0).unwrap();
+    let port = free_port();
+    let conf = dir.0.join("lbd.conf");
+    let good = format!(
+        "upstream u {{ server 127.0.0.1:1; }}\nserver {{ listen 127.0.0.1:{port}; location / {{ proxy_pass http://u; }} }}\n"
+    );
+    std::fs::write(&conf, &good).unwrap();
+    let (key, value) = notify
+        .env()
+        .split_once('=')
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_lbd"))
+        .arg("-c")
+        .arg(&conf)
+        .env(key, value)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id()).unwrap());
+    let ready = notify.until("READY=1", Duration::from_secs(10));
+    let accepts = std::net::TcpStream::connect(("127.0.0.1", port)).is_ok();
+    let broken = || std::fs::write(&conf, "upstream u {\n").unwrap();
+    broken();
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGHUP).unwrap();
+    let reload = notify.until("READY=1", Duration::from_secs(5));
+    let still = std::net::TcpStream::connect(("127.0.0.1", port)).is_ok();
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+    let stopping = notify.until("STOPPING=1", Duration::from_secs(5));
+    let _ = child.wait();
+    assert!(ready.is_some(), "no READY=1");
+    assert!(accepts, "READY=1 before the listener accepts");
+    let reload = reload.expect("no READY=1 after the reload").concat();
+    assert!(
+        reload.contains("RELOADING=1") && reload.contains("MONOTONIC_USEC="),
+        "{reload}"
+    );
+    assert!(reload.contains("STATUS=reload failed"), "{reload}");
+    assert!(still, "lbd stopped serving after a broken reload");
+    assert!(stopping.is_some(), "no STOPPING=1");
+}

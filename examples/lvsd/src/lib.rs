@@ -21,6 +21,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use ipvs_netlink::{ApplyReport, Change, Client, IpvsError};
+use sd_notify::NotifyState;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::mpsc::{UnboundedSender, unbounded_channel};
 use tokio::task::JoinHandle;
@@ -356,6 +357,22 @@ fn spawn_checkers(
     tasks
 }
 
+/// Tells systemd (through `NOTIFY_SOCKET`, when it is set) how the service is doing.
+fn notify_manager(states: &[NotifyState<'_>]) {
+    if let Err(e) = sd_notify::notify(states) {
+        log(format_args!("cannot notify the service manager: {e}"));
+    }
+}
+
+/// Sends `READY=1` when dropped: the end of a reload, on every path out of it.
+struct ReadyOnDrop;
+
+impl Drop for ReadyOnDrop {
+    fn drop(&mut self) {
+        notify_manager(&[NotifyState::Ready]);
+    }
+}
+
 /// Runs lvsd on `state` until `stop` completes: applies the table, runs the checkers, applies
 /// every health change, reloads `config` (if given) on SIGHUP, and removes its services at
 /// the end.
@@ -373,12 +390,20 @@ pub async fn serve(
     // (vs, rs) -> per-check results.
     let mut results: HashMap<(usize, SocketAddr), HashMap<usize, bool>> = HashMap::new();
     let mut hup = signal(SignalKind::hangup()).map_err(LvsdError::Runtime)?;
+    // Under systemd (Type=notify): the table is applied and the checkers run, ready.
+    notify_manager(&[NotifyState::Ready, NotifyState::Status("running")]);
     tokio::pin!(stop);
     loop {
         tokio::select! {
             () = &mut stop => break,
             _ = hup.recv() => {
                 let Some(path) = &config else { continue };
+                match NotifyState::monotonic_usec_now() {
+                    Ok(now) => notify_manager(&[NotifyState::Reloading, now]),
+                    Err(_) => notify_manager(&[NotifyState::Reloading]),
+                }
+                // READY=1 again once the reload is over, whatever its outcome.
+                let _ready = ReadyOnDrop;
                 match parse_lvs(path) {
                     Err(e) => log(format_args!("reload refused, keeping the running configuration: {e}")),
                     Ok((conf, w)) => {
@@ -438,6 +463,7 @@ pub async fn serve(
             }
         }
     }
+    notify_manager(&[NotifyState::Stopping]);
     for t in tasks {
         t.abort();
     }

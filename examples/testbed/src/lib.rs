@@ -24,6 +24,7 @@
 mod daemon;
 mod keepalived;
 pub mod netns;
+mod notify;
 mod outage;
 mod probe;
 mod responder;
@@ -45,6 +46,7 @@ use crate::netns::{Netns, NetnsError};
 
 pub use crate::daemon::Daemon;
 pub use crate::keepalived::{keepalived, keepalived_or_skip, keepalived_program};
+pub use crate::notify::NotifySocket;
 pub use crate::outage::{outage, serving_at, takeover};
 pub use crate::probe::{Probe, Sample};
 pub use crate::responder::Responder;

@@ -18,6 +18,7 @@ use vrrp_proto::{Action, Config, ConfigError, IpCidr, Reason, RecvMeta, State, V
 
 use super::cli::Options;
 use super::log::log;
+use super::notify;
 use super::report::{self, InstanceReport, state_name};
 use super::track::{self, Outcome};
 use keepalived_conf::{ConfError, VrrpConf, VrrpInstance, VrrpScript};
@@ -628,6 +629,11 @@ impl Daemon {
             vrrp_linux::Timer::new(self.epoch).map_err(DaemonError::Runtime)?,
         )
         .map_err(DaemonError::Runtime)?;
+        // The sockets are open and every instance runs: ready.
+        notify::ready(&format!("running {} instance(s)", self.instances.len()));
+        let period = notify::watchdog_period();
+        let mut watchdog = tokio::time::interval(period.unwrap_or(Duration::from_secs(3600)));
+        watchdog.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let deadline = self.next_deadline();
             timer
@@ -645,6 +651,7 @@ impl Daemon {
                     break;
                 }
                 _ = hup.recv() => self.reload(),
+                _ = watchdog.tick(), if period.is_some() => notify::watchdog(),
                 _ = usr1.recv() => self.dump(false).await,
                 _ = usr2.recv() => self.dump(true).await,
                 ev = self.rx.recv() => {
@@ -669,6 +676,7 @@ impl Daemon {
                 self.on_timers();
             }
         }
+        notify::stopping();
         self.shutdown_all();
         Ok(())
     }
@@ -915,12 +923,22 @@ impl Daemon {
     /// it is. Unchanged instances keep running (a master stays master); changed ones are
     /// restarted, removed ones released.
     fn reload(&mut self) {
+        notify::reloading();
+        let status = match self.try_reload() {
+            Ok(n) => format!("running {n} instance(s); reload done"),
+            Err(e) => format!("reload refused, running configuration kept: {e}"),
+        };
+        notify::ready(&status);
+    }
+
+    /// The reload itself: the number of instances running after it, or why it was refused.
+    fn try_reload(&mut self) -> Result<usize, String> {
         log!("Reloading configuration {}", self.opts.config.display());
         let (conf, warnings) = match keepalived_conf::parse_vrrp(&self.opts.config) {
             Ok(v) => v,
             Err(e) => {
                 log!("reload refused, keeping the running configuration: {e}");
-                return;
+                return Err(e.to_string());
             }
         };
         for w in &warnings {
@@ -928,7 +946,7 @@ impl Daemon {
         }
         if let Err(e) = validate(&conf) {
             log!("reload refused, keeping the running configuration: {e}");
-            return;
+            return Err(e.to_string());
         }
         // An instance keeps running (a master stays master) when neither it nor anything it
         // depends on changed.
@@ -950,7 +968,7 @@ impl Daemon {
                     for b in fresh {
                         self.drop_vmac(&b);
                     }
-                    return;
+                    return Err(e.to_string());
                 }
             }
         }
@@ -993,6 +1011,7 @@ impl Daemon {
             self.drain(i);
         }
         log!("Reload done: {} instance(s)", self.instances.len());
+        Ok(self.instances.len())
     }
 
     fn drop_vmac(&mut self, inst: &Inst) {

@@ -16,6 +16,7 @@
 mod cli;
 mod daemon;
 mod log;
+mod notify;
 mod report;
 mod track;
 

@@ -15,7 +15,9 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
 use testbed::netns::Netns;
-use testbed::{Daemon, Probe, Responder, Sample, Testbed, keepalived, keepalived_or_skip, outage};
+use testbed::{
+    Daemon, NotifySocket, Probe, Responder, Sample, Testbed, keepalived, keepalived_or_skip, outage,
+};
 use vrrp_linux::rtnl::Rtnl;
 
 type TestResult = Result<(), Box<dyn Error>>;
@@ -1310,6 +1312,118 @@ fn unsendable_alerts_never_delay_failover() -> TestResult {
             .is_ok_and(|l| l.matches("no answer within 2s").count() >= 2)),
         "{}",
         d2.log()?
+    );
+    Ok(())
+}
+
+// ---- systemd ----
+
+/// Under systemd (`Type=notify`): `READY=1` only once the VRRP socket is open and the
+/// configuration runs; a broken reload sends `RELOADING=1`, then `READY=1` with the error in
+/// `STATUS=`, and the daemon keeps running; SIGTERM sends `STOPPING=1`. A configuration that
+/// does not start never reports ready. With stderr on the journal, log lines carry no time
+/// stamp of their own.
+#[test]
+fn systemd_notify_ready_reload_and_stop() -> TestResult {
+    if !prereqs(false) {
+        return Ok(());
+    }
+    let tb = testbed(&["lb1", "client"])?;
+    let dir = tb.run_dir().join("vrrpd-notify");
+    fs::create_dir_all(&dir)?;
+    let notify = NotifySocket::bind(&dir)?;
+    let conf_path = dir.join("keepalived.conf");
+    let good = Spec::v3("0.1").conf("lb1", 100);
+    fs::write(&conf_path, &good)?;
+    // The journal is stood in for by the log file testbed sends stderr to.
+    let log_path = tb.run_dir().join("vrrpd-notify.log");
+    fs::write(&log_path, "")?;
+    let meta = fs::metadata(&log_path)?;
+    let journal = {
+        use std::os::unix::fs::MetadataExt;
+        format!("JOURNAL_STREAM={}:{}", meta.dev(), meta.ino())
+    };
+    let socket_env = notify.env();
+    let conf_arg = conf_path.display().to_string();
+    let d = tb.spawn(
+        "lb1",
+        "vrrpd-notify",
+        "env",
+        [
+            socket_env.as_str(),
+            journal.as_str(),
+            VRRPD,
+            "-f",
+            &conf_arg,
+        ],
+    )?;
+    let msgs = notify
+        .until("READY=1", Duration::from_secs(5))
+        .ok_or_else(|| format!("no READY=1\n{}", d.log().unwrap_or_default()))?;
+    // At READY the raw VRRP socket (protocol 112 = 0x70) is open in lb1.
+    let raw = fs::read_to_string(format!("/proc/{}/net/raw", d.pid()))?;
+    assert!(
+        raw.lines().any(|l| l
+            .split_whitespace()
+            .nth(1)
+            .is_some_and(|a| a.ends_with(":0070"))),
+        "no VRRP socket at READY=1:\n{raw}"
+    );
+    assert!(
+        msgs.concat().contains("STATUS=running 1 instance(s)"),
+        "{msgs:?}"
+    );
+    let log = d.log()?;
+    assert!(log.contains("started: 1 instance(s)"), "{log}");
+    assert!(
+        !log.contains("vrrpd["),
+        "journal lines carry no stamp of their own:\n{log}"
+    );
+
+    // A broken reload: RELOADING=1 (with the monotonic time), then READY=1 with the error.
+    fs::write(&conf_path, good.replace("    interface eth0\n", ""))?;
+    d.signal(Signal::SIGHUP)?;
+    let msgs = notify
+        .until("READY=1", Duration::from_secs(3))
+        .ok_or("no READY=1 after the reload")?;
+    let all = msgs.concat();
+    assert!(
+        all.contains("RELOADING=1") && all.contains("MONOTONIC_USEC="),
+        "{msgs:?}"
+    );
+    assert!(all.contains("STATUS=reload refused"), "{msgs:?}");
+    assert!(d.wait_exit(Duration::ZERO)?.is_none(), "still running");
+    // A good one.
+    fs::write(&conf_path, &good)?;
+    d.signal(Signal::SIGHUP)?;
+    let msgs = notify
+        .until("READY=1", Duration::from_secs(3))
+        .ok_or("no READY=1 after the second reload")?;
+    assert!(msgs.concat().contains("reload done"), "{msgs:?}");
+    // Stop.
+    d.signal(Signal::SIGTERM)?;
+    assert!(
+        notify.until("STOPPING=1", Duration::from_secs(3)).is_some(),
+        "no STOPPING=1"
+    );
+    assert!(d.wait_exit(Duration::from_secs(3))?.is_some());
+
+    // A configuration that cannot start: exit 1, never ready.
+    fs::write(&conf_path, good.replace("    interface eth0\n", ""))?;
+    let bad = tb.spawn(
+        "lb1",
+        "vrrpd-notify-bad",
+        "env",
+        [socket_env.as_str(), VRRPD, "-f", &conf_arg],
+    )?;
+    let status = bad
+        .wait_exit(Duration::from_secs(5))?
+        .ok_or("still running")?;
+    assert_eq!(status.code(), Some(1));
+    assert!(
+        notify
+            .until("READY=1", Duration::from_millis(500))
+            .is_none()
     );
     Ok(())
 }
