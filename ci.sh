@@ -42,7 +42,7 @@ rustup component list --installed | grep -q '^clippy' || rustup component add cl
 # session-store tests start their own PostgreSQL, MariaDB, memcached and Redis (+ Sentinel)
 # servers on loopback ports, and check key placement against libmemcached (python3-pylibmc).
 # The vrrpd and lvsd alert tests mail to an aiosmtpd server (python3-aiosmtpd).
-APT_PKGS="qemu-system-x86 busybox-static cpio kmod ipvsadm keepalived iproute2 postgresql mariadb-server memcached redis-server python3-pylibmc python3-aiosmtpd"
+APT_PKGS="qemu-system-x86 busybox-static cpio kmod ipvsadm keepalived iproute2 postgresql mariadb-server memcached redis-server python3-pylibmc python3-aiosmtpd systemd"
 # shellcheck disable=SC2086
 if ! dpkg -s $APT_PKGS >/dev/null 2>&1 \
    || ! apt-cache show linux-image-cloud-amd64 >/dev/null 2>&1; then
@@ -83,6 +83,17 @@ cargo build -p lvs-sched --no-default-features --target "$NO_STD_TARGET"
 # ---- tests ----
 step "cargo test (workspace, all features, doc tests included)"
 cargo test --workspace --all-features
+
+step "systemd unit files (systemd-analyze verify, against the binaries just built)"
+cargo build --workspace --bins
+units="$(mktemp -d)"
+for unit in dist/systemd/*.service; do
+    sed "s#/usr/local/sbin/#$PWD/target/debug/#g" "$unit" >"$units/$(basename "$unit")"
+done
+# verify prints a line for anything it does not accept, even when its status is 0.
+verdict="$(systemd-analyze verify "$units"/*.service 2>&1)" || { echo "$verdict"; exit 1; }
+if [ -n "$verdict" ]; then echo "$verdict"; exit 1; fi
+rm -rf "$units"
 
 step "ipvs-netlink kernel tests (qemu VM with ip_vs; fails if the VM cannot boot)"
 scripts/ipvs-vm.sh --check
