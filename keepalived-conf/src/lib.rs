@@ -54,8 +54,10 @@ mod vrrp;
 pub mod fuzzing;
 
 pub use vrrp::{
-    GarpSettings, GlobalDefs, InitialState, ScriptUser, SmtpServer, SmtpSettings, SyncGroup,
-    TrackIf, TrackScript, Vip, VrrpConf, VrrpInstance, VrrpScript, parse_vrrp, parse_vrrp_str,
+    GarpSettings, GlobalDefs, InitialState, IpPrefix, RT_TABLE_MAIN, RTPROT_KEEPALIVED,
+    RULE_START_PRIORITY, Route, RouteKind, Rule, RuleAction, ScriptUser, SmtpServer, SmtpSettings,
+    SyncGroup, TrackIf, TrackScript, Vip, VrrpConf, VrrpInstance, VrrpScript, parse_vrrp,
+    parse_vrrp_str,
 };
 
 /// How deep `include` directives may nest.

@@ -7,9 +7,10 @@ use std::fmt::{self, Write as _};
 
 use super::fmt_secs;
 use super::vrrp::{
-    GlobalDefs, InitialState, ScriptUser, SyncGroup, TrackScript, Vip, VrrpConf, VrrpInstance,
-    VrrpScript,
+    GlobalDefs, InitialState, Route, RouteKind, Rule, RuleAction, ScriptUser, SyncGroup,
+    TrackScript, Vip, VrrpConf, VrrpInstance, VrrpScript,
 };
+use vrrp_proto::wire::AddrFamily;
 
 /// A word as the lexer reads it back: bare when possible, else in double quotes.
 ///
@@ -208,6 +209,99 @@ fn vip_line(f: &mut fmt::Formatter<'_>, indent: usize, v: &Vip) -> fmt::Result {
     line(f, indent, &addr, &args)
 }
 
+/// One route as keepalived reads it, every field explicit but the defaults.
+fn route_line(f: &mut fmt::Formatter<'_>, indent: usize, r: &Route) -> fmt::Result {
+    let dst = r.dst.to_string();
+    let mut words: Vec<String> = Vec::new();
+    if r.kind != RouteKind::Unicast {
+        words.push(r.kind.word().into());
+    }
+    words.push(dst);
+    let mut opt = |k: &str, v: Option<String>| {
+        if let Some(v) = v {
+            words.push(k.into());
+            words.push(v);
+        }
+    };
+    opt("src", r.src.map(|a| a.to_string()));
+    opt("via", r.via.map(|a| a.to_string()));
+    opt("dev", r.dev.clone());
+    opt("scope", r.scope.map(|s| s.to_string()));
+    opt("table", Some(r.table.to_string()));
+    opt("metric", r.metric.map(|m| m.to_string()));
+    opt("protocol", r.protocol.map(|p| p.to_string()));
+    if r.no_track {
+        words.push("no_track".into());
+    }
+    list_line(f, indent, &words)
+}
+
+/// One rule as keepalived reads it, the priority always explicit.
+fn rule_line(f: &mut fmt::Formatter<'_>, indent: usize, r: &Rule) -> fmt::Result {
+    let mut words: Vec<String> = Vec::new();
+    if r.from.is_none() && r.to.is_none() && r.family == AddrFamily::Ipv6 {
+        words.push("inet6".into());
+    }
+    if r.invert {
+        words.push("not".into());
+    }
+    let mut opt = |k: &str, v: Option<String>| {
+        if let Some(v) = v {
+            words.push(k.into());
+            words.push(v);
+        }
+    };
+    opt("from", r.from.map(|p| p.to_string()));
+    opt("to", r.to.map(|p| p.to_string()));
+    opt("iif", r.iif.clone());
+    opt("oif", r.oif.clone());
+    opt(
+        "fwmark",
+        r.fwmark.map(|(m, k)| match k {
+            Some(k) => format!("{m}/{k}"),
+            None => m.to_string(),
+        }),
+    );
+    opt("preference", Some(r.priority.to_string()));
+    opt("protocol", r.protocol.map(|p| p.to_string()));
+    match r.action {
+        RuleAction::Table(t) => opt("table", Some(t.to_string())),
+        RuleAction::Blackhole => words.push("blackhole".into()),
+        RuleAction::Unreachable => words.push("unreachable".into()),
+        RuleAction::Prohibit => words.push("prohibit".into()),
+    }
+    if r.no_track {
+        words.push("no_track".into());
+    }
+    list_line(f, indent, &words)
+}
+
+fn list_line(f: &mut fmt::Formatter<'_>, indent: usize, words: &[String]) -> fmt::Result {
+    let Some((kw, args)) = words.split_first() else {
+        return Ok(());
+    };
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    line(f, indent, kw, &args)
+}
+
+/// A block of routes or rules at `indent`, nothing when empty.
+fn list_block<T>(
+    f: &mut fmt::Formatter<'_>,
+    indent: usize,
+    keyword: &str,
+    items: &[T],
+    each: fn(&mut fmt::Formatter<'_>, usize, &T) -> fmt::Result,
+) -> fmt::Result {
+    if items.is_empty() {
+        return Ok(());
+    }
+    open(f, indent, keyword, &[])?;
+    for i in items {
+        each(f, indent + 1, i)?;
+    }
+    close(f, indent)
+}
+
 fn track_scripts(f: &mut fmt::Formatter<'_>, indent: usize, ts: &[TrackScript]) -> fmt::Result {
     if ts.is_empty() {
         return Ok(());
@@ -313,6 +407,8 @@ impl fmt::Display for VrrpInstance {
         if self.dont_track_primary {
             line(f, 1, "dont_track_primary", &[])?;
         }
+        list_block(f, 1, "virtual_routes", &self.virtual_routes, route_line)?;
+        list_block(f, 1, "virtual_rules", &self.virtual_rules, rule_line)?;
         close(f, 0)
     }
 }
@@ -337,10 +433,14 @@ impl fmt::Display for SyncGroup {
     }
 }
 
-/// The whole configuration, in the order global_defs, scripts, instances, sync groups.
+/// The whole configuration, in the order global_defs, static addresses, routes and rules,
+/// scripts, instances, sync groups.
 impl fmt::Display for VrrpConf {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         self.global.fmt(f)?;
+        list_block(f, 0, "static_ipaddress", &self.static_addresses, vip_line)?;
+        list_block(f, 0, "static_routes", &self.static_routes, route_line)?;
+        list_block(f, 0, "static_rules", &self.static_rules, rule_line)?;
         for s in &self.scripts {
             writeln!(f)?;
             s.fmt(f)?;

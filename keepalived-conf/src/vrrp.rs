@@ -22,12 +22,12 @@ pub(crate) const VRRP_TOP: &[&str] = &[
     "vrrp_script",
     "vrrp_instance",
     "vrrp_sync_group",
-];
-/// keepalived top-level keywords neither layer supports: a warning from the VRRP layer only.
-pub(crate) const OTHER_TOP: &[&str] = &[
     "static_ipaddress",
     "static_routes",
     "static_rules",
+];
+/// keepalived top-level keywords neither layer supports: a warning from the VRRP layer only.
+pub(crate) const OTHER_TOP: &[&str] = &[
     "linkbeat_interfaces",
     "vrrp_track_process",
     "vrrp_track_file",
@@ -52,6 +52,13 @@ pub struct VrrpConf {
     pub instances: Vec<VrrpInstance>,
     /// The `vrrp_sync_group` blocks, in file order.
     pub sync_groups: Vec<SyncGroup>,
+    /// `static_ipaddress`: addresses installed at start whatever the state, each with its
+    /// `dev`.
+    pub static_addresses: Vec<Vip>,
+    /// `static_routes`: routes installed at start whatever the state.
+    pub static_routes: Vec<Route>,
+    /// `static_rules`: rules installed at start whatever the state.
+    pub static_rules: Vec<Rule>,
 }
 
 /// `script_user USER [GROUP]`.
@@ -309,6 +316,12 @@ pub struct VrrpInstance {
     /// `smtp_alert [BOOL]`; unset takes `smtp_alert_vrrp`, then `smtp_alert` (see
     /// [`VrrpInstance::smtp_alert`]).
     pub smtp_alert: Option<bool>,
+    /// `virtual_routes`: installed after the addresses when the instance becomes MASTER,
+    /// removed when it leaves MASTER.
+    pub virtual_routes: Vec<Route>,
+    /// `virtual_rules`: installed after the routes when the instance becomes MASTER,
+    /// removed (before the routes) when it leaves MASTER.
+    pub virtual_rules: Vec<Rule>,
 }
 
 impl VrrpInstance {
@@ -442,12 +455,25 @@ impl VrrpConf {
         let mut conf = Self::default();
         let mut pending = Vec::new();
         let mut sync_refs = Vec::new();
+        let mut prio = RulePriorities::default();
         for node in nodes {
             match node.keyword.as_str() {
                 "global_defs" => global_defs(node, &mut conf.global, &mut ctx)?,
+                "static_ipaddress" => {
+                    let l = static_addresses(node, &mut ctx);
+                    conf.static_addresses.extend(lenient_list(l, &mut ctx)?);
+                }
+                "static_routes" => {
+                    let l = routes_block(node, &mut ctx);
+                    conf.static_routes.extend(lenient_list(l, &mut ctx)?);
+                }
+                "static_rules" => {
+                    let l = rules_block(node, &mut prio, &mut ctx);
+                    conf.static_rules.extend(lenient_list(l, &mut ctx)?);
+                }
                 "vrrp_script" => conf.scripts.extend(script(node, &mut ctx)?),
                 "vrrp_instance" => {
-                    let (inst, p) = instance(node, &mut ctx)?;
+                    let (inst, p) = instance(node, &mut prio, &mut ctx)?;
                     conf.instances.push(inst);
                     pending.push(p);
                 }
@@ -1093,7 +1119,11 @@ fn opt_cmd(slot: &mut Option<String>, n: &Node) -> Result<(), ConfError> {
     Ok(())
 }
 
-fn instance(node: &Node, ctx: &mut Ctx) -> Result<(VrrpInstance, Pending), ConfError> {
+fn instance(
+    node: &Node,
+    prio: &mut RulePriorities,
+    ctx: &mut Ctx,
+) -> Result<(VrrpInstance, Pending), ConfError> {
     ctx.max_args(node, 1);
     let name = arg(node, 0, "an instance name")?.to_string();
     let mut i = VrrpInstance {
@@ -1126,6 +1156,8 @@ fn instance(node: &Node, ctx: &mut Ctx) -> Result<(VrrpInstance, Pending), ConfE
         garp: GarpSettings::default(),
         dont_track_primary: false,
         smtp_alert: None,
+        virtual_routes: Vec::new(),
+        virtual_rules: Vec::new(),
     };
     let mut p = Pending {
         version: None,
@@ -1330,9 +1362,9 @@ fn instance(node: &Node, ctx: &mut Ctx) -> Result<(VrrpInstance, Pending), ConfE
                         i.smtp_alert = Some(b);
                     }
                 }
-                "virtual_routes"
-                | "virtual_rules"
-                | "track_file"
+                "virtual_routes" => i.virtual_routes.extend(routes_block(n, ctx)?),
+                "virtual_rules" => i.virtual_rules.extend(rules_block(n, prio, ctx)?),
+                "track_file"
                 | "track_process"
                 | "track_bfd"
                 | "debug"
@@ -1468,4 +1500,652 @@ fn authentication(n: &Node, ctx: &mut Ctx) -> Result<Option<Vec<u8>>, ConfError>
         format!("authentication has no `{missing}`; the block is ignored"),
     );
     Ok(None)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Routes and rules: `virtual_routes`, `virtual_rules`, `static_routes`, `static_rules`
+
+/// keepalived's routing protocol number (`RTPROT_KEEPALIVED`), given to the routes and rules
+/// it tracks.
+pub const RTPROT_KEEPALIVED: u8 = 18;
+/// The `main` routing table.
+pub const RT_TABLE_MAIN: u32 = 254;
+/// The first priority keepalived gives a rule written without one (then one less for each
+/// further rule of the same family).
+pub const RULE_START_PRIORITY: u32 = 16384;
+
+/// An address prefix: `ADDR[/LEN]`, or `default` (length 0).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct IpPrefix {
+    /// The address.
+    pub addr: IpAddr,
+    /// The prefix length (0..=32 or 0..=128).
+    pub len: u8,
+}
+
+impl std::fmt::Display for IpPrefix {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.addr, self.len)
+    }
+}
+
+/// The type of a route: what the kernel does with a packet that matches it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash)]
+pub enum RouteKind {
+    /// Forwarded (the default).
+    #[default]
+    Unicast,
+    /// `blackhole`: dropped silently.
+    Blackhole,
+    /// `unreachable`: dropped with ICMP unreachable.
+    Unreachable,
+    /// `prohibit`: dropped with ICMP administratively prohibited.
+    Prohibit,
+}
+
+impl RouteKind {
+    /// keepalived's (and iproute2's) word.
+    pub fn word(self) -> &'static str {
+        match self {
+            Self::Unicast => "unicast",
+            Self::Blackhole => "blackhole",
+            Self::Unreachable => "unreachable",
+            Self::Prohibit => "prohibit",
+        }
+    }
+}
+
+/// One route of `virtual_routes` or `static_routes`:
+/// `[src ADDR] [to] [TYPE] PREFIX [via|gw ADDR] [dev IFACE] [scope S] [table T]
+/// [metric|priority|preference N] [protocol P] [no_track]`.
+///
+/// Unlike a virtual address, a route has no default interface: keepalived installs it
+/// without `dev` unless one is written (the kernel then picks the interface of the gateway).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Route {
+    /// The type (unicast unless `blackhole`, `unreachable` or `prohibit` is written).
+    pub kind: RouteKind,
+    /// The destination.
+    pub dst: IpPrefix,
+    /// `src`: the preferred source address of packets the host sends along the route.
+    pub src: Option<IpAddr>,
+    /// `via` (or the deprecated `gw`): the gateway.
+    pub via: Option<IpAddr>,
+    /// `dev` (or `oif`): the outgoing interface.
+    pub dev: Option<String>,
+    /// `scope`, as a number (`global` 0, `site` 200, `link` 253, `host` 254).
+    pub scope: Option<u8>,
+    /// `table` (254, `main`).
+    pub table: u32,
+    /// `metric` (also `priority`, `preference`).
+    pub metric: Option<u32>,
+    /// `protocol`, as written; see [`Route::protocol`].
+    pub protocol: Option<u8>,
+    /// `no_track`.
+    pub no_track: bool,
+}
+
+impl Route {
+    /// The address family of the route.
+    pub fn family(&self) -> AddrFamily {
+        if self.dst.addr.is_ipv6() {
+            AddrFamily::Ipv6
+        } else {
+            AddrFamily::Ipv4
+        }
+    }
+
+    /// The protocol the route is installed with: keepalived's (18) unless the route is
+    /// `no_track` and names another, as keepalived 2.2.7 does.
+    pub fn protocol(&self) -> u8 {
+        match (self.no_track, self.protocol) {
+            (true, Some(p)) => p,
+            _ => RTPROT_KEEPALIVED,
+        }
+    }
+}
+
+/// What a rule does with a packet that matches it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RuleAction {
+    /// `table T` (or `lookup T`): look the packet up in table T.
+    Table(u32),
+    /// `blackhole`: drop it.
+    Blackhole,
+    /// `unreachable`: refuse it with ICMP unreachable.
+    Unreachable,
+    /// `prohibit`: refuse it with ICMP administratively prohibited.
+    Prohibit,
+}
+
+/// One rule of `virtual_rules` or `static_rules`:
+/// `[inet|inet6] [not] [from PREFIX] [to PREFIX] [iif|dev IF] [oif IF] [fwmark N[/M]]
+/// [preference|priority|order N] [protocol P] (table T | lookup T | blackhole |
+/// unreachable | prohibit) [no_track]`.
+///
+/// keepalived requires an action; a rule without a priority gets one from 16384 down
+/// (per family, in file order), with a warning.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Rule {
+    /// The family: of `from`/`to`, else `inet6`, else IPv4.
+    pub family: AddrFamily,
+    /// `not`: the selector is inverted.
+    pub invert: bool,
+    /// `from`: the source prefix.
+    pub from: Option<IpPrefix>,
+    /// `to`: the destination prefix.
+    pub to: Option<IpPrefix>,
+    /// `iif` (or `dev`): the incoming interface.
+    pub iif: Option<String>,
+    /// `oif`: the outgoing interface.
+    pub oif: Option<String>,
+    /// `fwmark N[/MASK]`.
+    pub fwmark: Option<(u32, Option<u32>)>,
+    /// `preference` (also `priority`, `order`), resolved as keepalived does.
+    pub priority: u32,
+    /// The action.
+    pub action: RuleAction,
+    /// `protocol`, as written; see [`Rule::protocol`].
+    pub protocol: Option<u8>,
+    /// `no_track`.
+    pub no_track: bool,
+}
+
+impl Rule {
+    /// The protocol the rule is installed with: keepalived's (18) unless the rule is
+    /// `no_track`, then the one written (none when none is).
+    pub fn protocol(&self) -> Option<u8> {
+        if self.no_track {
+            self.protocol
+        } else {
+            Some(RTPROT_KEEPALIVED)
+        }
+    }
+}
+
+/// The next automatic rule priority of each family, shared by every rule of a file.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RulePriorities {
+    v4: u32,
+    v6: u32,
+}
+
+impl Default for RulePriorities {
+    fn default() -> Self {
+        Self {
+            v4: RULE_START_PRIORITY,
+            v6: RULE_START_PRIORITY,
+        }
+    }
+}
+
+fn parse_prefix(s: &str) -> Option<(Option<IpAddr>, u8)> {
+    if matches!(s, "default" | "any" | "all") {
+        return Some((None, 0));
+    }
+    let (a, p) = match s.split_once('/') {
+        Some((a, p)) => (a, Some(p)),
+        None => (s, None),
+    };
+    let addr: IpAddr = a.parse().ok()?;
+    let max = if addr.is_ipv4() { 32 } else { 128 };
+    let len = match p {
+        None => max,
+        Some(p) if !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) => {
+            p.parse::<u8>().ok().filter(|&l| l <= max)?
+        }
+        Some(_) => return None,
+    };
+    Some((Some(addr), len))
+}
+
+fn fam_of(a: IpAddr) -> AddrFamily {
+    if a.is_ipv6() {
+        AddrFamily::Ipv6
+    } else {
+        AddrFamily::Ipv4
+    }
+}
+
+fn set_family(fam: &mut Option<AddrFamily>, f: AddrFamily) -> Result<(), String> {
+    match *fam {
+        None => {
+            *fam = Some(f);
+            Ok(())
+        }
+        Some(x) if x == f => Ok(()),
+        Some(_) => Err("mixes IPv4 and IPv6".into()),
+    }
+}
+
+fn resolve_prefix(p: (Option<IpAddr>, u8), fam: AddrFamily) -> IpPrefix {
+    let addr = p.0.unwrap_or(match fam {
+        AddrFamily::Ipv4 => IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
+        AddrFamily::Ipv6 => IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED),
+    });
+    IpPrefix { addr, len: p.1 }
+}
+
+fn table_word(s: &str) -> Option<u32> {
+    match s {
+        "main" => Some(RT_TABLE_MAIN),
+        "local" => Some(255),
+        "default" => Some(253),
+        _ => num_word(s),
+    }
+}
+
+/// A number as keepalived's `strtoul(…, 0)` reads it: decimal, `0x` hex or leading-0 octal.
+fn num_word(s: &str) -> Option<u32> {
+    if let Some(h) = s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
+        u32::from_str_radix(h, 16).ok()
+    } else if s.len() > 1 && s.starts_with('0') {
+        u32::from_str_radix(&s[1..], 8).ok()
+    } else if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
+        s.parse().ok()
+    } else {
+        None
+    }
+}
+
+fn u8_word(s: &str) -> Option<u8> {
+    num_word(s).and_then(|v| u8::try_from(v).ok())
+}
+
+fn scope_word(s: &str) -> Option<u8> {
+    match s {
+        "global" | "universe" => Some(0),
+        "site" => Some(200),
+        "link" => Some(253),
+        "host" => Some(254),
+        "nowhere" => Some(255),
+        _ => u8_word(s),
+    }
+}
+
+fn proto_word(s: &str) -> Option<u8> {
+    match s {
+        "none" => Some(0),
+        "redirect" => Some(1),
+        "kernel" => Some(2),
+        "boot" => Some(3),
+        "static" => Some(4),
+        "keepalived" => Some(RTPROT_KEEPALIVED),
+        "ra" => Some(9),
+        "dhcp" => Some(16),
+        _ => u8_word(s),
+    }
+}
+
+/// Route options keepalived reads that vrrpd does not install.
+const ROUTE_UNSUPPORTED: &[&str] = &[
+    "as",
+    "from",
+    "tos",
+    "dsfield",
+    "onlink",
+    "encap",
+    "expires",
+    "mtu",
+    "hoplimit",
+    "advmss",
+    "rtt",
+    "rttvar",
+    "reordering",
+    "window",
+    "cwnd",
+    "ssthresh",
+    "realms",
+    "rto_min",
+    "initcwnd",
+    "initrwnd",
+    "features",
+    "quickack",
+    "congctl",
+    "pref",
+    "ttl-propagate",
+    "fastopen_no_cookie",
+    "add",
+    "append",
+    "or",
+    "nexthop",
+    "track_group",
+    "vrf",
+    "local",
+    "nat",
+    "broadcast",
+    "brd",
+    "anycast",
+    "multicast",
+    "xresolve",
+    "throw",
+];
+
+/// Reads one route line; an error is the reason it is ignored.
+fn route_words(words: &[&str], ctx: &mut Ctx, pos: &Pos) -> Result<Route, String> {
+    let mut fam: Option<AddrFamily> = None;
+    let mut kind = RouteKind::Unicast;
+    let mut dst = None;
+    let mut r = Route {
+        kind,
+        dst: resolve_prefix((None, 0), AddrFamily::Ipv4),
+        src: None,
+        via: None,
+        dev: None,
+        scope: None,
+        table: RT_TABLE_MAIN,
+        metric: None,
+        protocol: None,
+        no_track: false,
+    };
+    let mut i = 0;
+    while let Some(&w) = words.get(i) {
+        let value = |i: usize| -> Result<&str, String> {
+            words
+                .get(i + 1)
+                .copied()
+                .ok_or_else(|| format!("`{w}` needs a value"))
+        };
+        match w {
+            "inet" => set_family(&mut fam, AddrFamily::Ipv4)?,
+            "inet6" => set_family(&mut fam, AddrFamily::Ipv6)?,
+            "src" => {
+                let v = value(i)?;
+                let a: IpAddr = v.parse().map_err(|_| format!("invalid src address {v}"))?;
+                set_family(&mut fam, fam_of(a))?;
+                r.src = Some(a);
+                i += 1;
+            }
+            "via" | "gw" => {
+                if w == "gw" {
+                    ctx.warn(pos, "\"gw\" for routes is deprecated. Please use \"via\"");
+                }
+                let mut v = value(i)?;
+                if matches!(v, "inet" | "inet6") {
+                    i += 1;
+                    v = value(i)?;
+                }
+                let a: IpAddr = v.parse().map_err(|_| format!("invalid via address {v}"))?;
+                set_family(&mut fam, fam_of(a))?;
+                r.via = Some(a);
+                i += 1;
+            }
+            "dev" | "oif" => {
+                r.dev = Some(value(i)?.to_string());
+                i += 1;
+            }
+            "scope" => {
+                let v = value(i)?;
+                r.scope = Some(scope_word(v).ok_or_else(|| format!("invalid scope {v}"))?);
+                i += 1;
+            }
+            "table" => {
+                let v = value(i)?;
+                r.table = table_word(v).ok_or_else(|| format!("routing table {v} not found"))?;
+                i += 1;
+            }
+            "protocol" => {
+                let v = value(i)?;
+                r.protocol = Some(proto_word(v).ok_or_else(|| format!("invalid protocol {v}"))?);
+                i += 1;
+            }
+            "metric" | "priority" | "preference" => {
+                let v = value(i)?;
+                r.metric = Some(num_word(v).ok_or_else(|| format!("invalid metric {v}"))?);
+                i += 1;
+            }
+            "no_track" => r.no_track = true,
+            "prepend" => {}
+            w if ROUTE_UNSUPPORTED.contains(&w) => {
+                return Err(format!("route option `{w}` is not supported"));
+            }
+            _ => {
+                let mut w = w;
+                if w == "to" {
+                    i += 1;
+                    w = value(i - 1)?;
+                }
+                let k = match w {
+                    "unicast" => Some(RouteKind::Unicast),
+                    "blackhole" => Some(RouteKind::Blackhole),
+                    "unreachable" => Some(RouteKind::Unreachable),
+                    "prohibit" => Some(RouteKind::Prohibit),
+                    _ => None,
+                };
+                if let Some(k) = k {
+                    kind = k;
+                    i += 1;
+                    w = value(i - 1)?;
+                }
+                let p = parse_prefix(w).ok_or_else(|| format!("unknown route keyword {w}"))?;
+                if let Some(a) = p.0 {
+                    set_family(&mut fam, fam_of(a))?;
+                }
+                dst = Some(p);
+            }
+        }
+        i += 1;
+    }
+    let dst = dst.ok_or("a route must have a destination")?;
+    if !r.no_track
+        && let Some(p) = r.protocol.filter(|&p| p != RTPROT_KEEPALIVED)
+    {
+        {
+            ctx.warn(
+                pos,
+                format!(
+                    "route protocol {p}: a tracked route has protocol {RTPROT_KEEPALIVED} \
+                     (keepalived); add `no_track` to keep it"
+                ),
+            );
+        }
+    }
+    let fam = fam.unwrap_or(AddrFamily::Ipv4);
+    r.kind = kind;
+    r.dst = resolve_prefix(dst, fam);
+    Ok(r)
+}
+
+/// Reads one rule line; an error is the reason it is ignored.
+fn rule_words(
+    words: &[&str],
+    prio: &mut RulePriorities,
+    ctx: &mut Ctx,
+    pos: &Pos,
+) -> Result<Rule, String> {
+    let mut fam: Option<AddrFamily> = None;
+    let mut from = None;
+    let mut to = None;
+    let mut action = None;
+    let mut priority = None;
+    let mut r = Rule {
+        family: AddrFamily::Ipv4,
+        invert: false,
+        from: None,
+        to: None,
+        iif: None,
+        oif: None,
+        fwmark: None,
+        priority: 0,
+        action: RuleAction::Blackhole,
+        protocol: None,
+        no_track: false,
+    };
+    let mut i = 0;
+    while let Some(&w) = words.get(i) {
+        let value = |i: usize| -> Result<&str, String> {
+            words
+                .get(i + 1)
+                .copied()
+                .ok_or_else(|| format!("`{w}` needs a value"))
+        };
+        let mut set_action = |a: RuleAction| -> Result<(), String> {
+            if action.replace(a).is_some() {
+                return Err("more than one of table/blackhole/prohibit/unreachable".into());
+            }
+            Ok(())
+        };
+        match w {
+            "inet" => set_family(&mut fam, AddrFamily::Ipv4)?,
+            "inet6" => set_family(&mut fam, AddrFamily::Ipv6)?,
+            "from" | "to" => {
+                let v = value(i)?;
+                let p = parse_prefix(v).ok_or_else(|| format!("invalid rule {w} address {v}"))?;
+                if let Some(a) = p.0 {
+                    set_family(&mut fam, fam_of(a))?;
+                }
+                if w == "from" {
+                    from = Some(p);
+                } else {
+                    to = Some(p);
+                }
+                i += 1;
+            }
+            "table" | "lookup" => {
+                let v = value(i)?;
+                let t = table_word(v).ok_or_else(|| format!("routing table {v} not found"))?;
+                if t == 0 {
+                    return Err("table 0 is not valid".into());
+                }
+                set_action(RuleAction::Table(t))?;
+                i += 1;
+            }
+            "blackhole" => set_action(RuleAction::Blackhole)?,
+            "unreachable" => set_action(RuleAction::Unreachable)?,
+            "prohibit" => set_action(RuleAction::Prohibit)?,
+            "not" => r.invert = true,
+            "preference" | "priority" | "order" => {
+                let v = value(i)?;
+                priority = Some(num_word(v).ok_or_else(|| format!("invalid preference {v}"))?);
+                i += 1;
+            }
+            "fwmark" => {
+                let v = value(i)?;
+                let bad = || format!("invalid fwmark {v}");
+                let (m, mask) = match v.split_once('/') {
+                    Some((m, k)) => (m, Some(num_word(k).ok_or_else(bad)?)),
+                    None => (v, None),
+                };
+                r.fwmark = Some((num_word(m).ok_or_else(bad)?, mask));
+                i += 1;
+            }
+            "dev" | "iif" => {
+                r.iif = Some(value(i)?.to_string());
+                i += 1;
+            }
+            "oif" => {
+                r.oif = Some(value(i)?.to_string());
+                i += 1;
+            }
+            "protocol" => {
+                let v = value(i)?;
+                r.protocol = Some(u8_word(v).ok_or_else(|| format!("invalid protocol {v}"))?);
+                i += 1;
+            }
+            "no_track" => r.no_track = true,
+            other => return Err(format!("rule option `{other}` is not supported")),
+        }
+        i += 1;
+    }
+    r.action = action.ok_or("no action specified for rule")?;
+    if !r.no_track
+        && let Some(p) = r.protocol.filter(|&p| p != RTPROT_KEEPALIVED)
+    {
+        {
+            ctx.warn(
+                pos,
+                format!(
+                    "rule protocol {p}: a tracked rule has protocol {RTPROT_KEEPALIVED} \
+                     (keepalived); add `no_track` to keep it"
+                ),
+            );
+        }
+    }
+    let fam = fam.unwrap_or(AddrFamily::Ipv4);
+    r.family = fam;
+    r.from = from.map(|p| resolve_prefix(p, fam));
+    r.to = to.map(|p| resolve_prefix(p, fam));
+    r.priority = match priority {
+        Some(p) => p,
+        None => {
+            let next = match fam {
+                AddrFamily::Ipv4 => &mut prio.v4,
+                AddrFamily::Ipv6 => &mut prio.v6,
+            };
+            let p = *next;
+            *next = next.saturating_sub(1);
+            ctx.warn(
+                pos,
+                format!(
+                    "Rule has no preference specified - setting to {p}. This is probably \
+                     not what you want."
+                ),
+            );
+            p
+        }
+    };
+    Ok(r)
+}
+
+/// A list read from a block, or none (with a warning) when the block is missing.
+fn lenient_list<T>(l: Result<Vec<T>, ConfError>, ctx: &mut Ctx) -> Result<Vec<T>, ConfError> {
+    match l {
+        Ok(l) => Ok(l),
+        Err(e) => ctx.lenient(Err(e)).map(|()| Vec::new()),
+    }
+}
+
+fn words(n: &Node) -> Vec<&str> {
+    std::iter::once(n.keyword.as_str())
+        .chain(n.args.iter().map(String::as_str))
+        .collect()
+}
+
+/// The routes of a `virtual_routes` or `static_routes` block; a line that cannot be read is a
+/// warning and is skipped.
+fn routes_block(node: &Node, ctx: &mut Ctx) -> Result<Vec<Route>, ConfError> {
+    let mut out = Vec::new();
+    for n in block(node)? {
+        ctx.no_block(n);
+        match route_words(&words(n), ctx, &n.pos) {
+            Ok(r) => out.push(r),
+            Err(why) => ctx.warn(&n.pos, format!("{}: {why}; route ignored", node.keyword)),
+        }
+    }
+    Ok(out)
+}
+
+/// The rules of a `virtual_rules` or `static_rules` block; a line that cannot be read is a
+/// warning and is skipped.
+fn rules_block(
+    node: &Node,
+    prio: &mut RulePriorities,
+    ctx: &mut Ctx,
+) -> Result<Vec<Rule>, ConfError> {
+    let mut out = Vec::new();
+    for n in block(node)? {
+        ctx.no_block(n);
+        match rule_words(&words(n), prio, ctx, &n.pos) {
+            Ok(r) => out.push(r),
+            Err(why) => ctx.warn(&n.pos, format!("{}: {why}; rule ignored", node.keyword)),
+        }
+    }
+    Ok(out)
+}
+
+/// The addresses of `static_ipaddress`: as virtual addresses, each with its `dev`.
+fn static_addresses(node: &Node, ctx: &mut Ctx) -> Result<Vec<Vip>, ConfError> {
+    let mut out = Vec::new();
+    for v in block(node)? {
+        match vip(v, ctx) {
+            Ok(a) if a.dev.is_none() => ctx.warn(
+                &v.pos,
+                "static_ipaddress needs `dev IFACE` (the interface of the default route is \
+                 not looked up); address ignored",
+            ),
+            Ok(a) => out.push(a),
+            Err(e) => ctx.lenient(Err(e))?,
+        }
+    }
+    Ok(out)
 }

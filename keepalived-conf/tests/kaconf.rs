@@ -11,9 +11,10 @@ use keepalived_conf::lvs::{
     VsAddr, parse_lvs, parse_lvs_str,
 };
 use keepalived_conf::{
-    ConfError, GarpSettings, GlobalDefs, InitialState, Options, Pos, ScriptUser, SmtpServer,
-    SmtpSettings, SourcePos, SyncGroup, TrackIf, TrackScript, Vip, VrrpConf, VrrpInstance,
-    VrrpScript, Warning, parse_tree_str, parse_vrrp, parse_vrrp_str,
+    ConfError, GarpSettings, GlobalDefs, InitialState, IpPrefix, Options, Pos, Route, RouteKind,
+    Rule, RuleAction, ScriptUser, SmtpServer, SmtpSettings, SourcePos, SyncGroup, TrackIf,
+    TrackScript, Vip, VrrpConf, VrrpInstance, VrrpScript, Warning, parse_tree_str, parse_vrrp,
+    parse_vrrp_str,
 };
 use proptest::prelude::*;
 use vrrp_proto::wire::AddrFamily;
@@ -725,9 +726,86 @@ fn states_duplicates_and_mail_like_keepalived() {
     assert_eq!(w.len(), 1, "{w:?}");
 }
 
+/// Routes and rules, read as keepalived 2.2.7's `alloc_route` and `alloc_rule` read them.
+#[test]
+fn routes_and_rules() {
+    let text = "static_ipaddress {\n    10.9.0.1/24 dev eth9\n    10.9.0.2/24\n}\n\
+static_routes {\n    10.8.0.0/16 via 10.9.0.254 dev eth9 table main metric 7\n    \
+blackhole 10.7.0.0/16 table 100 protocol static no_track\n}\n\
+static_rules {\n    from 10.9.0.0/24 lookup 100 priority 90\n    to 10.6.0.0/16 table 101\n}\n\
+vrrp_instance VI_1 {\n    interface eth0\n    virtual_router_id 1\n    \
+virtual_ipaddress {\n        192.0.2.1/24\n    }\n    virtual_routes {\n        \
+src 192.0.2.1 to 198.51.100.0/24 via 192.0.2.254 dev eth0 scope global table 100 \
+preference 5\n        2001:db8:1::/48 via 2001:db8::1\n        default gw 192.0.2.9\n        \
+10.1.0.0/16 mtu 1400\n    }\n    virtual_rules {\n        from 192.0.2.1 table 100 \
+preference 100\n        inet6 fwmark 0x10/0xff iif eth0 unreachable no_track\n        \
+from 192.0.2.0/24 pref 5 table 3\n        to 192.0.2.7\n    }\n}\n";
+    let (c, w) = vrrp(text);
+    assert_eq!(
+        warnings(&w),
+        vec![
+            "t.conf:3:5: static_ipaddress needs `dev IFACE` (the interface of the default route is not looked up); address ignored",
+            "t.conf:11:5: Rule has no preference specified - setting to 16384. This is probably not what you want.",
+            "t.conf:22:9: \"gw\" for routes is deprecated. Please use \"via\"",
+            "t.conf:23:9: virtual_routes: route option `mtu` is not supported; route ignored",
+            "t.conf:27:9: Rule has no preference specified - setting to 16384. This is probably not what you want.",
+            "t.conf:28:9: virtual_rules: rule option `pref` is not supported; rule ignored",
+            "t.conf:29:9: virtual_rules: no action specified for rule; rule ignored",
+        ]
+    );
+    assert_eq!(c.static_addresses.len(), 1);
+    assert_eq!(c.static_routes.len(), 2);
+    assert_eq!(c.static_routes[0].table, 254);
+    assert_eq!(c.static_routes[0].metric, Some(7));
+    assert_eq!(c.static_routes[1].kind, RouteKind::Blackhole);
+    assert_eq!(c.static_routes[1].protocol(), 4);
+    assert_eq!(c.static_rules[0].action, RuleAction::Table(100));
+    assert_eq!(c.static_rules[0].priority, 90);
+    assert_eq!(c.static_rules[1].priority, 16384);
+    let i = &c.instances[0];
+    assert_eq!(
+        i.virtual_routes[0],
+        Route {
+            kind: RouteKind::Unicast,
+            dst: IpPrefix {
+                addr: ip("198.51.100.0"),
+                len: 24
+            },
+            src: Some(ip("192.0.2.1")),
+            via: Some(ip("192.0.2.254")),
+            dev: Some("eth0".into()),
+            scope: Some(0),
+            table: 100,
+            metric: Some(5),
+            protocol: None,
+            no_track: false,
+        }
+    );
+    assert_eq!(i.virtual_routes[0].protocol(), 18);
+    assert_eq!(i.virtual_routes[1].family(), AddrFamily::Ipv6);
+    assert_eq!(i.virtual_routes[1].dst.len, 48);
+    assert_eq!(
+        i.virtual_routes[2].dst,
+        IpPrefix {
+            addr: ip("0.0.0.0"),
+            len: 0
+        }
+    );
+    assert_eq!(i.virtual_routes.len(), 3);
+    assert_eq!(i.virtual_rules.len(), 2);
+    let r = &i.virtual_rules[1];
+    assert_eq!(r.family, AddrFamily::Ipv6);
+    assert_eq!(r.fwmark, Some((16, Some(255))));
+    assert_eq!(r.priority, 16384, "the IPv6 counter is separate");
+    assert_eq!(r.protocol(), None);
+    // And back.
+    let (again, _) = vrrp(&c.to_string());
+    assert_eq!(again, c);
+}
+
 #[test]
 fn warnings_not_errors() {
-    let text = "global_defs {\n    vrrp_skip_check_adv_addr\n    vrrp_iptables\n    colour blue\n}\nvrrp_instance VI_1 {\n    interface eth0\n    virtual_router_id 1\n    version 3\n    smtp_alert\n    frobnicate 3\n    advert_int 0.015\n    authentication {\n        auth_type PASS\n        auth_pass 123456789\n    }\n    virtual_ipaddress {\n        192.0.2.1\n    }\n}\nstatic_ipaddress {\n}\nmystery_block {\n}\n";
+    let text = "global_defs {\n    vrrp_skip_check_adv_addr\n    vrrp_iptables\n    colour blue\n}\nvrrp_instance VI_1 {\n    interface eth0\n    virtual_router_id 1\n    version 3\n    smtp_alert\n    frobnicate 3\n    advert_int 0.015\n    authentication {\n        auth_type PASS\n        auth_pass 123456789\n    }\n    virtual_ipaddress {\n        192.0.2.1\n    }\n}\nlinkbeat_interfaces {\n}\nmystery_block {\n}\n";
     let (c, w) = vrrp(text);
     assert_eq!(
         warnings(&w),
@@ -737,7 +815,7 @@ fn warnings_not_errors() {
             "t.conf:4:5: unknown keyword `colour` in global_defs; ignored",
             "t.conf:11:5: unknown keyword `frobnicate` in vrrp_instance; ignored",
             "t.conf:15:9: auth_pass is longer than 8 bytes; only the first 8 are used, as keepalived does",
-            "t.conf:21:1: `static_ipaddress` is not supported; ignored",
+            "t.conf:21:1: `linkbeat_interfaces` is not supported; ignored",
             "t.conf:23:1: unknown keyword `mystery_block` in the top level; ignored",
             "t.conf:12:5: advert_int 0.015 is not a multiple of 0.01 s for VRRPv3; using 0.02",
             "t.conf:13:5: authentication is not part of VRRPv3; ignored (as keepalived does)",
@@ -1192,6 +1270,107 @@ fn any_vip() -> impl Strategy<Value = Vip> {
     prop_oneof![vip(false), vip(true)]
 }
 
+fn fam_ip(v6f: bool) -> BoxedStrategy<IpAddr> {
+    if v6f { v6().boxed() } else { v4().boxed() }
+}
+
+fn prefix(v6f: bool) -> impl Strategy<Value = IpPrefix> {
+    (fam_ip(v6f), any::<u8>()).prop_map(|(addr, l)| IpPrefix {
+        addr,
+        len: l % if addr.is_ipv4() { 33 } else { 129 },
+    })
+}
+
+fn route() -> impl Strategy<Value = Route> {
+    any::<bool>().prop_flat_map(|v6f| {
+        (
+            prop_oneof![
+                Just(RouteKind::Unicast),
+                Just(RouteKind::Blackhole),
+                Just(RouteKind::Unreachable),
+                Just(RouteKind::Prohibit),
+            ],
+            prefix(v6f),
+            proptest::option::of(fam_ip(v6f)),
+            proptest::option::of(fam_ip(v6f)),
+            proptest::option::of(name()),
+            proptest::option::of(any::<u8>()),
+            1u32..,
+            proptest::option::of(any::<u32>()),
+            proptest::option::of(any::<u8>()),
+            any::<bool>(),
+        )
+            .prop_map(
+                |(kind, dst, src, via, dev, scope, table, metric, protocol, no_track)| Route {
+                    kind,
+                    dst,
+                    src,
+                    via,
+                    dev,
+                    scope,
+                    table,
+                    metric,
+                    protocol,
+                    no_track,
+                },
+            )
+    })
+}
+
+fn rule() -> impl Strategy<Value = Rule> {
+    any::<bool>().prop_flat_map(|v6f| {
+        (
+            any::<bool>(),
+            proptest::option::of(prefix(v6f)),
+            proptest::option::of(prefix(v6f)),
+            proptest::option::of(name()),
+            proptest::option::of(name()),
+            proptest::option::of((any::<u32>(), proptest::option::of(any::<u32>()))),
+            any::<u32>(),
+            prop_oneof![
+                (1u32..).prop_map(RuleAction::Table),
+                Just(RuleAction::Blackhole),
+                Just(RuleAction::Unreachable),
+                Just(RuleAction::Prohibit),
+            ],
+            proptest::option::of(any::<u8>()),
+            any::<bool>(),
+        )
+            .prop_map(
+                move |(
+                    invert,
+                    from,
+                    to,
+                    iif,
+                    oif,
+                    fwmark,
+                    priority,
+                    action,
+                    protocol,
+                    no_track,
+                )| {
+                    Rule {
+                        family: if v6f {
+                            AddrFamily::Ipv6
+                        } else {
+                            AddrFamily::Ipv4
+                        },
+                        invert,
+                        from,
+                        to,
+                        iif,
+                        oif,
+                        fwmark,
+                        priority,
+                        action,
+                        protocol,
+                        no_track,
+                    }
+                },
+            )
+    })
+}
+
 fn pos() -> Pos {
     Pos {
         file: Path::new("gen").into(),
@@ -1358,6 +1537,10 @@ fn instance(idx: usize, scripts: Vec<String>) -> impl Strategy<Value = VrrpInsta
                 any::<bool>(),
             ),
             proptest::option::of(any::<bool>()),
+            (
+                proptest::collection::vec(route(), 0..3),
+                proptest::collection::vec(rule(), 0..3),
+            ),
         )
             .prop_map(
                 move |(
@@ -1370,6 +1553,7 @@ fn instance(idx: usize, scripts: Vec<String>) -> impl Strategy<Value = VrrpInsta
                     notif,
                     last,
                     smtp_alert,
+                    (virtual_routes, virtual_rules),
                 )| {
                     // An address listed twice is read once.
                     let mut seen = std::collections::HashSet::new();
@@ -1423,6 +1607,8 @@ fn instance(idx: usize, scripts: Vec<String>) -> impl Strategy<Value = VrrpInsta
                         garp,
                         dont_track_primary: dtp,
                         smtp_alert,
+                        virtual_routes,
+                        virtual_rules,
                     }
                 },
             )
@@ -1474,14 +1660,29 @@ fn vrrp_conf() -> impl Strategy<Value = VrrpConf> {
             })
             .boxed()
         };
-        (Just(global), scripts, insts, groups).prop_map(
-            |(global, scripts, mut instances, sync_groups)| {
+        let statics = (
+            proptest::collection::vec(
+                (any_vip(), name()).prop_map(|(mut v, d)| {
+                    v.dev = Some(d);
+                    v
+                }),
+                0..3,
+            ),
+            proptest::collection::vec(route(), 0..3),
+            proptest::collection::vec(rule(), 0..3),
+        );
+        (Just(global), scripts, insts, groups, statics).prop_map(
+            |(global, scripts, mut instances, sync_groups, statics)| {
                 keepalived_tracking(&scripts, &mut instances, &sync_groups);
+                let (static_addresses, static_routes, static_rules) = statics;
                 VrrpConf {
                     global,
                     scripts,
                     instances,
                     sync_groups,
+                    static_addresses,
+                    static_routes,
+                    static_rules,
                 }
             },
         )

@@ -14,7 +14,8 @@
 //!   one warning;
 //! * the meaning is the same: every VRRP instance keepalived runs, with its state, interface,
 //!   VRID, priority, version, advert interval, source address, preemption, accept mode,
-//!   password, addresses, unicast peers, sync group and mail flag, the global mail settings,
+//!   password, addresses, unicast peers, virtual and static routes and rules (as its dump
+//!   prints them), sync group and mail flag, the global mail settings,
 //!   and the (virtual server, real server) pairs with their protocols and ports;
 //! * a file marked `! refused here` is refused by the reader, and keepalived reports on it too
 //!   (unless the mark says keepalived is silent: what keepalived runs there is not implemented
@@ -34,7 +35,10 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use keepalived_conf::lvs::{LvsConf, VsAddr, parse_lvs};
-use keepalived_conf::{InitialState, VrrpConf, Warning, parse_vrrp};
+use keepalived_conf::{
+    InitialState, IpPrefix, Route, RouteKind, Rule, RuleAction, VrrpConf, Warning, parse_vrrp,
+};
+use vrrp_proto::wire::AddrFamily;
 
 fn corpus() -> Vec<PathBuf> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/keepalived_diff");
@@ -190,6 +194,8 @@ struct DumpInstance {
     fields: BTreeMap<String, String>,
     vips: Vec<String>,
     peers: Vec<String>,
+    routes: Vec<String>,
+    rules: Vec<String>,
 }
 
 #[derive(Debug, Default)]
@@ -197,6 +203,108 @@ struct Dump {
     global: BTreeMap<String, String>,
     emails: Vec<String>,
     instances: BTreeMap<String, DumpInstance>,
+    static_routes: Vec<String>,
+    static_rules: Vec<String>,
+}
+
+/// A route as keepalived's dump (`format_iproute`) prints it.
+fn route_dump(r: &Route) -> String {
+    let host = |p: &IpPrefix| {
+        let max = if p.addr.is_ipv4() { 32 } else { 128 };
+        if p.len == max {
+            p.addr.to_string()
+        } else {
+            p.to_string()
+        }
+    };
+    let mut s = String::from(if r.kind == RouteKind::Unicast {
+        "prepend "
+    } else {
+        "add "
+    });
+    if r.kind != RouteKind::Unicast {
+        s += &format!("{} ", r.kind.word());
+    }
+    s += &host(&r.dst);
+    if let Some(a) = r.src {
+        s += &format!(" src {a}");
+    }
+    if let Some(a) = r.via {
+        s += &format!(" via {} {a}", if a.is_ipv6() { "inet6" } else { "inet" });
+    }
+    if let Some(d) = &r.dev {
+        s += &format!(" dev {d}");
+    }
+    if r.table != 254 {
+        s += &format!(" table {}", r.table);
+    }
+    if !r.no_track || r.protocol.is_some() {
+        s += &format!(" proto {}", r.protocol());
+    }
+    if let Some(x) = r.scope {
+        s += &format!(" scope {x}");
+    }
+    if let Some(m) = r.metric {
+        s += &format!(" metric {m}");
+    }
+    if r.no_track {
+        s += " no_track";
+    }
+    s
+}
+
+/// A rule as keepalived's dump (`format_iprule`) prints it.
+fn rule_dump(r: &Rule) -> String {
+    let host = |p: &IpPrefix| {
+        let max = if p.addr.is_ipv4() { 32 } else { 128 };
+        if p.len == max {
+            p.addr.to_string()
+        } else {
+            p.to_string()
+        }
+    };
+    let mut s = String::new();
+    if r.from.is_none() && r.to.is_none() && r.family == AddrFamily::Ipv6 {
+        s += "inet6 ";
+    }
+    if r.invert {
+        s += "not ";
+    }
+    s += &format!("from {}", r.from.as_ref().map_or("all".into(), host));
+    if let Some(t) = &r.to {
+        s += &format!(" to {}", host(t));
+    }
+    s += &format!(" priority {} tos 0x0", r.priority);
+    if let Some((m, k)) = r.fwmark {
+        s += &format!(" fwmark {m:#x}");
+        if let Some(k) = k.filter(|&k| k != u32::MAX) {
+            s += &format!("/{k:#x}");
+        }
+    }
+    if let Some(d) = &r.iif {
+        s += &format!(" iif {d}");
+    }
+    if let Some(d) = &r.oif {
+        s += &format!(" oif {d}");
+    }
+    if let Some(p) = r.protocol() {
+        s += &format!(" protocol {p}");
+    }
+    s += &match r.action {
+        RuleAction::Table(t) => format!(" lookup {t}"),
+        RuleAction::Blackhole => " type blackhole".into(),
+        RuleAction::Unreachable => " type unreachable".into(),
+        RuleAction::Prohibit => " type prohibit".into(),
+    };
+    if r.no_track {
+        s += " no_track";
+    }
+    s
+}
+
+/// keepalived's dump line without what it adds once the route is installed.
+fn installed(l: &str) -> String {
+    l.split(" [").next().unwrap_or(l).to_string()
 }
 
 fn vrrp_dump(ns: &Netns, file: &Path, run: &Path) -> Dump {
@@ -231,6 +339,10 @@ fn vrrp_dump(ns: &Netns, file: &Path, run: &Path) -> Dump {
         if let Some(s) = l.strip_prefix("------< ") {
             section = if s.starts_with("Global") {
                 "global"
+            } else if s.starts_with("Static Routes") {
+                "sroutes"
+            } else if s.starts_with("Static Rules") {
+                "srules"
             } else if s.starts_with("VRRP Topology") {
                 "vrrp"
             } else {
@@ -241,6 +353,8 @@ fn vrrp_dump(ns: &Netns, file: &Path, run: &Path) -> Dump {
         }
         let t = l.trim();
         match section {
+            "sroutes" if l.starts_with("     ") => d.static_routes.push(installed(t)),
+            "srules" if l.starts_with("     ") => d.static_rules.push(t.to_string()),
             "global" => {
                 if t == "Email notification to:" {
                     list = "email";
@@ -266,6 +380,15 @@ fn vrrp_dump(ns: &Netns, file: &Path, run: &Path) -> Dump {
                     list = "vip";
                 } else if t.starts_with("Unicast Peer") {
                     list = "peer";
+                } else if t.starts_with("Virtual Routes") {
+                    list = "route";
+                } else if t.starts_with("Virtual Rules") {
+                    list = "rule";
+                } else if l.starts_with("     ") && list == "route" {
+                    i.routes.push(installed(t));
+                } else if l.starts_with("     ") && list == "rule" {
+                    i.rules.push(t.to_string());
+                } else if t == "Startup complete" {
                 } else if l.starts_with("     ") && list == "vip" {
                     i.vips.push(t.to_string());
                 } else if l.starts_with("     ") && list == "peer" {
@@ -417,6 +540,20 @@ fn compare_vrrp(conf: &VrrpConf, dump: &Dump, diffs: &mut Vec<String>) {
     }
 
     let ours: BTreeSet<&str> = conf.instances.iter().map(|i| i.name.as_str()).collect();
+    let sr: Vec<String> = conf.static_routes.iter().map(route_dump).collect();
+    if sr != dump.static_routes {
+        diffs.push(format!(
+            "static_routes: ours {sr:#?}, keepalived {:#?}",
+            dump.static_routes
+        ));
+    }
+    let sr: Vec<String> = conf.static_rules.iter().map(rule_dump).collect();
+    if sr != dump.static_rules {
+        diffs.push(format!(
+            "static_rules: ours {sr:#?}, keepalived {:#?}",
+            dump.static_rules
+        ));
+    }
     let theirs: BTreeSet<&str> = dump.instances.keys().map(String::as_str).collect();
     if ours != theirs {
         diffs.push(format!(
@@ -544,6 +681,20 @@ fn compare_vrrp(conf: &VrrpConf, dump: &Dump, diffs: &mut Vec<String>) {
             diffs.push(format!(
                 "{} unicast_peer: ours {ours:?}, keepalived {theirs:?}",
                 i.name
+            ));
+        }
+        let ours: Vec<String> = i.virtual_routes.iter().map(route_dump).collect();
+        if ours != d.routes {
+            diffs.push(format!(
+                "{} virtual_routes: ours {ours:#?}, keepalived {:#?}",
+                i.name, d.routes
+            ));
+        }
+        let ours: Vec<String> = i.virtual_rules.iter().map(rule_dump).collect();
+        if ours != d.rules {
+            diffs.push(format!(
+                "{} virtual_rules: ours {ours:#?}, keepalived {:#?}",
+                i.name, d.rules
             ));
         }
         let yes = |b: bool| if b { "yes" } else { "no" }.to_string();
