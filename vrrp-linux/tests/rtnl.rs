@@ -15,8 +15,8 @@ use std::time::{Duration, Instant};
 
 use nix::sched::{CloneFlags, setns};
 use vrrp_linux::rtnl::{
-    AsyncLinkWatcher, IfAddr, Link, LinkChange, LinkWatcher, Rtnl, RtnlError, sysctl_get,
-    sysctl_set, sysctl_set_iface,
+    AsyncLinkWatcher, IfAddr, Link, LinkChange, LinkWatcher, Route, RouteKind, Rtnl, RtnlError,
+    Rule, RuleAction, sysctl_get, sysctl_set, sysctl_set_iface,
 };
 
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
@@ -538,4 +538,97 @@ fn link_is_plain_data() {
         mtu: 1500,
     };
     assert_eq!(l.clone(), l);
+}
+
+#[test]
+fn routes_and_rules_add_and_delete() {
+    let Some(ns) = Ns::new() else { return };
+    ns.veth("v0", "v1");
+    ns.ip(&["link", "set", "v1", "up"]);
+    ns.ip(&["link", "set", "v0", "up"]);
+    ns.ip(&["addr", "add", "192.0.2.10/24", "dev", "v0"]);
+    ns.ip(&["addr", "add", "2001:db8::10/64", "dev", "v0", "nodad"]);
+    let ip = |s: &str| -> IpAddr { s.parse().unwrap() };
+    let index = ns.run(|| Rtnl::open().unwrap().link_by_name("v0").unwrap().index);
+    let via = Route {
+        kind: RouteKind::Unicast,
+        dst: ip("198.51.100.0"),
+        dst_len: 24,
+        pref_src: Some(ip("192.0.2.10")),
+        gateway: Some(ip("192.0.2.1")),
+        oif: Some(index),
+        scope: None,
+        table: 1000,
+        metric: Some(5),
+        protocol: 18,
+    };
+    let hole = Route {
+        kind: RouteKind::Blackhole,
+        dst: ip("2001:db8:1::"),
+        dst_len: 48,
+        pref_src: None,
+        gateway: None,
+        oif: None,
+        scope: None,
+        table: 254,
+        metric: None,
+        protocol: 18,
+    };
+    let rule = Rule {
+        ipv6: false,
+        invert: false,
+        from: Some((ip("192.0.2.10"), 32)),
+        to: None,
+        iif: None,
+        oif: None,
+        fwmark: Some(16),
+        fwmask: Some(255),
+        priority: 100,
+        action: RuleAction::Table(1000),
+        protocol: Some(18),
+    };
+    ns.run(|| {
+        let mut rt = Rtnl::open().unwrap();
+        assert!(rt.add_route(&via).unwrap());
+        assert!(!rt.add_route(&via).unwrap(), "EEXIST is 'already there'");
+        assert!(rt.add_route(&hole).unwrap());
+        assert!(rt.add_rule(&rule).unwrap());
+        assert!(!rt.add_rule(&rule).unwrap());
+    });
+    let routes = ns.ip(&["route", "show", "table", "1000"]);
+    assert!(
+        routes.contains(
+            "198.51.100.0/24 via 192.0.2.1 dev v0 proto keepalived src 192.0.2.10 metric 5"
+        ),
+        "{routes}"
+    );
+    let v6 = ns.ip(&["-6", "route", "show"]);
+    assert!(
+        v6.contains("blackhole 2001:db8:1::/48 dev lo proto keepalived"),
+        "{v6}"
+    );
+    let rules = ns.ip(&["rule", "show"]);
+    assert!(
+        rules.contains("100:\tfrom 192.0.2.10 fwmark 0x10/0xff lookup 1000 proto keepalived"),
+        "{rules}"
+    );
+    ns.run(|| {
+        let mut rt = Rtnl::open().unwrap();
+        assert!(rt.del_rule(&rule).unwrap());
+        assert!(!rt.del_rule(&rule).unwrap(), "ENOENT is 'not there'");
+        assert!(rt.del_route(&via).unwrap());
+        assert!(!rt.del_route(&via).unwrap(), "ESRCH is 'not there'");
+        assert!(rt.del_route(&hole).unwrap());
+        assert!(!rt.del_route(&hole).unwrap());
+        let mixed = Route {
+            gateway: Some(ip("2001:db8::1")),
+            ..via.clone()
+        };
+        assert!(matches!(
+            rt.add_route(&mixed),
+            Err(RtnlError::MixedFamilies { .. })
+        ));
+    });
+    assert_eq!(ns.ip(&["route", "show", "table", "1000"]).trim(), "");
+    assert!(!ns.ip(&["rule", "show"]).contains("lookup 1000"));
 }

@@ -95,6 +95,12 @@ pub enum RtnlError {
         /// The rejected prefix length.
         prefix: u8,
     },
+    /// A route or rule whose addresses are not all of one family.
+    #[error("{what}: IPv4 and IPv6 addresses mixed in one {what}")]
+    MixedFamilies {
+        /// `route` or `rule`.
+        what: &'static str,
+    },
     /// A MAC address that no interface may use (multicast or all zeros).
     #[error(
         "invalid interface MAC address {}: it must be unicast and not all zeros",

@@ -1,5 +1,6 @@
 //! Linux route-netlink helpers for the VRRP daemon: links, addresses, macvlans (keepalived's
-//! `use_vmac`), link notifications and interface sysctls.
+//! `use_vmac`), routes and policy-routing rules (keepalived's `virtual_routes`, `virtual_rules`,
+//! `static_routes`, `static_rules`), link notifications and interface sysctls.
 //!
 //! [`Rtnl`] is one blocking `NETLINK_ROUTE` socket that sends a request and reads its
 //! replies (multi-part dumps up to `NLMSG_DONE`, ACKs and errors), skipping anything that
@@ -14,6 +15,7 @@
 //! All of it needs `CAP_NET_ADMIN` for changes; reading works unprivileged.
 
 mod error;
+mod route;
 mod sysctl;
 mod watch;
 mod wire;
@@ -33,6 +35,7 @@ use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 use netlink_sys::{Socket, SocketAddr as NlAddr, protocols::NETLINK_ROUTE};
 
 pub use self::error::RtnlError;
+pub use self::route::{Route, RouteKind, Rule, RuleAction};
 pub use self::sysctl::{sysctl_get, sysctl_set, sysctl_set_iface};
 pub use self::watch::{AsyncLinkWatcher, LinkChange, LinkWatcher};
 use self::wire::Reply;
@@ -220,6 +223,75 @@ impl Rtnl {
             Ok(_) => Ok(true),
             Err(RtnlError::Kernel {
                 errno: libc::EADDRNOTAVAIL | libc::ENOENT,
+                ..
+            }) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Adds `route`. `Ok(true)` if added, `Ok(false)` if the kernel already had it
+    /// (`EEXIST`, which keepalived also counts as done). keepalived's default: neither
+    /// replace nor append, so a different route to the same destination and metric is
+    /// refused with `EEXIST` too.
+    pub fn add_route(&mut self, route: &Route) -> Result<bool, RtnlError> {
+        let op = "add route";
+        let m = route::route_msg(route, false)?;
+        match self.request(
+            op,
+            RouteNetlinkMessage::NewRoute(m),
+            NLM_F_ACK | NLM_F_CREATE,
+        ) {
+            Ok(_) => Ok(true),
+            Err(RtnlError::Kernel {
+                errno: libc::EEXIST,
+                ..
+            }) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Removes `route`. `Ok(true)` if removed, `Ok(false)` if it was not there (`ESRCH` /
+    /// `ENOENT`).
+    pub fn del_route(&mut self, route: &Route) -> Result<bool, RtnlError> {
+        let op = "delete route";
+        let m = route::route_msg(route, true)?;
+        match self.request(op, RouteNetlinkMessage::DelRoute(m), NLM_F_ACK) {
+            Ok(_) => Ok(true),
+            Err(RtnlError::Kernel {
+                errno: libc::ESRCH | libc::ENOENT,
+                ..
+            }) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Adds `rule` (exclusively, as keepalived does). `Ok(true)` if added, `Ok(false)` if an
+    /// identical rule was there (`EEXIST`).
+    pub fn add_rule(&mut self, rule: &Rule) -> Result<bool, RtnlError> {
+        let op = "add rule";
+        let m = route::rule_msg(rule)?;
+        match self.request(
+            op,
+            RouteNetlinkMessage::NewRule(m),
+            NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL,
+        ) {
+            Ok(_) => Ok(true),
+            Err(RtnlError::Kernel {
+                errno: libc::EEXIST,
+                ..
+            }) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Removes `rule`. `Ok(true)` if removed, `Ok(false)` if it was not there (`ENOENT`).
+    pub fn del_rule(&mut self, rule: &Rule) -> Result<bool, RtnlError> {
+        let op = "delete rule";
+        let m = route::rule_msg(rule)?;
+        match self.request(op, RouteNetlinkMessage::DelRule(m), NLM_F_ACK) {
+            Ok(_) => Ok(true),
+            Err(RtnlError::Kernel {
+                errno: libc::ENOENT,
                 ..
             }) => Ok(false),
             Err(e) => Err(e),
