@@ -22,7 +22,10 @@ use super::notify;
 use super::report::{self, InstanceReport, state_name};
 use super::track::{self, Outcome};
 use keepalived_conf::{ConfError, VrrpConf, VrrpInstance, VrrpScript};
-use vrrp_linux::rtnl::{AsyncLinkWatcher, Link, Rtnl, RtnlError};
+use vrrp_linux::rtnl::{
+    AsyncLinkWatcher, Link, Route as NlRoute, RouteKind as NlRouteKind, Rtnl, RtnlError,
+    Rule as NlRule, RuleAction as NlRuleAction,
+};
 use vrrp_linux::socket::{IoError, PacketSocket, Received, VrrpRecvSocket, VrrpSendSocket};
 
 /// Why the daemon could not start or had to stop.
@@ -201,6 +204,12 @@ struct Inst {
     excluded: Vec<(IpAddr, u8, u32)>,
     /// The VMAC interface we created, deleted when the instance goes.
     vmac: Option<u32>,
+    /// `virtual_routes`, interfaces resolved: installed after the VIPs on becoming MASTER.
+    routes: Vec<NlRoute>,
+    /// `virtual_rules`: installed after the routes, removed before them.
+    rules: Vec<NlRule>,
+    /// Whether `routes` and `rules` are installed.
+    routes_set: bool,
     /// The priority the router was last told (its configured one at start).
     applied_priority: u8,
     /// In FAULT by the tracking policy.
@@ -230,6 +239,63 @@ struct Daemon {
     metrics: Option<JoinHandle<()>>,
     /// Where e-mail alerts go (`None`: no `smtp_server` or no `notification_email`).
     mailer: Option<ka_alert::Mailer>,
+    /// `static_ipaddress`, `static_routes`, `static_rules` as installed.
+    statics: Statics,
+}
+
+/// The static addresses, routes and rules, interfaces resolved.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct Statics {
+    addrs: Vec<(IpAddr, u8, u32)>,
+    routes: Vec<NlRoute>,
+    rules: Vec<NlRule>,
+}
+
+/// A rule in route-netlink terms.
+fn nl_rule(r: &keepalived_conf::Rule) -> NlRule {
+    NlRule {
+        ipv6: r.family == vrrp_proto::wire::AddrFamily::Ipv6,
+        invert: r.invert,
+        from: r.from.map(|p| (p.addr, p.len)),
+        to: r.to.map(|p| (p.addr, p.len)),
+        iif: r.iif.clone(),
+        oif: r.oif.clone(),
+        fwmark: r.fwmark.map(|(m, _)| m),
+        fwmask: r.fwmark.and_then(|(_, k)| k),
+        priority: r.priority,
+        action: match r.action {
+            keepalived_conf::RuleAction::Table(t) => NlRuleAction::Table(t),
+            keepalived_conf::RuleAction::Blackhole => NlRuleAction::Blackhole,
+            keepalived_conf::RuleAction::Unreachable => NlRuleAction::Unreachable,
+            keepalived_conf::RuleAction::Prohibit => NlRuleAction::Prohibit,
+        },
+        protocol: r.protocol(),
+    }
+}
+
+/// How a route is logged: `ip route`'s words.
+fn route_text(r: &NlRoute) -> String {
+    let mut s = format!("{}/{}", r.dst, r.dst_len);
+    if let Some(g) = r.gateway {
+        s += &format!(" via {g}");
+    }
+    if r.table != keepalived_conf::RT_TABLE_MAIN {
+        s += &format!(" table {}", r.table);
+    }
+    s
+}
+
+/// How a rule is logged: `ip rule`'s words.
+fn rule_text(r: &NlRule) -> String {
+    let mut s = format!("{}:", r.priority);
+    match r.from {
+        Some((a, l)) => s += &format!(" from {a}/{l}"),
+        None => s += " from all",
+    }
+    if let Some((a, l)) = r.to {
+        s += &format!(" to {a}/{l}");
+    }
+    s
 }
 
 impl Daemon {
@@ -257,6 +323,7 @@ impl Daemon {
             watcher: None,
             metrics: None,
             mailer: None,
+            statics: Statics::default(),
         })
     }
 
@@ -284,6 +351,11 @@ impl Daemon {
         for inst in &conf.instances {
             built.push(self.build(&conf, inst)?);
         }
+        let statics = self.build_statics(&conf)?;
+        // As keepalived at start: leftovers of an earlier run go, then everything is added.
+        self.remove_statics(&statics, true);
+        self.add_statics(&statics);
+        self.statics = statics;
         self.mailer = ka_alert::Mailer::new(&conf.global);
         self.conf = conf;
         self.start_scripts();
@@ -365,7 +437,15 @@ impl Daemon {
             primary,
         )?;
         let priority = cfg.priority();
+        let mut routes = Vec::new();
+        for r in &inst.virtual_routes {
+            routes.push(self.nl_route(r)?);
+        }
+        let rules = inst.virtual_rules.iter().map(nl_rule).collect();
         Ok(Inst {
+            routes,
+            rules,
+            routes_set: false,
             conf: inst.clone(),
             router: VirtualRouter::new(cfg),
             ifindex: link.index,
@@ -378,6 +458,130 @@ impl Daemon {
             faulted: false,
             dropped: 0,
         })
+    }
+
+    /// A route in route-netlink terms, its `dev` looked up.
+    fn nl_route(&mut self, r: &keepalived_conf::Route) -> Result<NlRoute, DaemonError> {
+        let oif = match &r.dev {
+            None => None,
+            Some(name) => Some(
+                self.rtnl
+                    .link_by_name(name)
+                    .map(|l| l.index)
+                    .map_err(Self::rtnl_err(format!("looking up route device {name}")))?,
+            ),
+        };
+        Ok(NlRoute {
+            kind: match r.kind {
+                keepalived_conf::RouteKind::Unicast => NlRouteKind::Unicast,
+                keepalived_conf::RouteKind::Blackhole => NlRouteKind::Blackhole,
+                keepalived_conf::RouteKind::Unreachable => NlRouteKind::Unreachable,
+                keepalived_conf::RouteKind::Prohibit => NlRouteKind::Prohibit,
+            },
+            dst: r.dst.addr,
+            dst_len: r.dst.len,
+            pref_src: r.src,
+            gateway: r.via,
+            oif,
+            scope: r.scope,
+            table: r.table,
+            metric: r.metric,
+            protocol: r.protocol(),
+        })
+    }
+
+    /// `static_ipaddress`, `static_routes` and `static_rules`, interfaces looked up.
+    fn build_statics(&mut self, conf: &VrrpConf) -> Result<Statics, DaemonError> {
+        let mut st = Statics::default();
+        for a in &conf.static_addresses {
+            let dev = self.dev_index(a.dev.as_deref(), 0)?;
+            st.addrs.push((a.addr, a.prefix, dev));
+        }
+        for r in &conf.static_routes {
+            st.routes.push(self.nl_route(r)?);
+        }
+        st.rules = conf.static_rules.iter().map(nl_rule).collect();
+        Ok(st)
+    }
+
+    /// Adds the static addresses, then routes, then rules (keepalived's order).
+    fn add_statics(&mut self, st: &Statics) {
+        for (a, p, dev) in &st.addrs {
+            if let Err(e) = self.rtnl.add_addr(*dev, *a, *p) {
+                log!("adding static address {a}/{p}: {e}");
+            }
+        }
+        for r in &st.routes {
+            if let Err(e) = self.rtnl.add_route(r) {
+                log!("adding static route {}: {e}", route_text(r));
+            }
+        }
+        for r in &st.rules {
+            if let Err(e) = self.rtnl.add_rule(r) {
+                log!("adding static rule {}: {e}", rule_text(r));
+            }
+        }
+    }
+
+    /// Removes the static rules, then routes, then addresses (keepalived's order);
+    /// `quiet`: leftovers of an earlier run, which need not be there.
+    fn remove_statics(&mut self, st: &Statics, quiet: bool) {
+        for r in &st.rules {
+            match self.rtnl.del_rule(r) {
+                Ok(true) if quiet => log!("removed stale static rule {}", rule_text(r)),
+                Err(e) if !quiet => log!("removing static rule {}: {e}", rule_text(r)),
+                _ => {}
+            }
+        }
+        for r in &st.routes {
+            match self.rtnl.del_route(r) {
+                Ok(true) if quiet => log!("removed stale static route {}", route_text(r)),
+                Err(e) if !quiet => log!("removing static route {}: {e}", route_text(r)),
+                _ => {}
+            }
+        }
+        for (a, p, dev) in &st.addrs {
+            match self.rtnl.del_addr(*dev, *a, *p) {
+                Ok(true) if quiet => log!("removed stale static address {a}/{p}"),
+                Err(e) if !quiet => log!("removing static address {a}/{p}: {e}"),
+                _ => {}
+            }
+        }
+    }
+
+    /// Installs (`on`) or removes instance `i`'s virtual routes and rules, once: routes then
+    /// rules on the way in, rules then routes on the way out, as keepalived does.
+    fn set_routes(&mut self, i: usize, on: bool) {
+        let inst = &mut self.instances[i];
+        if inst.routes_set == on || (inst.routes.is_empty() && inst.rules.is_empty()) {
+            return;
+        }
+        inst.routes_set = on;
+        let name = inst.conf.name.clone();
+        let (routes, rules) = (inst.routes.clone(), inst.rules.clone());
+        if on {
+            for r in &routes {
+                if let Err(e) = self.rtnl.add_route(r) {
+                    log!("({name}) adding route {}: {e}", route_text(r));
+                }
+            }
+            for r in &rules {
+                if let Err(e) = self.rtnl.add_rule(r) {
+                    log!("({name}) adding rule {}: {e}", rule_text(r));
+                }
+            }
+        } else {
+            for r in &rules {
+                if let Err(e) = self.rtnl.del_rule(r) {
+                    log!("({name}) removing rule {}: {e}", rule_text(r));
+                }
+            }
+            for r in &routes {
+                if let Err(e) = self.rtnl.del_route(r) {
+                    log!("({name}) removing route {}: {e}", route_text(r));
+                }
+            }
+        }
     }
 
     fn dev_index(&mut self, dev: Option<&str>, default: u32) -> Result<u32, DaemonError> {
@@ -466,6 +670,16 @@ impl Daemon {
         }
         for (a, p, dev) in &inst.excluded {
             let _ = self.rtnl.del_addr(*dev, *a, *p);
+        }
+        for r in &inst.rules {
+            if let Ok(true) = self.rtnl.del_rule(r) {
+                log!("({}) removed stale rule {}", inst.conf.name, rule_text(r));
+            }
+        }
+        for r in &inst.routes {
+            if let Ok(true) = self.rtnl.del_route(r) {
+                log!("({}) removed stale route {}", inst.conf.name, route_text(r));
+            }
         }
     }
 
@@ -798,6 +1012,10 @@ impl Daemon {
         loop {
             let inst = &mut self.instances[i];
             let Some(action) = inst.router.poll_action() else {
+                // The VIPs of a new master are in place: its routes and rules follow.
+                if inst.router.state() == State::Master {
+                    self.set_routes(i, true);
+                }
                 return;
             };
             match action {
@@ -816,6 +1034,7 @@ impl Daemon {
                             let _ = self.rtnl.add_addr(*dev, *a, *p);
                         }
                     } else if from == State::Master {
+                        self.set_routes(i, false);
                         for (a, p, dev) in &excluded {
                             let _ = self.rtnl.del_addr(*dev, *a, *p);
                         }
@@ -831,6 +1050,9 @@ impl Daemon {
                     }
                 }
                 Action::RemoveVip(cidr) => {
+                    // Rules and routes go before the addresses they may use.
+                    self.set_routes(i, false);
+                    let inst = &mut self.instances[i];
                     let dev = vip_dev(inst, cidr);
                     let name = inst.conf.name.clone();
                     if let Err(e) = self.rtnl.del_addr(dev, cidr.addr(), cidr.prefix_len()) {
@@ -993,6 +1215,35 @@ impl Daemon {
             }
         }
         self.instances = keep;
+        // Static entries: those no longer configured go, the configured ones are (re)added,
+        // as keepalived's clear_diff_static_* and start do.
+        match self.build_statics(&conf) {
+            Ok(new) if new != self.statics => {
+                let old = std::mem::take(&mut self.statics);
+                let gone = Statics {
+                    addrs: old
+                        .addrs
+                        .into_iter()
+                        .filter(|a| !new.addrs.contains(a))
+                        .collect(),
+                    routes: old
+                        .routes
+                        .into_iter()
+                        .filter(|r| !new.routes.contains(r))
+                        .collect(),
+                    rules: old
+                        .rules
+                        .into_iter()
+                        .filter(|r| !new.rules.contains(r))
+                        .collect(),
+                };
+                self.remove_statics(&gone, false);
+                self.add_statics(&new);
+                self.statics = new;
+            }
+            Ok(_) => {}
+            Err(e) => log!("static addresses, routes and rules kept: {e}"),
+        }
         // Scripts: restart the runners; the policy keeps the verdicts of unchanged scripts.
         for (_, (_, h)) in self.scripts.drain() {
             h.abort();
@@ -1083,6 +1334,8 @@ impl Daemon {
             }
             self.drop_vmac(&inst);
         }
+        let statics = std::mem::take(&mut self.statics);
+        self.remove_statics(&statics, false);
         for (_, (_, h)) in self.scripts.drain() {
             h.abort();
         }

@@ -1427,3 +1427,221 @@ fn systemd_notify_ready_reload_and_stop() -> TestResult {
     );
     Ok(())
 }
+
+// ---- routing that follows the VIP ----
+
+/// Whether `host` gets an answer from the responder at `dst:PORT`, from `src` if given.
+fn reaches(tb: &Testbed, host: &str, dst: Ipv4Addr, src: Option<IpAddr>) -> bool {
+    use std::io::Read;
+    let Ok(ns) = tb.ns(host) else { return false };
+    ns.run(move || -> std::io::Result<String> {
+        let s = socket2::Socket::new(
+            socket2::Domain::IPV4,
+            socket2::Type::STREAM,
+            Some(socket2::Protocol::TCP),
+        )?;
+        if let Some(src) = src {
+            s.bind(&std::net::SocketAddr::new(src, 0).into())?;
+        }
+        let to = std::net::SocketAddr::from((dst, PORT));
+        s.connect_timeout(&to.into(), Duration::from_millis(500))?;
+        s.set_read_timeout(Some(Duration::from_millis(500)))?;
+        let mut t: std::net::TcpStream = s.into();
+        let mut out = String::new();
+        t.read_to_string(&mut out)?;
+        Ok(out)
+    })
+    .ok()
+    .and_then(Result::ok)
+    .is_some_and(|a| a.starts_with("gw"))
+}
+
+/// The routes and rules keepalived's protocol marks, as `ip` shows them in `host`.
+fn keepalived_routing(tb: &Testbed, host: &str) -> Result<String, Box<dyn Error>> {
+    let ns = tb.ns(host)?;
+    let mut out = String::new();
+    for fam in ["-4", "-6"] {
+        for l in ns.ip([fam, "route", "show", "table", "all"])?.lines() {
+            if l.contains("proto keepalived") {
+                out += l;
+                out.push('\n');
+            }
+        }
+        for l in ns.ip([fam, "rule", "show"])?.lines() {
+            if l.contains("proto keepalived") || l.contains("lookup 100") {
+                out += l;
+                out.push('\n');
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The network 172.16.5.0/24 and 172.16.6.0/24 lie behind `gw` (on its loopback); only the
+/// master has `virtual_routes` to them, the second one in table 100 that a `virtual_rules`
+/// entry selects for traffic from the VIP; 172.16.7.0/24 is a `static_routes` entry of both.
+const ROUTING_EXTRA: &str = "    virtual_routes {
+        172.16.5.0/24 via GW dev eth0
+        172.16.6.0/24 via GW dev eth0 table 100
+    }
+    virtual_rules {
+        from 10.99.0.100 table 100 preference 100
+    }";
+
+fn routing_conf(spec: &Spec, host: &str, prio: u8, gw: Ipv4Addr) -> String {
+    let mut s = spec.clone();
+    s.extra = vec![(host.into(), ROUTING_EXTRA.replace("GW", &gw.to_string()))];
+    s.top = vec![(
+        host.into(),
+        format!("static_routes {{\n    172.16.7.0/24 via {gw} dev eth0\n}}"),
+    )];
+    s.conf(host, prio)
+}
+
+fn routing_testbed() -> Result<(Testbed, Ipv4Addr, Responder), Box<dyn Error>> {
+    let tb = testbed(&["lb1", "lb2", "gw"])?;
+    let ns = tb.ns("gw")?;
+    for net in ["172.16.5.1/24", "172.16.6.1/24", "172.16.7.1/24"] {
+        ns.ip(["addr", "add", net, "dev", "lo"])?;
+    }
+    let gw = tb.addr4("gw")?;
+    let r = Responder::start(&tb, "gw", PORT)?;
+    Ok((tb, gw, r))
+}
+
+#[test]
+fn virtual_routes_and_rules_follow_the_master_and_static_routes_stay() -> TestResult {
+    if !prereqs(false) {
+        return Ok(());
+    }
+    let (tb, gw, _responder) = routing_testbed()?;
+    let (net5, net6, net7) = (
+        Ipv4Addr::new(172, 16, 5, 1),
+        Ipv4Addr::new(172, 16, 6, 1),
+        Ipv4Addr::new(172, 16, 7, 1),
+    );
+    let spec = Spec::v3("0.1");
+    let d2 = vrrpd(&tb, "lb2", &routing_conf(&spec, "lb2", 99, gw), &[])?;
+    let d1 = vrrpd(&tb, "lb1", &routing_conf(&spec, "lb1", 100, gw), &[])?;
+    let only = |h: &str| holders(&tb, VIP4) == [h];
+    assert!(
+        wait_until(Duration::from_secs(3), || only("lb1")),
+        "{}",
+        dump_logs(&[&d1, &d2])
+    );
+    // The master reaches the network behind gw, the backup does not; both reach the static
+    // one; traffic from the VIP takes table 100, traffic from the host's own address does not.
+    assert!(
+        wait_until(Duration::from_secs(2), || reaches(&tb, "lb1", net5, None)),
+        "master: no route to 172.16.5.0/24\n{}\n{}",
+        tb.ns("lb1")?.ip(["route", "show", "table", "all"])?,
+        d1.log()?
+    );
+    assert!(!reaches(&tb, "lb2", net5, None), "the backup has the route");
+    assert!(reaches(&tb, "lb1", net6, Some(VIP4)), "rule from the VIP");
+    assert!(
+        !reaches(&tb, "lb1", net6, None),
+        "table 100 without the rule"
+    );
+    for h in ["lb1", "lb2"] {
+        assert!(reaches(&tb, h, net7, None), "{h}: static route");
+    }
+
+    // Failover: the routes and the rule move with the VIP.
+    d1.signal(Signal::SIGTERM)?;
+    assert!(
+        wait_until(Duration::from_secs(2), || only("lb2")),
+        "{}",
+        dump_logs(&[&d1, &d2])
+    );
+    d1.wait_exit(Duration::from_secs(3))?;
+    assert!(
+        wait_until(Duration::from_secs(2), || reaches(&tb, "lb2", net5, None)),
+        "new master: no route\n{}",
+        d2.log()?
+    );
+    assert!(reaches(&tb, "lb2", net6, Some(VIP4)));
+    let left = keepalived_routing(&tb, "lb1")?;
+    assert!(
+        left.is_empty(),
+        "lb1 left routing behind after SIGTERM:\n{left}"
+    );
+    assert!(
+        !reaches(&tb, "lb1", net7, None),
+        "static route kept after stop"
+    );
+
+    // lb1 back, preempts; then kill -9: what it leaves does not stop the next start.
+    let d1 = vrrpd(&tb, "lb1", &routing_conf(&spec, "lb1", 100, gw), &[])?;
+    assert!(wait_until(Duration::from_secs(3), || only("lb1")));
+    assert!(wait_until(Duration::from_secs(2), || reaches(
+        &tb, "lb1", net5, None
+    )));
+    assert!(
+        wait_until(Duration::from_secs(2), || !reaches(&tb, "lb2", net5, None)),
+        "the old master kept the route"
+    );
+    d1.kill9()?;
+    assert!(wait_until(Duration::from_secs(2), || holders(&tb, VIP4)
+        .contains(&"lb2".to_owned())));
+    let d1 = vrrpd(&tb, "lb1", &routing_conf(&spec, "lb1", 100, gw), &[])?;
+    let log = d1.log()?;
+    assert!(log.contains("removed stale route"), "{log}");
+    assert!(log.contains("removed stale rule"), "{log}");
+    assert!(wait_until(Duration::from_secs(3), || only("lb1")));
+    assert!(wait_until(Duration::from_secs(2), || reaches(
+        &tb, "lb1", net5, None
+    )));
+    assert!(reaches(&tb, "lb1", net6, Some(VIP4)));
+    assert!(reaches(&tb, "lb1", net7, None));
+    d1.stop()?;
+    d2.stop()?;
+    Ok(())
+}
+
+/// keepalived 2.2.7 and vrrpd as master with the same routes and rules: `ip route show
+/// table all` and `ip rule` show the same entries.
+#[test]
+fn virtual_and_static_routing_matches_keepalived() -> TestResult {
+    if !prereqs(true) {
+        return Ok(());
+    }
+    let (tb, gw, _responder) = routing_testbed()?;
+    let spec = Spec::v3("0.1");
+    let conf = routing_conf(&spec, "lb1", 100, gw).replace(
+        "static_routes {",
+        "static_rules {\n    to 172.16.8.0/24 table 100 preference 200\n}\nstatic_routes {\n    blackhole 172.16.9.0/24 no_track",
+    );
+    let mut got = Vec::new();
+    for kind in [Kind::Keepalived, Kind::Vrrpd] {
+        let d = start(&tb, "lb1", kind, &conf)?;
+        assert!(
+            wait_until(Duration::from_secs(5), || holders(&tb, VIP4) == ["lb1"]),
+            "{kind:?}: {}",
+            d.log()?
+        );
+        assert!(
+            wait_until(Duration::from_secs(2), || reaches(
+                &tb,
+                "lb1",
+                Ipv4Addr::new(172, 16, 5, 1),
+                None
+            )),
+            "{kind:?}: {}",
+            d.log()?
+        );
+        thread::sleep(Duration::from_millis(300));
+        got.push(keepalived_routing(&tb, "lb1")?);
+        d.stop()?;
+        assert!(
+            wait_until(Duration::from_secs(3), || keepalived_routing(&tb, "lb1")
+                .is_ok_and(|s| s.is_empty())),
+            "{kind:?} left routing behind:\n{}",
+            keepalived_routing(&tb, "lb1")?
+        );
+    }
+    eprintln!("keepalived:\n{}vrrpd:\n{}", got[0], got[1]);
+    assert!(got[0].contains("172.16.5.0/24 via"), "{}", got[0]);
+    assert_eq!(got[0], got[1], "keepalived (left) and vrrpd (right) differ");
+    Ok(())
+}
