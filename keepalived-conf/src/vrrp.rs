@@ -1930,15 +1930,13 @@ fn route_words(words: &[&str], ctx: &mut Ctx, pos: &Pos) -> Result<Route, String
     if !r.no_track
         && let Some(p) = r.protocol.filter(|&p| p != RTPROT_KEEPALIVED)
     {
-        {
-            ctx.warn(
-                pos,
-                format!(
-                    "route protocol {p}: a tracked route has protocol {RTPROT_KEEPALIVED} \
-                     (keepalived); add `no_track` to keep it"
-                ),
-            );
-        }
+        ctx.warn(
+            pos,
+            format!(
+                "route protocol {p}: a tracked route has protocol {RTPROT_KEEPALIVED} \
+                 (keepalived); add `no_track` to keep it"
+            ),
+        );
     }
     let fam = fam.unwrap_or(AddrFamily::Ipv4);
     r.kind = kind;
@@ -2051,15 +2049,13 @@ fn rule_words(
     if !r.no_track
         && let Some(p) = r.protocol.filter(|&p| p != RTPROT_KEEPALIVED)
     {
-        {
-            ctx.warn(
-                pos,
-                format!(
-                    "rule protocol {p}: a tracked rule has protocol {RTPROT_KEEPALIVED} \
-                     (keepalived); add `no_track` to keep it"
-                ),
-            );
-        }
+        ctx.warn(
+            pos,
+            format!(
+                "rule protocol {p}: a tracked rule has protocol {RTPROT_KEEPALIVED} \
+                 (keepalived); add `no_track` to keep it"
+            ),
+        );
     }
     let fam = fam.unwrap_or(AddrFamily::Ipv4);
     r.family = fam;
