@@ -71,6 +71,13 @@ step "cargo doc (warnings denied)"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --all-features
 
 step "cargo package (every library crate, built from its packaged sources)"
+# cargo unpacks the packaged crates of an earlier run once and reuses them by name and
+# version: remove those copies so that every run builds what it just packaged.
+for crate in hapri-time vrrp-proto lvs-sched ipvs-netlink session-store keepalived-conf \
+    ka-alert vrrp-linux http-probe; do
+    rm -rf "${CARGO_HOME:-$HOME/.cargo}"/registry/src/*/"$crate"-0.1.* \
+        "${CARGO_HOME:-$HOME/.cargo}"/registry/cache/*/"$crate"-0.1.*.crate
+done
 cargo package --locked -p hapri-time -p vrrp-proto -p lvs-sched -p ipvs-netlink \
     -p session-store -p keepalived-conf -p ka-alert -p vrrp-linux -p http-probe
 
