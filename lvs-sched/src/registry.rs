@@ -69,7 +69,7 @@ pub struct SchedFlags {
     pub port: bool,
 }
 
-/// How to build a scheduler: flags and the seed of the injected RNG.
+/// How to build a scheduler: flags and the starting value of the injected RNG.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct SchedConfig {
     /// `sh`/`mh` flags.

@@ -259,7 +259,7 @@ const PLACEMENT_KEYS: usize = 2000;
 /// `consistent`): pylibmc (libmemcached) writes 2,000 keys, the store writes 2,000 sessions,
 /// and every server of the list is read directly: each key is on exactly the server the
 /// other side expects, and pylibmc reads back every session the store wrote.
-/// `PLACEMENT_SEED=n` repeats a run (the seed is printed).
+/// `PLACEMENT_SEED=n` repeats a run (the random start is printed).
 #[test]
 fn placement_matches_pylibmc_on_random_weighted_server_lists() {
     let Some(pool) = kv::memcached_cluster(64) else {

@@ -1,7 +1,7 @@
 //! A deterministic discrete-event simulation of VRRP routers on one LAN, on virtual time.
 //!
 //! [`Lan`] holds N [`VirtualRouter`]s and a lossy, delaying, partitionable link between them.
-//! Everything random comes from the seed, so a run is reproducible bit for bit: tests,
+//! Everything random comes from one starting value, so a run is reproducible bit for bit: tests,
 //! benches and users can replay elections, failovers and split-brain recoveries without a
 //! network or a clock.
 //!

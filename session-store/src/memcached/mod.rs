@@ -58,7 +58,7 @@
 //! sessions written by this store, each found by reading every server directly on exactly the
 //! server the other side expects (120,000 + 120,000 keys), and pylibmc reads back every
 //! session (`CI=true cargo test -p session-store --all-features --test memcached placement --
-//! --nocapture` prints these figures and the seed). Each server's point count matches libmemcached's own continuum for
+//! --nocapture` prints these figures and the random start it used). Each server's point count matches libmemcached's own continuum for
 //! 1,400 weight lists (`tests/data/libmemcached_points.txt`, made by
 //! `tests/data/libmemcached_points.c`). PHP is not run by the tests: its rows name the
 //! libmemcached behaviour the extension sets.
