@@ -552,6 +552,26 @@ fn keepalived_defaults(vs: &mut VirtualServer, set: (bool, bool, bool), ctx: &mu
             }
         }
     }
+    // Two real servers that differ only in a port the service overrides are one IPVS
+    // destination: keepalived keeps both in its configuration and the kernel refuses the second
+    // (`EEXIST`), so the first is the one that runs.
+    let mut kept: Vec<RealServer> = Vec::with_capacity(vs.real_servers.len());
+    for rs in std::mem::take(&mut vs.real_servers) {
+        if let Some(first) = kept.iter().find(|k| k.addr == rs.addr) {
+            ctx.warn(
+                &rs.pos.0,
+                format!(
+                    "real_server `{}` is the same destination as the one at {} once its port \
+                     is fitted to virtual_server `{name}`; the kernel takes only the first, so \
+                     this one is ignored",
+                    rs.addr, first.pos.0
+                ),
+            );
+        } else {
+            kept.push(rs);
+        }
+    }
+    vs.real_servers = kept;
     let weights: u64 = vs.real_servers.iter().map(|r| u64::from(r.weight)).sum();
     let total = u32::try_from(weights).unwrap_or(u32::MAX);
     if u64::from(vs.quorum) > weights {

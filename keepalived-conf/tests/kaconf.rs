@@ -1197,6 +1197,26 @@ virtual_server_group G {
             ]
         )
     );
+    // DR keeps the service's port: two real servers that differ only in their port become one
+    // destination, and only the first is kept (the kernel refuses the second).
+    let (c, w) = parse_lvs_str(
+        "virtual_server 10.0.0.1 80 {\n protocol TCP\n lb_algo rr\n lb_kind DR\n \
+         real_server 10.0.0.9 80 {\n  weight 3\n }\n real_server 10.0.0.9 11 {\n }\n}\n",
+        "t.conf",
+    )
+    .unwrap();
+    assert_eq!(c.virtual_servers[0].real_servers.len(), 1);
+    assert_eq!(c.virtual_servers[0].real_servers[0].weight, 3);
+    assert_eq!(
+        warnings(&w),
+        vec![
+            "t.conf:8:2: real_server `10.0.0.9` port 11 does not match virtual_server \
+             `10.0.0.1 80` (DR and TUN keep the port); using 80, as keepalived does",
+            "t.conf:8:2: real_server `10.0.0.9:80` is the same destination as the one at \
+             t.conf:5:2 once its port is fitted to virtual_server `10.0.0.1 80`; the kernel takes \
+             only the first, so this one is ignored",
+        ]
+    );
     // TCP and UDP services on the same address and port are two virtual servers.
     let (c, _) = parse_lvs_str(
         &format!(
