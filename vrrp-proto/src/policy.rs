@@ -2,10 +2,11 @@
 //! `track_script` / `track_interface` weights, FAULT, and `vrrp_sync_group`, as a
 //! deterministic engine with no I/O.
 //!
-//! A [`Policy`] knows *checks* (a script's pass/fail verdict with its `rise`/`fall` counts, or
-//! an interface's link state), *instances* (one per [`VirtualRouter`](crate::VirtualRouter),
+//! A [`Policy`] knows *checks* (a script's pass/fail verdict with its `rise`/`fall` counts, an
+//! interface's link state, or whether a tracked process has its quorum), *instances* (one per [`VirtualRouter`](crate::VirtualRouter),
 //! with a base priority and the checks it tracks, each with a weight) and *sync groups*. The
-//! caller feeds it check results ([`Policy::handle_check`], [`Policy::handle_link`]) and
+//! caller feeds it check results ([`Policy::handle_check`], [`Policy::handle_link`],
+//! [`Policy::handle_process`]) and
 //! carries out what it asks for ([`Policy::poll_action`]): a new effective priority, or
 //! entering / leaving FAULT. The rules are keepalived's:
 //!
@@ -13,8 +14,12 @@
 //!   passes; a **negative weight** subtracts it while the check fails; the result is kept in
 //!   1..=254, and an address owner (255) is never changed;
 //! * a tracked check with **weight 0** puts the instance in FAULT while it fails;
+//! * a **reversed** track (keepalived's `weight N reverse`) moves the priority the other way
+//!   (a positive weight is subtracted while the check passes, a negative one added while it
+//!   fails) and, with weight 0, faults the instance while the check *passes*;
 //! * a script's verdict starts *passing* and changes after `fall` consecutive failures or
-//!   `rise` consecutive successes; an interface's verdict is its link state;
+//!   `rise` consecutive successes; an interface's verdict is its link state; a process
+//!   check's verdict is its quorum (`vrrp_track_process`, counted by the caller);
 //! * when any member of a **sync group** is in FAULT of its own, every member is.
 //!
 //! ```
@@ -99,6 +104,7 @@ pub enum FaultCause<'a> {
 enum Kind {
     Script { rise: u32, fall: u32 },
     Interface,
+    Process,
 }
 
 #[derive(Debug, Clone)]
@@ -114,11 +120,38 @@ struct Check {
 struct Instance {
     name: String,
     base: u8,
-    tracks: Vec<(CheckId, i32)>,
+    tracks: Vec<Track>,
     group: Option<usize>,
     /// What the caller was last told.
     priority: u8,
     fault: bool,
+}
+
+/// One tracked check of an instance.
+#[derive(Debug, Clone, Copy)]
+struct Track {
+    check: CheckId,
+    weight: i32,
+    reverse: bool,
+}
+
+impl Track {
+    /// The priority change it asks for given the check's verdict (keepalived: a positive
+    /// weight counts while passing, a negative one while failing; `reverse` negates it).
+    fn contribution(&self, ok: bool) -> i32 {
+        let counts = (self.weight > 0 && ok) || (self.weight < 0 && !ok);
+        match (counts, self.reverse) {
+            (false, _) => 0,
+            (true, false) => self.weight,
+            (true, true) => self.weight.saturating_neg(),
+        }
+    }
+
+    /// Whether it puts the instance in FAULT (weight 0: while failing, or while passing when
+    /// reversed).
+    fn faults(&self, ok: bool) -> bool {
+        self.weight == 0 && ok == self.reverse
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -154,6 +187,13 @@ impl PolicyBuilder {
         self.check(name, Kind::Interface)
     }
 
+    /// A tracked process (`vrrp_track_process`) whose verdict is whether it has its quorum
+    /// (passing until [`Policy::handle_process`] says otherwise). A name already declared as a
+    /// process returns the same check.
+    pub fn process(&mut self, name: &str) -> CheckId {
+        self.check(name, Kind::Process)
+    }
+
     fn check(&mut self, name: &str, kind: Kind) -> CheckId {
         let same = |c: &Check| {
             c.name == name && core::mem::discriminant(&c.kind) == core::mem::discriminant(&kind)
@@ -187,10 +227,21 @@ impl PolicyBuilder {
     /// `instance` tracks `check` with `weight` (0: FAULT while the check fails). Ids from
     /// another builder are ignored.
     pub fn track(&mut self, instance: InstanceId, check: CheckId, weight: i32) {
+        self.track_with(instance, check, weight, false);
+    }
+
+    /// `instance` tracks `check` with `weight`, reversed when `reverse` is set (keepalived's
+    /// `weight N reverse`: the priority moves the other way, and weight 0 faults the instance
+    /// while the check passes). Ids from another builder are ignored.
+    pub fn track_with(&mut self, instance: InstanceId, check: CheckId, weight: i32, reverse: bool) {
         if check.0 < self.checks.len()
             && let Some(i) = self.instances.get_mut(instance.0)
         {
-            i.tracks.push((check, weight));
+            i.tracks.push(Track {
+                check,
+                weight,
+                reverse,
+            });
         }
     }
 
@@ -249,7 +300,7 @@ impl Policy {
         let c = self.checks.get_mut(check.0)?;
         let (rise, fall) = match c.kind {
             Kind::Script { rise, fall } => (rise, fall),
-            Kind::Interface => (1, 1),
+            Kind::Interface | Kind::Process => (1, 1),
         };
         let changed = if success {
             c.consecutive_ok = c.consecutive_ok.saturating_add(1);
@@ -271,6 +322,16 @@ impl Policy {
     /// An interface's link state (up and running, or not). Returns the new verdict when it
     /// changed.
     pub fn handle_link(&mut self, check: CheckId, up: bool) -> Option<bool> {
+        self.set_verdict(check, up)
+    }
+
+    /// A tracked process's quorum (`true`: as many matching processes as it needs). Returns
+    /// the new verdict when it changed.
+    pub fn handle_process(&mut self, check: CheckId, have_quorum: bool) -> Option<bool> {
+        self.set_verdict(check, have_quorum)
+    }
+
+    fn set_verdict(&mut self, check: CheckId, up: bool) -> Option<bool> {
         let c = self.checks.get_mut(check.0)?;
         c.consecutive_ok = 0;
         c.consecutive_fail = 0;
@@ -306,6 +367,14 @@ impl Policy {
         self.checks
             .iter()
             .position(|c| c.name == name && c.kind == Kind::Interface)
+            .map(CheckId)
+    }
+
+    /// The process check called `name`, if declared.
+    pub fn process_id(&self, name: &str) -> Option<CheckId> {
+        self.checks
+            .iter()
+            .position(|c| c.name == name && c.kind == Kind::Process)
             .map(CheckId)
     }
 
@@ -383,8 +452,8 @@ impl Policy {
         self.instances[i]
             .tracks
             .iter()
-            .filter(|(c, w)| *w == 0 && !self.checks[c.0].ok)
-            .map(|(c, _)| *c)
+            .filter(|t| t.faults(self.checks[t.check.0].ok))
+            .map(|t| t.check)
     }
 
     /// The group whose other member is in FAULT of its own, if any.
@@ -403,11 +472,8 @@ impl Policy {
             return 255;
         }
         let mut p = i32::from(inst.base);
-        for (c, w) in &inst.tracks {
-            let ok = self.checks[c.0].ok;
-            if (*w > 0 && ok) || (*w < 0 && !ok) {
-                p = p.saturating_add(*w);
-            }
+        for t in &inst.tracks {
+            p = p.saturating_add(t.contribution(self.checks[t.check.0].ok));
         }
         u8::try_from(p.clamp(1, 254)).unwrap_or(1)
     }
@@ -523,6 +589,59 @@ mod tests {
         assert_eq!(eff(250, &[(20, true)]), 254);
         assert_eq!(eff(10, &[(-50, false)]), 1);
         assert_eq!(eff(255, &[(-50, false)]), 255);
+    }
+
+    #[test]
+    fn reverse_moves_the_other_way() {
+        // keepalived's `weight N reverse`, for a script, an interface and a process alike.
+        let eff = |base: u8, w: i32, ok: bool| {
+            let mut b = Policy::builder();
+            let i = b.instance("i", base);
+            let c = b.process("p");
+            b.track_with(i, c, w, true);
+            let mut p = b.build();
+            p.handle_process(c, ok);
+            (p.priority(i).unwrap(), p.is_fault(i))
+        };
+        assert_eq!(eff(100, 20, true), (80, false));
+        assert_eq!(eff(100, 20, false), (100, false));
+        assert_eq!(eff(100, -20, false), (120, false));
+        assert_eq!(eff(100, -20, true), (100, false));
+        // Weight 0 reversed: FAULT while the check passes.
+        assert_eq!(eff(100, 0, true), (100, true));
+        assert_eq!(eff(100, 0, false), (100, false));
+        assert_eq!(eff(255, 20, true), (255, false));
+    }
+
+    #[test]
+    fn process_quorum_faults_and_recovers() {
+        let mut b = Policy::builder();
+        let nginx = b.process("nginx");
+        let s = b.script("nginx", 1, 1);
+        let i = b.instance("VI_1", 100);
+        b.track(i, nginx, 0);
+        let mut p = b.build();
+        assert_ne!(nginx, s);
+        assert_eq!(p.process_id("nginx"), Some(nginx));
+        assert_eq!(p.script_id("nginx"), Some(s));
+        assert_eq!(p.handle_process(nginx, true), None);
+        assert_eq!(p.handle_process(nginx, false), Some(false));
+        assert_eq!(
+            drain(&mut p),
+            [PolicyAction::SetFault {
+                instance: i,
+                fault: true
+            }]
+        );
+        assert_eq!(p.fault_causes(i), [FaultCause::Check("nginx")]);
+        assert_eq!(p.handle_process(nginx, true), Some(true));
+        assert_eq!(
+            drain(&mut p),
+            [PolicyAction::SetFault {
+                instance: i,
+                fault: false
+            }]
+        );
     }
 
     #[test]

@@ -722,7 +722,7 @@ impl Daemon {
             for t in &c.track_scripts {
                 if let Some((def, _)) = self.scripts.get(&t.name) {
                     let chk = b.script(&def.name, def.rise, def.fall);
-                    b.track(id, chk, t.weight.unwrap_or(def.weight));
+                    b.track_with(id, chk, t.weight.unwrap_or(def.weight), def.weight_reverse);
                 }
             }
         }
