@@ -2,12 +2,15 @@
 
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
+use std::future::Future;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::PathBuf;
+use std::task::Poll;
 use std::time::Duration;
 
 use tokio::io::AsyncWriteExt;
+use tokio::io::unix::AsyncFd;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
 use tokio::sync::oneshot;
@@ -89,8 +92,6 @@ pub enum DaemonError {
 /// Inputs to the run loop from the helper tasks.
 #[derive(Debug)]
 pub(crate) enum Event {
-    /// A VRRP packet arrived on an interface.
-    Packet { ifindex: u32, rcv: Received },
     /// A check script finished one run.
     Script { name: String, outcome: Outcome },
     /// Link state changes.
@@ -226,7 +227,12 @@ struct Daemon {
     tx: UnboundedSender<Event>,
     rx: UnboundedReceiver<Event>,
     instances: Vec<Inst>,
-    readers: HashMap<(u32, bool), JoinHandle<()>>,
+    /// The receive sockets, polled by the run loop itself (no task or channel per packet:
+    /// one wakeup per advertisement).
+    readers: HashMap<(u32, bool), AsyncFd<VrrpRecvSocket>>,
+    /// Which reader is looked at first next time, so a flooded interface cannot starve
+    /// another.
+    reader_turn: usize,
     senders: HashMap<(u32, IpAddr), VrrpSendSocket>,
     packets: HashMap<u32, PacketSocket>,
     /// The running check scripts.
@@ -314,6 +320,7 @@ impl Daemon {
             rx,
             instances: Vec::new(),
             readers: HashMap::new(),
+            reader_turn: 0,
             senders: HashMap::new(),
             packets: HashMap::new(),
             scripts: HashMap::new(),
@@ -645,9 +652,9 @@ impl Daemon {
         for (name, idx) in rx {
             if let Entry::Vacant(e) = self.readers.entry((idx, v6)) {
                 let sock = VrrpRecvSocket::open(name, idx, v6)?;
-                let h = spawn_reader(sock, idx, self.tx.clone())
+                let fd = vrrp_linux::socket::register(sock)
                     .map_err(|e| IoError::socket("registering with tokio", name, e))?;
-                e.insert(h);
+                e.insert(fd);
             }
         }
         if let Entry::Vacant(e) = self.senders.entry((xmit_ifindex, src)) {
@@ -868,6 +875,9 @@ impl Daemon {
                 _ = watchdog.tick(), if period.is_some() => notify::watchdog(),
                 _ = usr1.recv() => self.dump(false).await,
                 _ = usr2.recv() => self.dump(true).await,
+                (ifindex, rcv) = next_packet(&mut self.readers, &mut self.reader_turn) => {
+                    self.on_packet(ifindex, &rcv);
+                }
                 ev = self.rx.recv() => {
                     if let Some(ev) = ev {
                         self.on_event(ev);
@@ -918,7 +928,6 @@ impl Daemon {
 
     fn on_event(&mut self, ev: Event) {
         match ev {
-            Event::Packet { ifindex, rcv } => self.on_packet(ifindex, &rcv),
             Event::Script { name, outcome } => self.on_script(&name, outcome),
             Event::Links(links) => self.on_links(links),
             Event::Resync => match self.rtnl.links() {
@@ -1270,12 +1279,7 @@ impl Daemon {
             let _ = self.rtnl.del_link(idx);
             self.packets.remove(&idx);
             self.senders.retain(|(i, _), _| *i != idx);
-            self.readers.retain(|(i, _), h| {
-                if *i == idx {
-                    h.abort();
-                }
-                *i != idx
-            });
+            self.readers.retain(|(i, _), _| *i != idx);
         }
     }
 
@@ -1339,9 +1343,7 @@ impl Daemon {
         for (_, (_, h)) in self.scripts.drain() {
             h.abort();
         }
-        for (_, h) in self.readers.drain() {
-            h.abort();
-        }
+        self.readers.clear();
         if let Some(h) = self.watcher.take() {
             h.abort();
         }
@@ -1376,35 +1378,57 @@ fn reason_text(r: Reason) -> &'static str {
     }
 }
 
-fn spawn_reader(
-    sock: VrrpRecvSocket,
-    ifindex: u32,
-    tx: UnboundedSender<Event>,
-) -> io::Result<JoinHandle<()>> {
-    let mut fd = vrrp_linux::socket::register(sock)?;
-    Ok(tokio::spawn(async move {
-        loop {
-            let Ok(mut guard) = fd.readable_mut().await else {
-                return;
-            };
-            loop {
-                match guard.try_io(|s| s.get_mut().recv()) {
-                    Ok(Ok(Some(rcv))) => {
-                        if tx.send(Event::Packet { ifindex, rcv }).is_err() {
-                            return;
-                        }
-                    }
-                    Ok(Ok(None)) => {}
-                    Ok(Err(_)) => {
-                        // A transient error (e.g. the link went away): back off briefly.
-                        tokio::time::sleep(Duration::from_millis(10)).await;
-                        break;
-                    }
-                    Err(_would_block) => break,
-                }
+/// The next VRRP packet from any receive socket: `(ifindex, packet)`. The starting socket
+/// rotates, so a flooded interface cannot starve another.
+fn next_packet<'a>(
+    readers: &'a mut HashMap<(u32, bool), AsyncFd<VrrpRecvSocket>>,
+    turn: &'a mut usize,
+) -> impl Future<Output = (u32, Received)> + 'a {
+    std::future::poll_fn(move |cx| {
+        let n = readers.len();
+        if n == 0 {
+            return Poll::Pending;
+        }
+        *turn = turn.wrapping_add(1);
+        let start = *turn % n;
+        for ((ifindex, _), fd) in readers.iter_mut().skip(start) {
+            if let Some(rcv) = poll_reader(fd, cx) {
+                return Poll::Ready((*ifindex, rcv));
             }
         }
-    }))
+        for ((ifindex, _), fd) in readers.iter_mut().take(start) {
+            if let Some(rcv) = poll_reader(fd, cx) {
+                return Poll::Ready((*ifindex, rcv));
+            }
+        }
+        Poll::Pending
+    })
+}
+
+/// Reads one socket until it yields a packet or would block (then its waker is registered).
+/// A socket error (the link went away) drops the readiness until the socket reports more.
+/// After 64 reads without a packet for us it yields to the rest of the loop (and asks to be
+/// polled again), so a flood of foreign packets cannot hold the daemon.
+fn poll_reader(
+    fd: &mut AsyncFd<VrrpRecvSocket>,
+    cx: &mut std::task::Context<'_>,
+) -> Option<Received> {
+    for _ in 0..64 {
+        let mut guard = match fd.poll_read_ready_mut(cx) {
+            Poll::Ready(Ok(g)) => g,
+            Poll::Ready(Err(_)) | Poll::Pending => return None,
+        };
+        match guard.try_io(|s| s.get_mut().recv()) {
+            Ok(Ok(Some(rcv))) => return Some(rcv),
+            // Not a VRRP packet for us: read on.
+            Ok(Ok(None)) => {}
+            Ok(Err(_)) => guard.clear_ready(),
+            // Would block: the readiness is cleared; polling again registers the waker.
+            Err(_would_block) => {}
+        }
+    }
+    cx.waker().wake_by_ref();
+    None
 }
 
 fn spawn_link_watcher(mut w: AsyncLinkWatcher, tx: UnboundedSender<Event>) -> JoinHandle<()> {
