@@ -7,7 +7,7 @@
 //!   [`Pos`] (file, line, column) it was read at. It handles comments, quoted strings and
 //!   `include` directives;
 //! * the VRRP layer ([`parse_vrrp`], [`parse_vrrp_str`]) reads `global_defs`, `vrrp_script`,
-//!   `vrrp_instance` and `vrrp_sync_group` into a [`VrrpConf`];
+//!   `vrrp_track_process`, `vrrp_instance` and `vrrp_sync_group` into a [`VrrpConf`];
 //! * the LVS layer ([`lvs::parse_lvs`], [`lvs::parse_lvs_str`]) reads `virtual_server` into an
 //!   [`lvs::LvsConf`].
 //!
@@ -20,8 +20,9 @@
 //! [`Warning`] naming file, line and column, and the setting keeps the value keepalived gives
 //! it. A [`ConfError`], also with its position, is kept for what keepalived would run as
 //! something other than what is written: unbalanced braces, include loops, an instance without
-//! `interface` or `virtual_router_id`, duplicate instance names or VRIDs, AH authentication,
-//! VRRPv2 over IPv6.
+//! `interface` or `virtual_router_id`, duplicate instance names or VRIDs, two
+//! `vrrp_track_process` blocks of one name, a process delay keepalived would wrap, AH
+//! authentication, VRRPv2 over IPv6.
 //!
 //! # Syntax accepted
 //!
@@ -54,10 +55,10 @@ mod vrrp;
 pub mod fuzzing;
 
 pub use vrrp::{
-    GarpSettings, GlobalDefs, InitialState, IpPrefix, RT_TABLE_MAIN, RTPROT_KEEPALIVED,
-    RULE_START_PRIORITY, Route, RouteKind, Rule, RuleAction, ScriptUser, SmtpServer, SmtpSettings,
-    SyncGroup, TrackIf, TrackScript, Vip, VrrpConf, VrrpInstance, VrrpScript, parse_vrrp,
-    parse_vrrp_str,
+    GarpSettings, GlobalDefs, InitialState, IpPrefix, MAX_PROCESS_DELAY, ParamMatch, RT_TABLE_MAIN,
+    RTPROT_KEEPALIVED, RULE_START_PRIORITY, Route, RouteKind, Rule, RuleAction, ScriptUser,
+    SmtpServer, SmtpSettings, SyncGroup, TrackIf, TrackProcess, TrackScript, Vip, VrrpConf,
+    VrrpInstance, VrrpScript, VrrpTrackProcess, parse_vrrp, parse_vrrp_str,
 };
 
 /// How deep `include` directives may nest.

@@ -8,7 +8,7 @@ use std::fmt::{self, Write as _};
 use super::fmt_secs;
 use super::vrrp::{
     GlobalDefs, InitialState, Route, RouteKind, Rule, RuleAction, ScriptUser, SyncGroup,
-    TrackScript, Vip, VrrpConf, VrrpInstance, VrrpScript,
+    TrackProcess, TrackScript, Vip, VrrpConf, VrrpInstance, VrrpScript, VrrpTrackProcess,
 };
 use vrrp_proto::wire::AddrFamily;
 
@@ -190,6 +190,46 @@ impl fmt::Display for VrrpScript {
     }
 }
 
+/// Written so that keepalived reads back the same values: `quorum_max` before `quorum` (a
+/// quorum is refused above the maximum), no `quorum` when `quorum_max 0` has set it to 0, no
+/// delay line for a zero delay (keepalived's default, which it does not read).
+impl fmt::Display for VrrpTrackProcess {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        open(f, 0, "vrrp_track_process", &[&self.name])?;
+        let mut words: Vec<&str> = vec![&self.process];
+        words.extend(self.params.iter().map(String::as_str));
+        line(f, 1, "process", &words)?;
+        if let Some(m) = self.param_match {
+            match m.word() {
+                Some(w) => line(f, 1, "param_match", &[w])?,
+                None => line(f, 1, "param_match", &[])?,
+            }
+        }
+        let w = self.weight.to_string();
+        if self.weight_reverse {
+            line(f, 1, "weight", &[&w, "reverse"])?;
+        } else {
+            line(f, 1, "weight", &[&w])?;
+        }
+        if let Some(max) = self.quorum_max {
+            line(f, 1, "quorum_max", &[&max.to_string()])?;
+        }
+        if self.quorum != 0 {
+            line(f, 1, "quorum", &[&self.quorum.to_string()])?;
+        }
+        if !self.fork_delay.is_zero() {
+            line(f, 1, "fork_delay", &[&fmt_secs(self.fork_delay)])?;
+        }
+        if !self.terminate_delay.is_zero() {
+            line(f, 1, "terminate_delay", &[&fmt_secs(self.terminate_delay)])?;
+        }
+        if self.full_command {
+            line(f, 1, "full_command", &[])?;
+        }
+        close(f, 0)
+    }
+}
+
 fn vip_line(f: &mut fmt::Formatter<'_>, indent: usize, v: &Vip) -> fmt::Result {
     let addr = format!("{}/{}", v.addr, v.prefix);
     let brd = v.brd.map(|b| b.to_string());
@@ -316,6 +356,29 @@ fn track_scripts(f: &mut fmt::Formatter<'_>, indent: usize, ts: &[TrackScript]) 
     close(f, indent)
 }
 
+/// A `track_process` block; the direction is written only after a weight, where keepalived
+/// reads it.
+fn track_processes(f: &mut fmt::Formatter<'_>, indent: usize, ts: &[TrackProcess]) -> fmt::Result {
+    if ts.is_empty() {
+        return Ok(());
+    }
+    open(f, indent, "track_process", &[])?;
+    for t in ts {
+        let w = t.weight.map(|w| w.to_string());
+        let mut args: Vec<&str> = Vec::new();
+        if let Some(w) = &w {
+            args.extend(["weight", w]);
+            match t.reverse {
+                Some(true) => args.push("reverse"),
+                Some(false) => args.push("noreverse"),
+                None => {}
+            }
+        }
+        line(f, indent + 1, &t.name, &args)?;
+    }
+    close(f, indent)
+}
+
 impl fmt::Display for VrrpInstance {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         open(f, 0, "vrrp_instance", &[&self.name])?;
@@ -372,6 +435,7 @@ impl fmt::Display for VrrpInstance {
             close(f, 1)?;
         }
         track_scripts(f, 1, &self.track_scripts)?;
+        track_processes(f, 1, &self.track_processes)?;
         opt_line(f, 1, "notify_master", self.notify_master.as_deref())?;
         opt_line(f, 1, "notify_backup", self.notify_backup.as_deref())?;
         opt_line(f, 1, "notify_fault", self.notify_fault.as_deref())?;
@@ -426,6 +490,7 @@ impl fmt::Display for SyncGroup {
         opt_line(f, 1, "notify_fault", self.notify_fault.as_deref())?;
         opt_line(f, 1, "notify", self.notify.as_deref())?;
         track_scripts(f, 1, &self.track_scripts)?;
+        track_processes(f, 1, &self.track_processes)?;
         if self.tracking_weight {
             line(f, 1, "sync_group_tracking_weight", &[])?;
         }
@@ -434,7 +499,8 @@ impl fmt::Display for SyncGroup {
 }
 
 /// The whole configuration, in the order global_defs, static addresses, routes and rules,
-/// scripts, instances, sync groups.
+/// scripts, track processes (above the instances and groups that refer to them, where
+/// keepalived looks for them), instances, sync groups.
 impl fmt::Display for VrrpConf {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         self.global.fmt(f)?;
@@ -444,6 +510,10 @@ impl fmt::Display for VrrpConf {
         for s in &self.scripts {
             writeln!(f)?;
             s.fmt(f)?;
+        }
+        for p in &self.track_processes {
+            writeln!(f)?;
+            p.fmt(f)?;
         }
         for i in &self.instances {
             writeln!(f)?;

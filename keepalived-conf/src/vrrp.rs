@@ -20,6 +20,7 @@ pub(crate) const LVS_TOP: &[&str] = &["virtual_server", "virtual_server_group"];
 pub(crate) const VRRP_TOP: &[&str] = &[
     "global_defs",
     "vrrp_script",
+    "vrrp_track_process",
     "vrrp_instance",
     "vrrp_sync_group",
     "static_ipaddress",
@@ -29,7 +30,6 @@ pub(crate) const VRRP_TOP: &[&str] = &[
 /// keepalived top-level keywords neither layer supports: a warning from the VRRP layer only.
 pub(crate) const OTHER_TOP: &[&str] = &[
     "linkbeat_interfaces",
-    "vrrp_track_process",
     "vrrp_track_file",
     "track_file",
     "bfd_instance",
@@ -48,6 +48,8 @@ pub struct VrrpConf {
     pub global: GlobalDefs,
     /// The `vrrp_script` blocks, in file order.
     pub scripts: Vec<VrrpScript>,
+    /// The `vrrp_track_process` blocks, in file order (those without `process` are dropped).
+    pub track_processes: Vec<VrrpTrackProcess>,
     /// The `vrrp_instance` blocks, in file order.
     pub instances: Vec<VrrpInstance>,
     /// The `vrrp_sync_group` blocks, in file order.
@@ -190,6 +192,100 @@ pub struct VrrpScript {
     pub user: Option<ScriptUser>,
 }
 
+/// The longest `fork_delay`, `terminate_delay` or `delay` of a `vrrp_track_process` that
+/// keepalived 2.2.7 runs as written: 2147.483647 s, the most microseconds a C `int` holds.
+///
+/// keepalived reads up to 3600 s, but a longer delay than this wraps to a negative number and
+/// then never ends (the quorum change it delays is never counted); the reader refuses such a
+/// delay rather than run something else. Beyond 3600 s keepalived ignores the line, with a
+/// message, and so does the reader.
+pub const MAX_PROCESS_DELAY: Duration = Duration::from_micros(i32::MAX as u64);
+
+/// The longest delay keepalived reads (beyond it the line is ignored).
+const PROCESS_DELAY_READ_MAX: Duration = Duration::from_secs(3600);
+
+/// How the parameters of a running process are compared with those of
+/// [`VrrpTrackProcess::params`] (keepalived's `param_match`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ParamMatch {
+    /// The process has exactly the parameters configured, no more (with none configured: no
+    /// parameters at all). Set by `param_match` without a word, and by parameters after
+    /// `process` when no `param_match` came before.
+    Exact,
+    /// `param_match initial`: the configured parameters match the process's first ones, except
+    /// that the last configured one need only be the start of the process's parameter.
+    Initial,
+    /// `param_match partial`: the configured parameters match the process's first ones
+    /// exactly; the process may have more.
+    Partial,
+}
+
+impl ParamMatch {
+    /// The word after `param_match` (none for [`ParamMatch::Exact`]).
+    pub fn word(self) -> Option<&'static str> {
+        match self {
+            Self::Exact => None,
+            Self::Initial => Some("initial"),
+            Self::Partial => Some("partial"),
+        }
+    }
+}
+
+/// `vrrp_track_process NAME { ... }`: a check that counts the running processes of a name.
+///
+/// Its verdict is the quorum: at least [`quorum`](Self::quorum) and at most
+/// [`quorum_max`](Self::quorum_max) matching processes. The defaults are keepalived 2.2.7's
+/// (weight 0, quorum 1, no maximum, no delays, matching the process name only).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VrrpTrackProcess {
+    /// The name `track_process` refers to.
+    pub name: String,
+    /// Where it was defined.
+    pub pos: SourcePos,
+    /// `process`: the first word, matched exactly against the process name (`comm`, the
+    /// first 15 bytes of the program's file name), or against the first word of the command
+    /// line with [`full_command`](Self::full_command). Only the first `process` line counts.
+    pub process: String,
+    /// The further words of `process`: the parameters, each one word of the command line
+    /// (a quoted word may hold spaces). Giving any turns on `full_command` and, without an
+    /// earlier `param_match`, [`ParamMatch::Exact`].
+    pub params: Vec<String>,
+    /// `param_match [initial|partial]`, which also turns on `full_command`; `None`: the
+    /// parameters are not compared.
+    pub param_match: Option<ParamMatch>,
+    /// `weight` (-254..=254, default 0: the quorum being lost faults the instances tracking
+    /// it). A positive weight is added to the priority while the quorum holds, a negative one
+    /// while it does not. Only the first non-zero `weight` line counts, as in keepalived.
+    pub weight: i32,
+    /// `weight N reverse`: the weight is applied the other way round (with weight 0: the
+    /// instances are faulted while the quorum holds).
+    pub weight_reverse: bool,
+    /// `quorum`: the fewest matching processes for the check to hold (1; 1..=65535 as written,
+    /// 0 only through `quorum_max 0`).
+    pub quorum: u32,
+    /// `quorum_max`: the most matching processes for the check to hold (0..=65535; `None`,
+    /// the default: no maximum). `quorum_max 0` also sets the quorum to 0: the check holds
+    /// only while no such process runs.
+    pub quorum_max: Option<u32>,
+    /// `fork_delay` (or `delay`): how long a quorum gained by a new process must last before
+    /// it counts (0; whole microseconds, 1 µs..=[`MAX_PROCESS_DELAY`] as written).
+    pub fork_delay: Duration,
+    /// `terminate_delay` (or `delay`): how long a quorum lost by a process ending must last
+    /// before it counts (0; whole microseconds, 1 µs..=[`MAX_PROCESS_DELAY`] as written).
+    pub terminate_delay: Duration,
+    /// `full_command`: [`process`](Self::process) and the parameters are matched against the
+    /// command line (`/proc/PID/cmdline`) rather than the process name. Also turned on by
+    /// parameters and by `param_match`.
+    pub full_command: bool,
+}
+
+impl VrrpTrackProcess {
+    /// The quorum as a range of process counts (`quorum_max` `None` is `u32::MAX`).
+    pub fn quorum_range(&self) -> std::ops::RangeInclusive<u32> {
+        self.quorum..=self.quorum_max.unwrap_or(u32::MAX)
+    }
+}
+
 /// `state`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum InitialState {
@@ -233,6 +329,24 @@ pub struct TrackScript {
     pub name: String,
     /// A weight overriding the script's.
     pub weight: Option<i32>,
+}
+
+/// `track_process { NAME [weight N [reverse|noreverse]] }` entry, in a `vrrp_instance` or a
+/// `vrrp_sync_group`.
+///
+/// keepalived finds the `vrrp_track_process` when it reads the reference: one defined further
+/// down the file is not found (the reference is dropped with a warning).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrackProcess {
+    /// The `vrrp_track_process` name.
+    pub name: String,
+    /// `weight N`: a weight overriding the process's (`None`: the process's). A value
+    /// keepalived cannot read is the process's weight, as keepalived takes it.
+    pub weight: Option<i32>,
+    /// `reverse` (`Some(true)`) or `noreverse` (`Some(false)`) after the weight, overriding
+    /// the process's `reverse` (`None`: the process's). Only read after a weight, and only
+    /// written back with one.
+    pub reverse: Option<bool>,
 }
 
 /// Per-instance gratuitous ARP / NA settings; `None` takes the `global_defs` value.
@@ -293,6 +407,11 @@ pub struct VrrpInstance {
     pub track_interfaces: Vec<TrackIf>,
     /// `track_script`.
     pub track_scripts: Vec<TrackScript>,
+    /// `track_process`: each names a `vrrp_track_process` defined above the instance. Kept
+    /// with their weights in a sync group without `sync_group_tracking_weight` and on the
+    /// address owner too, as keepalived 2.2.7 does (its weight-0 rule for those covers
+    /// tracked interfaces and scripts, not processes).
+    pub track_processes: Vec<TrackProcess>,
     /// `notify_master`.
     pub notify_master: Option<String>,
     /// `notify_backup`.
@@ -391,6 +510,12 @@ pub struct SyncGroup {
     pub notify: Option<String>,
     /// `track_script`.
     pub track_scripts: Vec<TrackScript>,
+    /// `track_process`: each names a `vrrp_track_process` defined above the group, and is
+    /// tracked by every member. Where a member also tracks the process itself with a
+    /// non-zero weight, keepalived uses the group's weight instead (keeping the member's
+    /// direction). In a group with an address owner (priority 255) a weighted entry gets
+    /// weight 0, with a warning, as keepalived does.
+    pub track_processes: Vec<TrackProcess>,
     /// `sync_group_tracking_weight` (or the older `global_tracking`): the members keep their
     /// tracking weights. Without it keepalived drops weighted track scripts of the members and
     /// makes their tracked interfaces weight 0 (FAULT when down).
@@ -472,13 +597,22 @@ impl VrrpConf {
                     conf.static_rules.extend(lenient_list(l, &mut ctx)?);
                 }
                 "vrrp_script" => conf.scripts.extend(script(node, &mut ctx)?),
+                "vrrp_track_process" => {
+                    if let Some(p) = track_process(node, &mut ctx)? {
+                        if let Some(first) = conf.track_processes.iter().find(|o| o.name == p.name)
+                        {
+                            return Err(dup("vrrp_track_process", &p.name, &p.pos, &first.pos));
+                        }
+                        conf.track_processes.push(p);
+                    }
+                }
                 "vrrp_instance" => {
-                    let (inst, p) = instance(node, &mut prio, &mut ctx)?;
+                    let (inst, p) = instance(node, &conf.track_processes, &mut prio, &mut ctx)?;
                     conf.instances.push(inst);
                     pending.push(p);
                 }
                 "vrrp_sync_group" => {
-                    let (g, refs) = sync_group(node, &mut ctx)?;
+                    let (g, refs) = sync_group(node, &conf.track_processes, &mut ctx)?;
                     conf.sync_groups.push(g);
                     sync_refs.push(refs);
                 }
@@ -668,7 +802,8 @@ impl VrrpConf {
     /// does not work with `state MASTER` (cleared); a member of a sync group without
     /// `sync_group_tracking_weight`, or the address owner (priority 255), does not float its
     /// priority: weighted track scripts are dropped and tracked interfaces get weight 0 (the
-    /// owner stops tracking weighted interfaces).
+    /// owner stops tracking weighted interfaces). Tracked processes are kept as written, but
+    /// in a sync group with an address owner the group's weighted ones get weight 0.
     fn keepalived_tracking_rules(&mut self, ctx: &mut Ctx) {
         let mut fixed: HashMap<&str, bool> = HashMap::new();
         for g in &self.sync_groups {
@@ -732,6 +867,39 @@ impl VrrpConf {
                 }
                 w == 0
             });
+        }
+        // keepalived clears the weight of a group's tracked process when a member is the
+        // address owner.
+        let process_weight: HashMap<&str, i32> = self
+            .track_processes
+            .iter()
+            .map(|p| (p.name.as_str(), p.weight))
+            .collect();
+        for g in &mut self.sync_groups {
+            let owner = self
+                .instances
+                .iter()
+                .any(|i| i.priority == 255 && g.instances.contains(&i.name));
+            if !owner {
+                continue;
+            }
+            for t in &mut g.track_processes {
+                let w = t
+                    .weight
+                    .or_else(|| process_weight.get(t.name.as_str()).copied())
+                    .unwrap_or(0);
+                if w != 0 {
+                    ctx.warn(
+                        &g.pos.0,
+                        format!(
+                            "({}) weighted track process {} with a member of priority 255 \
+                             (address owner); weight set to 0, as keepalived does",
+                            g.name, t.name
+                        ),
+                    );
+                    t.weight = Some(0);
+                }
+            }
         }
         // A sync group starts as MASTER only if every member is a MASTER address owner;
         // otherwise its MASTER members start as BACKUP (keepalived does this without a word).
@@ -995,6 +1163,337 @@ fn script(node: &Node, ctx: &mut Ctx) -> Result<Option<VrrpScript>, ConfError> {
     Ok(Some(s))
 }
 
+/// A delay of a `vrrp_track_process` as keepalived reads it (`read_decimal_unsigned_strvec`
+/// with 6 places): decimal seconds, 1 µs..=3600 s. A seventh decimal place rounds to the
+/// microsecond (the digit after the sixth place decides, the further ones are not read), with
+/// a warning, as keepalived does. A delay over [`MAX_PROCESS_DELAY`] is refused (an
+/// [`ConfError::Invalid`], not ignored): keepalived would never end it.
+fn process_delay_arg(n: &Node, ctx: &mut Ctx) -> Result<Duration, ConfError> {
+    let s = arg(n, 0, "a number of seconds")?;
+    let range = || out_of_range(n, s, "0.000001..=3600 seconds");
+    let bad = || {
+        bad_value(
+            n,
+            s,
+            "a number of seconds (digits, optionally with a decimal point)",
+        )
+    };
+    if s.starts_with('-') {
+        return Err(range());
+    }
+    let (whole, frac) = s.split_once('.').unwrap_or((s, ""));
+    let (frac, round_up) = match frac.as_bytes().get(6) {
+        Some(&next) => {
+            ctx.warn(
+                &n.pos,
+                format!(
+                    "{}: `{s}` has more than 6 decimal places; rounded to the microsecond, as \
+                     keepalived does",
+                    n.keyword
+                ),
+            );
+            (frac.get(..6).ok_or_else(bad)?, next >= b'5')
+        }
+        None => (frac, false),
+    };
+    if !whole
+        .bytes()
+        .chain(frac.bytes())
+        .all(|b| b.is_ascii_digit())
+    {
+        return Err(bad());
+    }
+    let whole: u64 = if whole.is_empty() {
+        0
+    } else {
+        whole.parse().map_err(|_| range())?
+    };
+    let mut micros = 0u64;
+    for k in 0..6 {
+        let digit = frac.as_bytes().get(k).map_or(0, |b| u64::from(b - b'0'));
+        micros = micros * 10 + digit;
+    }
+    let total = whole
+        .checked_mul(1_000_000)
+        .and_then(|w| w.checked_add(micros + u64::from(round_up)))
+        .ok_or_else(range)?;
+    let d = Duration::from_micros(total);
+    if total == 0 || d > PROCESS_DELAY_READ_MAX {
+        return Err(range());
+    }
+    if d > MAX_PROCESS_DELAY {
+        return Err(ConfError::Invalid {
+            pos: n.pos.clone(),
+            message: format!(
+                "{} {s}: keepalived 2.2.7 keeps a delay in microseconds in a C int, so one \
+                 over 2147.483647 seconds wraps negative and never ends: use at most \
+                 2147.483647",
+                n.keyword
+            ),
+        });
+    }
+    Ok(d)
+}
+
+/// `vrrp_track_process NAME { ... }`, with keepalived 2.2.7's defaults and rules; `None` (with
+/// a warning) without `process`, as keepalived drops it.
+fn track_process(node: &Node, ctx: &mut Ctx) -> Result<Option<VrrpTrackProcess>, ConfError> {
+    ctx.max_args(node, 1);
+    let name = arg(node, 0, "a track process name")?.to_string();
+    let mut p = VrrpTrackProcess {
+        name,
+        pos: SourcePos(node.pos.clone()),
+        process: String::new(),
+        params: Vec::new(),
+        param_match: None,
+        weight: 0,
+        weight_reverse: false,
+        quorum: 1,
+        quorum_max: None,
+        fork_delay: Duration::ZERO,
+        terminate_delay: Duration::ZERO,
+        full_command: false,
+    };
+    let mut has_process = false;
+    for n in block(node)? {
+        // keepalived ignores a line whose value it cannot use, with a message.
+        let line = (|| -> Result<(), ConfError> {
+            ctx.no_block(n);
+            let pname = p.name.clone();
+            match n.keyword.as_str() {
+                "process" => {
+                    if has_process {
+                        ctx.warn(
+                            &n.pos,
+                            format!(
+                                "vrrp_track_process `{pname}`: process already set; this \
+                                 `process` line is ignored, as keepalived does"
+                            ),
+                        );
+                        return Ok(());
+                    }
+                    p.process = arg(n, 0, "a process name or path")?.to_string();
+                    p.params = n.args.get(1..).unwrap_or_default().to_vec();
+                    has_process = true;
+                    if !p.params.is_empty() {
+                        p.param_match.get_or_insert(ParamMatch::Exact);
+                        p.full_command = true;
+                    }
+                }
+                "param_match" => {
+                    ctx.max_args(n, 1);
+                    p.param_match = Some(match n.args.first().map(String::as_str) {
+                        None => ParamMatch::Exact,
+                        Some("initial") => ParamMatch::Initial,
+                        Some("partial") => ParamMatch::Partial,
+                        Some(other) => {
+                            return Err(bad_value(
+                                n,
+                                other,
+                                "`initial` or `partial` (or nothing, for an exact match)",
+                            ));
+                        }
+                    });
+                    p.full_command = true;
+                }
+                "weight" => {
+                    let w = arg(n, 0, "a weight")?;
+                    if p.weight != 0 {
+                        ctx.warn(
+                            &n.pos,
+                            format!(
+                                "vrrp_track_process `{pname}`: weight already set to {}; \
+                                 `{w}` ignored, as keepalived does",
+                                p.weight
+                            ),
+                        );
+                        return Ok(());
+                    }
+                    let w = weight_arg(n, 0)?;
+                    match n.args.get(1).map(String::as_str) {
+                        None => {}
+                        Some("reverse") => {
+                            p.weight_reverse = true;
+                            ctx.max_args(n, 2);
+                        }
+                        // keepalived keeps the weight and reports the word.
+                        Some(other) => ctx.warn(
+                            &n.pos,
+                            format!(
+                                "vrrp_track_process `{pname}`: unknown weight option \
+                                 `{other}` (only `reverse`); ignored"
+                            ),
+                        ),
+                    }
+                    p.weight = w;
+                }
+                "quorum" => {
+                    ctx.max_args(n, 1);
+                    let q: u32 = narrow(n, int_arg(n, 0, 1, 65_535)?)?;
+                    match p.quorum_max {
+                        Some(max) if q > max => ctx.warn(
+                            &n.pos,
+                            format!(
+                                "vrrp_track_process `{pname}`: quorum {q} is greater than \
+                                 quorum_max {max}; ignored, as keepalived does"
+                            ),
+                        ),
+                        _ => p.quorum = q,
+                    }
+                }
+                "quorum_max" => {
+                    ctx.max_args(n, 1);
+                    let max: u32 = narrow(n, int_arg(n, 0, 0, 65_535)?)?;
+                    // keepalived takes `quorum_max 0` with the default quorum (then 0 too).
+                    if (max != 0 || p.quorum > 1) && max < p.quorum {
+                        ctx.warn(
+                            &n.pos,
+                            format!(
+                                "vrrp_track_process `{pname}`: quorum_max {max} is less than \
+                                 quorum {}; ignored, as keepalived does",
+                                p.quorum
+                            ),
+                        );
+                        return Ok(());
+                    }
+                    p.quorum_max = Some(max);
+                    if max == 0 {
+                        p.quorum = 0;
+                    } else if p.quorum == 0 {
+                        p.quorum = 1;
+                    }
+                }
+                "fork_delay" => {
+                    ctx.max_args(n, 1);
+                    p.fork_delay = process_delay_arg(n, ctx)?;
+                }
+                "terminate_delay" => {
+                    ctx.max_args(n, 1);
+                    p.terminate_delay = process_delay_arg(n, ctx)?;
+                }
+                "delay" => {
+                    ctx.max_args(n, 1);
+                    let d = process_delay_arg(n, ctx)?;
+                    p.fork_delay = d;
+                    p.terminate_delay = d;
+                }
+                "full_command" => p.full_command = true,
+                _ => ctx.unknown(n, "vrrp_track_process"),
+            }
+            Ok(())
+        })();
+        ctx.lenient(line)?;
+    }
+    if !has_process {
+        // keepalived removes it; references to it are then dropped with a warning each.
+        ctx.warn(
+            &node.pos,
+            format!(
+                "vrrp_track_process `{}` has no `process`; removed, as keepalived does",
+                p.name
+            ),
+        );
+        return Ok(None);
+    }
+    Ok(Some(p))
+}
+
+/// Reads the `NAME [weight N [reverse|noreverse]]` lines of a `track_process` block of
+/// `owner` (an instance or a sync group) into `out`, as keepalived's `alloc_track_process`
+/// does: a name not among the `known` processes (those defined above), a name already
+/// listed, an unknown option or a weight without a value drop the entry; a bad weight value
+/// falls back to the process's weight; an unknown direction word is ignored. Each is a
+/// warning.
+fn track_process_refs(
+    node: &Node,
+    owner: &str,
+    known: &[VrrpTrackProcess],
+    out: &mut Vec<TrackProcess>,
+    ctx: &mut Ctx,
+) -> Result<(), ConfError> {
+    for n in block(node)? {
+        ctx.no_block(n);
+        let name = n.keyword.as_str();
+        let Some(proc) = known.iter().find(|p| p.name == name) else {
+            ctx.warn(
+                &n.pos,
+                format!(
+                    "({owner}) vrrp_track_process `{name}` is not defined above this line \
+                     (keepalived only finds those defined before the reference); reference \
+                     ignored"
+                ),
+            );
+            continue;
+        };
+        if out.iter().any(|t| t.name == name) {
+            ctx.warn(
+                &n.pos,
+                format!("({owner}) duplicate track_process `{name}`; ignored"),
+            );
+            continue;
+        }
+        let mut t = TrackProcess {
+            name: name.to_string(),
+            weight: None,
+            reverse: None,
+        };
+        match n.args.first().map(String::as_str) {
+            None => {}
+            Some("weight") => {
+                let Some(value) = n.args.get(1) else {
+                    ctx.warn(
+                        &n.pos,
+                        format!(
+                            "({owner}) track_process `{name}`: `weight` without a value; \
+                             entry ignored"
+                        ),
+                    );
+                    continue;
+                };
+                t.weight = Some(match weight_arg(n, 1) {
+                    Ok(w) => w,
+                    Err(_) => {
+                        ctx.warn(
+                            &n.pos,
+                            format!(
+                                "({owner}) track_process `{name}`: weight `{value}` is not a \
+                                 whole number in -254..=254; the process's weight {} is used",
+                                proc.weight
+                            ),
+                        );
+                        proc.weight
+                    }
+                });
+                match n.args.get(2).map(String::as_str) {
+                    None => {}
+                    Some("reverse") => t.reverse = Some(true),
+                    Some("noreverse") => t.reverse = Some(false),
+                    Some(other) => ctx.warn(
+                        &n.pos,
+                        format!(
+                            "({owner}) track_process `{name}`: unknown weight option \
+                             `{other}` (reverse or noreverse); ignored"
+                        ),
+                    ),
+                }
+                ctx.max_args(n, 3);
+            }
+            Some(other) => {
+                ctx.warn(
+                    &n.pos,
+                    format!(
+                        "({owner}) track_process `{name}`: unknown option `{other}` (only \
+                         `weight N [reverse|noreverse]`); entry ignored"
+                    ),
+                );
+                continue;
+            }
+        }
+        out.push(t);
+    }
+    Ok(())
+}
+
 /// One `virtual_ipaddress` line.
 fn vip(n: &Node, ctx: &mut Ctx) -> Result<Vip, ConfError> {
     ctx.no_block(n);
@@ -1121,6 +1620,7 @@ fn opt_cmd(slot: &mut Option<String>, n: &Node) -> Result<(), ConfError> {
 
 fn instance(
     node: &Node,
+    known: &[VrrpTrackProcess],
     prio: &mut RulePriorities,
     ctx: &mut Ctx,
 ) -> Result<(VrrpInstance, Pending), ConfError> {
@@ -1145,6 +1645,7 @@ fn instance(
         unicast_peers: Vec::new(),
         track_interfaces: Vec::new(),
         track_scripts: Vec::new(),
+        track_processes: Vec::new(),
         notify_master: None,
         notify_backup: None,
         notify_fault: None,
@@ -1322,6 +1823,9 @@ fn instance(
                         p.track_pos.push(tpos);
                     }
                 }
+                "track_process" => {
+                    track_process_refs(n, &i.name, known, &mut i.track_processes, ctx)?;
+                }
                 "notify_master" => opt_cmd(&mut i.notify_master, n)?,
                 "notify_backup" => opt_cmd(&mut i.notify_backup, n)?,
                 "notify_fault" => opt_cmd(&mut i.notify_fault, n)?,
@@ -1365,7 +1869,6 @@ fn instance(
                 "virtual_routes" => i.virtual_routes.extend(routes_block(n, ctx)?),
                 "virtual_rules" => i.virtual_rules.extend(rules_block(n, prio, ctx)?),
                 "track_file"
-                | "track_process"
                 | "track_bfd"
                 | "debug"
                 | "lvs_sync_daemon_interface"
@@ -1387,7 +1890,11 @@ fn instance(
     Ok((i, p))
 }
 
-fn sync_group(node: &Node, ctx: &mut Ctx) -> Result<(SyncGroup, SyncRefs), ConfError> {
+fn sync_group(
+    node: &Node,
+    known: &[VrrpTrackProcess],
+    ctx: &mut Ctx,
+) -> Result<(SyncGroup, SyncRefs), ConfError> {
     ctx.max_args(node, 1);
     let mut g = SyncGroup {
         name: arg(node, 0, "a group name")?.to_string(),
@@ -1398,6 +1905,7 @@ fn sync_group(node: &Node, ctx: &mut Ctx) -> Result<(SyncGroup, SyncRefs), ConfE
         notify_fault: None,
         notify: None,
         track_scripts: Vec::new(),
+        track_processes: Vec::new(),
         tracking_weight: false,
     };
     let mut refs = Vec::new();
@@ -1407,7 +1915,7 @@ fn sync_group(node: &Node, ctx: &mut Ctx) -> Result<(SyncGroup, SyncRefs), ConfE
         let line = (|| -> Result<(), ConfError> {
             if !matches!(
                 n.keyword.as_str(),
-                "group" | "track_script" | "track_interface"
+                "group" | "track_script" | "track_process" | "track_interface"
             ) {
                 ctx.no_block(n);
             }
@@ -1427,6 +1935,9 @@ fn sync_group(node: &Node, ctx: &mut Ctx) -> Result<(SyncGroup, SyncRefs), ConfE
                         g.track_scripts.push(t);
                         track_refs.push(tpos);
                     }
+                }
+                "track_process" => {
+                    track_process_refs(n, &g.name, known, &mut g.track_processes, ctx)?;
                 }
                 "sync_group_tracking_weight" | "global_tracking" => g.tracking_weight = true,
                 "smtp_alert" | "notify_stop" | "track_interface" => ctx.unsupported(n),

@@ -11,10 +11,10 @@ use keepalived_conf::lvs::{
     VsAddr, parse_lvs, parse_lvs_str,
 };
 use keepalived_conf::{
-    ConfError, GarpSettings, GlobalDefs, InitialState, IpPrefix, Options, Pos, Route, RouteKind,
-    Rule, RuleAction, ScriptUser, SmtpServer, SmtpSettings, SourcePos, SyncGroup, TrackIf,
-    TrackScript, Vip, VrrpConf, VrrpInstance, VrrpScript, Warning, parse_tree_str, parse_vrrp,
-    parse_vrrp_str,
+    ConfError, GarpSettings, GlobalDefs, InitialState, IpPrefix, MAX_PROCESS_DELAY, Options,
+    ParamMatch, Pos, Route, RouteKind, Rule, RuleAction, ScriptUser, SmtpServer, SmtpSettings,
+    SourcePos, SyncGroup, TrackIf, TrackProcess, TrackScript, Vip, VrrpConf, VrrpInstance,
+    VrrpScript, VrrpTrackProcess, Warning, parse_tree_str, parse_vrrp, parse_vrrp_str,
 };
 use proptest::prelude::*;
 use vrrp_proto::wire::AddrFamily;
@@ -871,6 +871,560 @@ fn equality_ignores_positions() {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Process tracking: `vrrp_track_process` and `track_process`, as keepalived 2.2.7 reads them
+
+/// `vrrp_track_process p { BODY }` (the body starts on line 2): the process kept, if any, and
+/// the warnings.
+fn tprocess(body: &str) -> (Option<VrrpTrackProcess>, Vec<String>) {
+    let (c, w) = vrrp(&format!("vrrp_track_process p {{\n{body}\n}}\n"));
+    assert!(c.track_processes.len() <= 1);
+    (c.track_processes.into_iter().next(), warnings(&w))
+}
+
+/// keepalived's defaults for a process named `process`.
+fn tp_default(process: &str) -> VrrpTrackProcess {
+    VrrpTrackProcess {
+        name: "p".into(),
+        pos: SourcePos(pos()),
+        process: process.into(),
+        params: Vec::new(),
+        param_match: None,
+        weight: 0,
+        weight_reverse: false,
+        quorum: 1,
+        quorum_max: None,
+        fork_delay: Duration::ZERO,
+        terminate_delay: Duration::ZERO,
+        full_command: false,
+    }
+}
+
+#[test]
+fn track_process_defaults() {
+    let (p, w) = tprocess("    process nginx");
+    assert!(w.is_empty(), "{w:?}");
+    let p = p.unwrap();
+    // keepalived's structure is zeroed, then quorum 1 and no maximum: weight 0 (not the man
+    // page's 1), no delay, the process name matched without parameters.
+    assert_eq!(p, tp_default("nginx"));
+    assert_eq!(p.pos.line, 1);
+    assert_eq!(p.quorum_range(), 1..=u32::MAX);
+    // A reference without options takes the process's weight and direction.
+    let (c, w) = vrrp(&format!(
+        "vrrp_track_process p {{\n    process nginx\n}}\n{}",
+        inst("    track_process {\n        p\n    }")
+    ));
+    assert!(w.is_empty(), "{w:?}");
+    assert_eq!(
+        c.instances[0].track_processes,
+        [TrackProcess {
+            name: "p".into(),
+            weight: None,
+            reverse: None
+        }]
+    );
+    // The LVS layer skips the block without a word.
+    let (l, w) = parse_lvs_str("vrrp_track_process p {\n    process nginx\n}\n", "t.conf").unwrap();
+    assert!(l.virtual_servers.is_empty() && w.is_empty(), "{w:?}");
+}
+
+#[test]
+fn track_process_settings() {
+    let (p, w) = tprocess(
+        "    process \"/usr/sbin/my proxy\" -c \"/etc/a b.conf\"\n    param_match initial\n    \
+         weight -5 reverse\n    quorum_max 3\n    quorum 2\n    delay 1.5\n    fork_delay 0.25",
+    );
+    assert!(w.is_empty(), "{w:?}");
+    assert_eq!(
+        p.unwrap(),
+        VrrpTrackProcess {
+            params: vec!["-c".into(), "/etc/a b.conf".into()],
+            param_match: Some(ParamMatch::Initial),
+            weight: -5,
+            weight_reverse: true,
+            quorum: 2,
+            quorum_max: Some(3),
+            fork_delay: Duration::from_millis(250),
+            terminate_delay: Duration::from_millis(1500),
+            full_command: true,
+            ..tp_default("/usr/sbin/my proxy")
+        }
+    );
+    // Parameters turn on full_command and an exact match, unless param_match came first.
+    let (p, _) = tprocess("    process a b");
+    let p = p.unwrap();
+    assert_eq!(
+        (&p.params[..], p.param_match, p.full_command),
+        (&["b".to_string()][..], Some(ParamMatch::Exact), true)
+    );
+    let (p, _) = tprocess("    param_match partial\n    process a b");
+    assert_eq!(p.unwrap().param_match, Some(ParamMatch::Partial));
+    // param_match alone: no parameters allowed, the command line matched.
+    let (p, _) = tprocess("    process a\n    param_match");
+    let p = p.unwrap();
+    assert_eq!(
+        (p.params.len(), p.param_match, p.full_command),
+        (0, Some(ParamMatch::Exact), true)
+    );
+    assert_eq!(ParamMatch::Exact.word(), None);
+    assert_eq!(ParamMatch::Initial.word(), Some("initial"));
+    assert_eq!(ParamMatch::Partial.word(), Some("partial"));
+    let (p, _) = tprocess("    process a\n    full_command");
+    let p = p.unwrap();
+    assert_eq!((p.param_match, p.full_command), (None, true));
+    // An empty quoted parameter is a parameter.
+    let (p, _) = tprocess("    process a \"\"");
+    assert_eq!(p.unwrap().params, [""]);
+    // `quorum_max 0` with the default quorum: the check holds while no such process runs.
+    let (p, w) = tprocess("    process a\n    quorum_max 0");
+    let p = p.unwrap();
+    assert!(w.is_empty(), "{w:?}");
+    assert_eq!((p.quorum, p.quorum_max), (0, Some(0)));
+    assert_eq!(p.quorum_range(), 0..=0);
+    // A later maximum brings the quorum back to 1.
+    let (p, _) = tprocess("    process a\n    quorum_max 0\n    quorum_max 4");
+    let p = p.unwrap();
+    assert_eq!((p.quorum, p.quorum_max), (1, Some(4)));
+    // A weight after `weight 0 ...` is taken, the direction stays.
+    let (p, w) = tprocess("    process a\n    weight 0 reverse\n    weight 6");
+    let p = p.unwrap();
+    assert!(w.is_empty(), "{w:?}");
+    assert_eq!((p.weight, p.weight_reverse), (6, true));
+    // Delays: microseconds, 1 µs..=1 h.
+    for (body, fork, term) in [
+        ("    delay 2", 2_000_000, 2_000_000),
+        ("    delay 2\n    fork_delay 0.5", 500_000, 2_000_000),
+        ("    terminate_delay 0.000001", 0, 1),
+        ("    fork_delay 2147.483647", 2_147_483_647, 0),
+        ("    delay .5", 500_000, 500_000),
+        ("    delay 1.", 1_000_000, 1_000_000),
+    ] {
+        let (p, w) = tprocess(&format!("    process a\n{body}"));
+        let p = p.unwrap();
+        assert!(w.is_empty(), "{body}: {w:?}");
+        assert_eq!(
+            (p.fork_delay, p.terminate_delay),
+            (Duration::from_micros(fork), Duration::from_micros(term)),
+            "{body}"
+        );
+    }
+}
+
+#[test]
+fn track_process_warnings_like_keepalived() {
+    let cases: &[(&str, &str)] = &[
+        (
+            "    weight 3",
+            "t.conf:1:1: vrrp_track_process `p` has no `process`; removed, as keepalived does",
+        ),
+        (
+            "    process a\n    process b",
+            "t.conf:3:5: vrrp_track_process `p`: process already set; this `process` line is \
+             ignored, as keepalived does",
+        ),
+        (
+            "    process",
+            "t.conf:2:5: `process` needs a process name or path; line ignored\n\
+             t.conf:1:1: vrrp_track_process `p` has no `process`; removed, as keepalived does",
+        ),
+        (
+            "    process a\n    param_match fuzzy",
+            "t.conf:3:5: param_match: `fuzzy` is not `initial` or `partial` (or nothing, for an \
+             exact match); line ignored",
+        ),
+        (
+            "    process a\n    weight 255",
+            "t.conf:3:5: weight must be -254..=254, got 255; line ignored",
+        ),
+        (
+            "    process a\n    weight",
+            "t.conf:3:5: `weight` needs a weight; line ignored",
+        ),
+        (
+            "    process a\n    weight 5\n    weight 6",
+            "t.conf:4:5: vrrp_track_process `p`: weight already set to 5; `6` ignored, as \
+             keepalived does",
+        ),
+        (
+            "    process a\n    weight 5 sideways",
+            "t.conf:3:5: vrrp_track_process `p`: unknown weight option `sideways` (only \
+             `reverse`); ignored",
+        ),
+        (
+            "    process a\n    quorum 0",
+            "t.conf:3:5: quorum must be 1..=65535, got 0; line ignored",
+        ),
+        (
+            "    process a\n    quorum 65536",
+            "t.conf:3:5: quorum must be 1..=65535, got 65536; line ignored",
+        ),
+        (
+            "    process a\n    quorum_max -1",
+            "t.conf:3:5: quorum_max must be 0..=65535, got -1; line ignored",
+        ),
+        (
+            "    process a\n    quorum 2\n    quorum_max 0",
+            "t.conf:4:5: vrrp_track_process `p`: quorum_max 0 is less than quorum 2; ignored, as \
+             keepalived does",
+        ),
+        (
+            "    process a\n    quorum 3\n    quorum_max 2",
+            "t.conf:4:5: vrrp_track_process `p`: quorum_max 2 is less than quorum 3; ignored, as \
+             keepalived does",
+        ),
+        (
+            "    process a\n    quorum_max 2\n    quorum 3",
+            "t.conf:4:5: vrrp_track_process `p`: quorum 3 is greater than quorum_max 2; ignored, \
+             as keepalived does",
+        ),
+        (
+            "    process a\n    quorum_max 0\n    quorum 1",
+            "t.conf:4:5: vrrp_track_process `p`: quorum 1 is greater than quorum_max 0; ignored, \
+             as keepalived does",
+        ),
+        (
+            "    process a\n    delay 0",
+            "t.conf:3:5: delay must be 0.000001..=3600 seconds, got 0; line ignored",
+        ),
+        (
+            "    process a\n    fork_delay 3600.000001",
+            "t.conf:3:5: fork_delay must be 0.000001..=3600 seconds, got 3600.000001; line ignored",
+        ),
+        (
+            "    process a\n    terminate_delay -1",
+            "t.conf:3:5: terminate_delay must be 0.000001..=3600 seconds, got -1; line ignored",
+        ),
+        (
+            "    process a\n    delay 1e3",
+            "t.conf:3:5: delay: `1e3` is not a number of seconds (digits, optionally with a \
+             decimal point); line ignored",
+        ),
+        (
+            "    process a\n    delay .",
+            "t.conf:3:5: delay must be 0.000001..=3600 seconds, got .; line ignored",
+        ),
+        (
+            "    process a\n    delay",
+            "t.conf:3:5: `delay` needs a number of seconds; line ignored",
+        ),
+        (
+            "    process a\n    colour blue",
+            "t.conf:3:5: unknown keyword `colour` in vrrp_track_process; ignored",
+        ),
+        (
+            "    process a\n    quorum 2 3",
+            "t.conf:3:5: `quorum` takes 1 argument(s); extra words ignored",
+        ),
+    ];
+    for (body, want) in cases {
+        let (_, w) = tprocess(body);
+        assert_eq!(w.join("\n"), *want, "{body}");
+    }
+    // The values keepalived keeps after those lines.
+    let (p, _) = tprocess("    process a\n    process b\n    weight 5 sideways\n    weight 6");
+    let p = p.unwrap();
+    assert_eq!(
+        (p.process.as_str(), p.weight, p.weight_reverse),
+        ("a", 5, false)
+    );
+    let (p, _) = tprocess("    process a\n    weight 300\n    quorum 0\n    param_match x");
+    assert_eq!(p.unwrap(), tp_default("a"));
+    let (p, _) = tprocess("    process a\n    quorum 2\n    quorum_max 0");
+    let p = p.unwrap();
+    assert_eq!((p.quorum, p.quorum_max), (2, None));
+    // A seventh decimal place rounds to the microsecond (the digit after the sixth decides).
+    for (value, micros) in [
+        ("1.0000005", 1_000_001),
+        ("1.0000004", 1_000_000),
+        ("1.00000049", 1_000_000),
+        ("2147.4836474", 2_147_483_647),
+    ] {
+        let (p, w) = tprocess(&format!("    process a\n    delay {value}"));
+        let p = p.unwrap();
+        assert_eq!(p.fork_delay, Duration::from_micros(micros), "{value}");
+        assert_eq!(p.terminate_delay, p.fork_delay);
+        assert_eq!(
+            w,
+            [format!(
+                "t.conf:3:5: delay: `{value}` has more than 6 decimal places; rounded to the \
+                 microsecond, as keepalived does"
+            )]
+        );
+    }
+    let (p, w) = tprocess("    process a\n    delay 3600.0000005");
+    assert_eq!(p.unwrap().fork_delay, Duration::ZERO);
+    assert_eq!(w.len(), 2, "{w:?}");
+    assert!(w[1].ends_with("got 3600.0000005; line ignored"), "{w:?}");
+}
+
+#[test]
+fn track_process_delays_keepalived_would_never_end_are_refused() {
+    assert_eq!(MAX_PROCESS_DELAY, Duration::from_micros(2_147_483_647));
+    // keepalived reads up to 3600 s into a C int of microseconds: past 2147.483647 s the delay
+    // wraps negative and never ends.
+    for (line, value) in [
+        ("fork_delay 3600", "3600"),
+        ("terminate_delay 2147.483648", "2147.483648"),
+        ("delay 2147.4836475", "2147.4836475"),
+    ] {
+        let keyword = line.split(' ').next().unwrap();
+        assert_eq!(
+            vrrp_err(&format!(
+                "vrrp_track_process p {{\n    process a\n    {line}\n}}\n"
+            )),
+            format!(
+                "t.conf:3:5: {keyword} {value}: keepalived 2.2.7 keeps a delay in microseconds \
+                 in a C int, so one over 2147.483647 seconds wraps negative and never ends: use \
+                 at most 2147.483647"
+            )
+        );
+    }
+}
+
+#[test]
+fn track_process_blocks_refused() {
+    assert_eq!(
+        vrrp_err("vrrp_track_process {\n    process a\n}\n"),
+        "t.conf:1:1: `vrrp_track_process` needs a track process name"
+    );
+    assert_eq!(
+        vrrp_err("vrrp_track_process p\n"),
+        "t.conf:1:1: `vrrp_track_process` needs a `{ ... }` block"
+    );
+    // keepalived keeps both and finds the first: which one is meant is not clear.
+    assert_eq!(
+        vrrp_err(
+            "vrrp_track_process p {\n    process a\n}\nvrrp_track_process p {\n    process b\n}\n"
+        ),
+        "t.conf:4:1: vrrp_track_process `p` is already defined at t.conf:1:1: rename or remove one"
+    );
+    // One removed for want of `process` leaves the name free.
+    let (c, w) =
+        vrrp("vrrp_track_process p {\n    weight 2\n}\nvrrp_track_process p {\n    process b\n}\n");
+    assert_eq!(c.track_processes, [tp_default("b")]);
+    assert_eq!(w.len(), 1, "{w:?}");
+}
+
+/// Two processes (`p` weight 10, `q` weight -4 reverse), then `rest`.
+fn with_processes(rest: &str) -> (VrrpConf, Vec<String>) {
+    let (c, w) = vrrp(&format!(
+        "vrrp_track_process p {{\n    process nginx\n    weight 10\n}}\n\
+         vrrp_track_process q {{\n    process sshd\n    weight -4 reverse\n}}\n{rest}"
+    ));
+    (c, warnings(&w))
+}
+
+fn tref(name: &str, weight: Option<i32>, reverse: Option<bool>) -> TrackProcess {
+    TrackProcess {
+        name: name.into(),
+        weight,
+        reverse,
+    }
+}
+
+#[test]
+fn track_process_references_like_keepalived() {
+    // The instance starts on line 9, its body on line 12.
+    let (c, w) = with_processes(&inst(
+        "    track_process {\n        p\n        q weight 7 noreverse\n        p weight 2\n        \
+         r\n        later\n        q weight\n        q heavy\n    }\n    track_process {\n        \
+         q weight 300 reverse\n    }",
+    ));
+    assert_eq!(
+        c.instances[0].track_processes,
+        [tref("p", None, None), tref("q", Some(7), Some(false))]
+    );
+    assert_eq!(
+        w,
+        [
+            "t.conf:15:9: (VI_1) duplicate track_process `p`; ignored",
+            "t.conf:16:9: (VI_1) vrrp_track_process `r` is not defined above this line \
+             (keepalived only finds those defined before the reference); reference ignored",
+            "t.conf:17:9: (VI_1) vrrp_track_process `later` is not defined above this line \
+             (keepalived only finds those defined before the reference); reference ignored",
+            "t.conf:18:9: (VI_1) duplicate track_process `q`; ignored",
+            "t.conf:19:9: (VI_1) duplicate track_process `q`; ignored",
+            "t.conf:22:9: (VI_1) duplicate track_process `q`; ignored",
+        ]
+    );
+    // Option errors, one entry each (the instance's body starts on line 12).
+    let cases: &[(&str, Option<TrackProcess>, &str)] = &[
+        (
+            "q weight",
+            None,
+            "t.conf:13:9: (VI_1) track_process `q`: `weight` without a value; entry ignored",
+        ),
+        (
+            "q heavy",
+            None,
+            "t.conf:13:9: (VI_1) track_process `q`: unknown option `heavy` (only `weight N \
+             [reverse|noreverse]`); entry ignored",
+        ),
+        (
+            "q weight 300 reverse",
+            Some(tref("q", Some(-4), Some(true))),
+            "t.conf:13:9: (VI_1) track_process `q`: weight `300` is not a whole number in \
+             -254..=254; the process's weight -4 is used",
+        ),
+        (
+            "p weight 5 sideways",
+            Some(tref("p", Some(5), None)),
+            "t.conf:13:9: (VI_1) track_process `p`: unknown weight option `sideways` (reverse \
+             or noreverse); ignored",
+        ),
+        (
+            "p weight -254 reverse x",
+            Some(tref("p", Some(-254), Some(true))),
+            "t.conf:13:9: `p` takes 3 argument(s); extra words ignored",
+        ),
+        (
+            "p weight 0 reverse",
+            Some(tref("p", Some(0), Some(true))),
+            "",
+        ),
+    ];
+    for (line, want, warning) in cases {
+        let (c, w) = with_processes(&inst(&format!(
+            "    track_process {{\n        {line}\n    }}"
+        )));
+        assert_eq!(
+            c.instances[0].track_processes,
+            want.iter().cloned().collect::<Vec<_>>(),
+            "{line}"
+        );
+        assert_eq!(w.join("\n"), *warning, "{line}");
+    }
+    // A process defined below the reference is not found, as in keepalived.
+    let (c, w) = vrrp(&format!(
+        "{}vrrp_track_process p {{\n    process nginx\n}}\n",
+        inst("    track_process {\n        p\n    }")
+    ));
+    assert!(c.instances[0].track_processes.is_empty());
+    assert_eq!(c.track_processes.len(), 1);
+    assert_eq!(
+        warnings(&w),
+        [
+            "t.conf:5:9: (VI_1) vrrp_track_process `p` is not defined above this line (keepalived \
+          only finds those defined before the reference); reference ignored"
+        ]
+    );
+    // Nor is one removed for want of `process`.
+    let (c, w) = vrrp(&format!(
+        "vrrp_track_process p {{\n    weight 1\n}}\n{}",
+        inst("    track_process {\n        p\n    }")
+    ));
+    assert!(c.instances[0].track_processes.is_empty());
+    assert_eq!(w.len(), 2, "{w:?}");
+}
+
+#[test]
+fn track_process_in_sync_groups_and_owners_like_keepalived() {
+    let two = |a_body: &str, group_body: &str| {
+        format!(
+            "vrrp_instance A {{\n    interface eth0\n    virtual_router_id 1\n{a_body}\n    \
+             virtual_ipaddress {{\n        192.0.2.1\n    }}\n}}\n\
+             vrrp_instance B {{\n    interface eth0\n    virtual_router_id 2\n    \
+             virtual_ipaddress {{\n        192.0.2.2\n    }}\n}}\n\
+             vrrp_sync_group G {{\n    group {{\n        A\n        B\n    }}\n{group_body}\n}}\n"
+        )
+    };
+    // Members keep their weighted processes (keepalived 2.2.7's weight-0 rule for sync groups
+    // does not cover them), and the group's own are kept with their weights.
+    let (c, w) = with_processes(&two(
+        "    track_process {\n        p\n        q weight 3\n    }",
+        "    track_process {\n        p weight 6\n        q\n        nope\n    }",
+    ));
+    assert_eq!(
+        c.instances[0].track_processes,
+        [tref("p", None, None), tref("q", Some(3), None)]
+    );
+    assert_eq!(
+        c.sync_groups[0].track_processes,
+        [tref("p", Some(6), None), tref("q", None, None)]
+    );
+    assert_eq!(
+        w,
+        [
+            "t.conf:35:9: (G) vrrp_track_process `nope` is not defined above this line (keepalived \
+          only finds those defined before the reference); reference ignored"
+        ]
+    );
+    // The address owner keeps its weighted processes too.
+    let (c, w) = with_processes(&inst(
+        "    priority 255\n    track_process {\n        p\n        q weight 3\n    }",
+    ));
+    assert_eq!(
+        c.instances[0].track_processes,
+        [tref("p", None, None), tref("q", Some(3), None)]
+    );
+    assert!(w.is_empty(), "{w:?}");
+    // A group with an address owner: its weighted processes get weight 0 (the direction
+    // stays), its unweighted ones are untouched.
+    let (c, w) = with_processes(&two(
+        "    state MASTER",
+        "    track_process {\n        p\n        q weight 0\n        p weight 2 reverse\n    }",
+    ));
+    assert_eq!(c.instances[0].priority, 255);
+    assert_eq!(
+        c.sync_groups[0].track_processes,
+        [tref("p", Some(0), None), tref("q", Some(0), None)]
+    );
+    assert_eq!(
+        w,
+        [
+            "t.conf:32:9: (G) duplicate track_process `p`; ignored",
+            "t.conf:24:1: (G) weighted track process p with a member of priority 255 (address \
+             owner); weight set to 0, as keepalived does",
+        ]
+    );
+    let (c, _) = with_processes(&two(
+        "    priority 255",
+        "    track_process {\n        q weight 5 noreverse\n    }",
+    ));
+    assert_eq!(
+        c.sync_groups[0].track_processes,
+        [tref("q", Some(0), Some(false))]
+    );
+    // References in a sync group defined above the process are not found either.
+    let (c, w) = vrrp(&format!(
+        "{}vrrp_track_process p {{\n    process a\n}}\n",
+        two("", "    track_process {\n        p\n    }")
+    ));
+    assert!(c.sync_groups[0].track_processes.is_empty());
+    assert_eq!(w.len(), 1, "{w:?}");
+}
+
+#[test]
+fn track_process_renders_back() {
+    let (c, w) = with_processes(&inst(
+        "    track_process {\n        p weight 0 reverse\n        q\n    }",
+    ));
+    assert!(w.is_empty(), "{w:?}");
+    let (mut c2, _) = vrrp(
+        "vrrp_track_process z {\n    process a \"b c\" \"\"\n    param_match partial\n    \
+         quorum_max 0\n    delay 0.000001\n    full_command\n}\n",
+    );
+    let mut conf = c.clone();
+    conf.track_processes.append(&mut c2.track_processes);
+    let text = conf.to_string();
+    assert!(
+        text.contains(
+            "vrrp_track_process z {\n    process a \"b c\" \"\"\n    param_match partial\n    \
+             weight 0\n    quorum_max 0\n    fork_delay 0.000001\n    terminate_delay \
+             0.000001\n    full_command\n}\n"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("    track_process {\n        p weight 0 reverse\n        q\n    }\n"),
+        "{text}"
+    );
+    let (back, w) = vrrp(&text);
+    assert!(w.is_empty(), "{w:?}");
+    assert_eq!(back, conf);
+}
+
+// ---------------------------------------------------------------------------------------------
 // Includes
 
 #[test]
@@ -1482,6 +2036,80 @@ fn script(sname: String) -> impl Strategy<Value = VrrpScript> {
         )
 }
 
+/// A `vrrp_track_process` in a state keepalived's reading can reach: parameters imply a
+/// `param_match`, which implies `full_command`; a quorum within its maximum, 0 only with
+/// `quorum_max 0`; delays 0 or whole microseconds in 1 µs..=2147.483647 s.
+fn track_process_def(pname: String) -> impl Strategy<Value = VrrpTrackProcess> {
+    let delay = proptest::option::of(1u64..=2_147_483_647)
+        .prop_map(|d| d.map_or(Duration::ZERO, Duration::from_micros));
+    let quorum = prop_oneof![
+        (1u32..=65_535).prop_map(|q| (q, None)),
+        Just((0u32, Some(0u32))),
+        (1u32..=65_535).prop_flat_map(|m| (1u32..=m).prop_map(move |q| (q, Some(m)))),
+    ];
+    (
+        (text(), proptest::collection::vec(text(), 0..3)),
+        proptest::option::of(proptest::sample::select(vec![
+            ParamMatch::Exact,
+            ParamMatch::Initial,
+            ParamMatch::Partial,
+        ])),
+        (-254i32..=254, any::<bool>()),
+        quorum,
+        (delay.clone(), delay),
+        any::<bool>(),
+    )
+        .prop_map(
+            move |((process, params), mut param_match, (weight, rev), (q, max), (fd, td), fc)| {
+                if !params.is_empty() && param_match.is_none() {
+                    param_match = Some(ParamMatch::Exact);
+                }
+                VrrpTrackProcess {
+                    name: pname.clone(),
+                    pos: SourcePos(pos()),
+                    process,
+                    params,
+                    param_match,
+                    weight,
+                    weight_reverse: rev,
+                    quorum: q,
+                    quorum_max: max,
+                    fork_delay: fd,
+                    terminate_delay: td,
+                    full_command: fc || param_match.is_some(),
+                }
+            },
+        )
+}
+
+/// `track_process` entries naming some of `names`, each at most once; a direction only after a
+/// weight.
+fn track_process_refs(names: Vec<String>) -> BoxedStrategy<Vec<TrackProcess>> {
+    if names.is_empty() {
+        return Just(Vec::new()).boxed();
+    }
+    let n = names.len();
+    (
+        proptest::sample::subsequence(names, 0..=n),
+        proptest::collection::vec(
+            proptest::option::of((-254i32..=254, proptest::option::of(any::<bool>()))),
+            n,
+        ),
+    )
+        .prop_map(|(names, opts)| {
+            names
+                .into_iter()
+                .zip(opts)
+                .map(|(name, o)| TrackProcess {
+                    name,
+                    weight: o.map(|(w, _)| w),
+                    reverse: o.and_then(|(_, r)| r),
+                })
+                .collect()
+        })
+        .boxed()
+}
+
 fn garp() -> impl Strategy<Value = GarpSettings> {
     (
         proptest::option::of(secs(1_000_000)),
@@ -1501,10 +2129,15 @@ fn garp() -> impl Strategy<Value = GarpSettings> {
         })
 }
 
-fn instance(idx: usize, scripts: Vec<String>) -> impl Strategy<Value = VrrpInstance> {
+fn instance(
+    idx: usize,
+    scripts: Vec<String>,
+    processes: Vec<String>,
+) -> impl Strategy<Value = VrrpInstance> {
     let family_v6 = any::<bool>();
     family_v6.prop_flat_map(move |v6f| {
         let scripts = scripts.clone();
+        let tprocs = track_process_refs(processes.clone());
         let track = if scripts.is_empty() {
             Just(Vec::new()).boxed()
         } else {
@@ -1547,6 +2180,7 @@ fn instance(idx: usize, scripts: Vec<String>) -> impl Strategy<Value = VrrpInsta
             (
                 proptest::collection::vec((name(), -254i32..=254), 0..3),
                 track,
+                tprocs,
             ),
             proptest::collection::vec(proptest::option::of(text()), 5),
             (
@@ -1569,7 +2203,7 @@ fn instance(idx: usize, scripts: Vec<String>) -> impl Strategy<Value = VrrpInsta
                     auth,
                     (mut vips, excluded),
                     (mc, uc, peers),
-                    (tifs, tss),
+                    (tifs, tss, tps),
                     notif,
                     last,
                     smtp_alert,
@@ -1616,6 +2250,7 @@ fn instance(idx: usize, scripts: Vec<String>) -> impl Strategy<Value = VrrpInsta
                             .map(|(name, weight)| TrackIf { name, weight })
                             .collect(),
                         track_scripts: tss,
+                        track_processes: tps,
                         notify_master: notif[0].clone(),
                         notify_backup: notif[1].clone(),
                         notify_fault: notif[2].clone(),
@@ -1636,88 +2271,104 @@ fn instance(idx: usize, scripts: Vec<String>) -> impl Strategy<Value = VrrpInsta
 }
 
 fn vrrp_conf() -> impl Strategy<Value = VrrpConf> {
-    (global(), 0usize..3, 0usize..4).prop_flat_map(|(global, n_scripts, n_inst)| {
-        let names: Vec<String> = (0..n_scripts).map(|k| format!("chk_{k}")).collect();
-        let scripts: Vec<_> = names.iter().cloned().map(script).collect();
-        let insts: Vec<_> = (0..n_inst).map(|k| instance(k, names.clone())).collect();
-        let inst_names: Vec<String> = (0..n_inst).map(|k| format!("VI_{k}")).collect();
-        let groups = if n_inst == 0 {
-            Just(Vec::new()).boxed()
-        } else {
-            let track_names = names.clone();
-            proptest::collection::vec(
-                (
-                    proptest::sample::subsequence(inst_names, 1..=n_inst),
-                    proptest::collection::vec(proptest::option::of(text()), 4),
-                    if track_names.is_empty() {
-                        Just(Vec::new()).boxed()
-                    } else {
-                        proptest::collection::vec(proptest::sample::select(track_names), 0..2)
-                            .boxed()
-                    },
-                    any::<bool>(),
+    (global(), 0usize..3, 0usize..3, 0usize..4).prop_flat_map(
+        |(global, n_scripts, n_procs, n_inst)| {
+            let names: Vec<String> = (0..n_scripts).map(|k| format!("chk_{k}")).collect();
+            let scripts: Vec<_> = names.iter().cloned().map(script).collect();
+            let pnames: Vec<String> = (0..n_procs).map(|k| format!("proc_{k}")).collect();
+            let procs: Vec<_> = pnames.iter().cloned().map(track_process_def).collect();
+            let insts: Vec<_> = (0..n_inst)
+                .map(|k| instance(k, names.clone(), pnames.clone()))
+                .collect();
+            let inst_names: Vec<String> = (0..n_inst).map(|k| format!("VI_{k}")).collect();
+            let groups = if n_inst == 0 {
+                Just(Vec::new()).boxed()
+            } else {
+                let track_names = names.clone();
+                proptest::collection::vec(
+                    (
+                        proptest::sample::subsequence(inst_names, 1..=n_inst),
+                        proptest::collection::vec(proptest::option::of(text()), 4),
+                        if track_names.is_empty() {
+                            Just(Vec::new()).boxed()
+                        } else {
+                            proptest::collection::vec(proptest::sample::select(track_names), 0..2)
+                                .boxed()
+                        },
+                        any::<bool>(),
+                        track_process_refs(pnames.clone()),
+                    ),
+                    0..2,
+                )
+                .prop_map(|gs| {
+                    gs.into_iter()
+                        .enumerate()
+                        .map(|(k, (instances, n, ts, tracking_weight, tps))| SyncGroup {
+                            name: format!("G{k}"),
+                            pos: SourcePos(pos()),
+                            instances,
+                            notify_master: n[0].clone(),
+                            notify_backup: n[1].clone(),
+                            notify_fault: n[2].clone(),
+                            notify: n[3].clone(),
+                            track_scripts: ts
+                                .into_iter()
+                                .map(|name| TrackScript { name, weight: None })
+                                .collect(),
+                            track_processes: tps,
+                            tracking_weight,
+                        })
+                        .collect()
+                })
+                .boxed()
+            };
+            let statics = (
+                proptest::collection::vec(
+                    (any_vip(), name()).prop_map(|(mut v, d)| {
+                        v.dev = Some(d);
+                        v
+                    }),
+                    0..3,
                 ),
-                0..2,
-            )
-            .prop_map(|gs| {
-                gs.into_iter()
-                    .enumerate()
-                    .map(|(k, (instances, n, ts, tracking_weight))| SyncGroup {
-                        name: format!("G{k}"),
-                        pos: SourcePos(pos()),
+                proptest::collection::vec(route(), 0..3),
+                proptest::collection::vec(rule(), 0..3),
+            );
+            (Just(global), scripts, procs, insts, groups, statics).prop_map(
+                |(global, scripts, track_processes, mut instances, mut sync_groups, statics)| {
+                    keepalived_tracking(
+                        &scripts,
+                        &track_processes,
+                        &mut instances,
+                        &mut sync_groups,
+                    );
+                    let (static_addresses, static_routes, static_rules) = statics;
+                    VrrpConf {
+                        global,
+                        scripts,
+                        track_processes,
                         instances,
-                        notify_master: n[0].clone(),
-                        notify_backup: n[1].clone(),
-                        notify_fault: n[2].clone(),
-                        notify: n[3].clone(),
-                        track_scripts: ts
-                            .into_iter()
-                            .map(|name| TrackScript { name, weight: None })
-                            .collect(),
-                        tracking_weight,
-                    })
-                    .collect()
-            })
-            .boxed()
-        };
-        let statics = (
-            proptest::collection::vec(
-                (any_vip(), name()).prop_map(|(mut v, d)| {
-                    v.dev = Some(d);
-                    v
-                }),
-                0..3,
-            ),
-            proptest::collection::vec(route(), 0..3),
-            proptest::collection::vec(rule(), 0..3),
-        );
-        (Just(global), scripts, insts, groups, statics).prop_map(
-            |(global, scripts, mut instances, sync_groups, statics)| {
-                keepalived_tracking(&scripts, &mut instances, &sync_groups);
-                let (static_addresses, static_routes, static_rules) = statics;
-                VrrpConf {
-                    global,
-                    scripts,
-                    instances,
-                    sync_groups,
-                    static_addresses,
-                    static_routes,
-                    static_rules,
-                }
-            },
-        )
-    })
+                        sync_groups,
+                        static_addresses,
+                        static_routes,
+                        static_rules,
+                    }
+                },
+            )
+        },
+    )
 }
 
 /// Only what keepalived keeps: no `nopreempt` with `state MASTER`; members of a sync group
-/// without `sync_group_tracking_weight`, and address owners, without weighted tracking.
+/// without `sync_group_tracking_weight`, and address owners, without weighted tracking (but
+/// for tracked processes); a sync group with an address owner without weighted processes.
 fn keepalived_tracking(
     scripts: &[VrrpScript],
+    processes: &[VrrpTrackProcess],
     instances: &mut [VrrpInstance],
-    groups: &[SyncGroup],
+    groups: &mut [SyncGroup],
 ) {
     let mut fixed = std::collections::HashMap::new();
-    for g in groups {
+    for g in groups.iter() {
         for name in &g.instances {
             fixed.insert(name.clone(), !g.tracking_weight);
         }
@@ -1743,7 +2394,21 @@ fn keepalived_tracking(
             t.weight.unwrap_or(script) == 0
         });
     }
-    for g in groups {
+    for g in groups.iter_mut() {
+        let owner = instances
+            .iter()
+            .any(|i| i.priority == 255 && g.instances.contains(&i.name));
+        for t in g.track_processes.iter_mut().filter(|_| owner) {
+            let process = processes
+                .iter()
+                .find(|p| p.name == t.name)
+                .map_or(0, |p| p.weight);
+            if t.weight.unwrap_or(process) != 0 {
+                t.weight = Some(0);
+            }
+        }
+    }
+    for g in groups.iter() {
         let members = || instances.iter().filter(|i| g.instances.contains(&i.name));
         let master = members().any(|i| i.state == InitialState::Master);
         let backup = members().any(|i| i.state == InitialState::Backup || i.priority != 255);
@@ -2003,6 +2668,15 @@ fn ka_soup() -> impl Strategy<Value = String> {
         "use_vmac",
         "include",
         "nopreempt",
+        "vrrp_track_process",
+        "track_process",
+        "process",
+        "quorum",
+        "quorum_max",
+        "delay",
+        "0.0000005",
+        "param_match",
+        "full_command",
     ];
     proptest::collection::vec(proptest::sample::select(atoms), 0..80).prop_map(|v| {
         v.iter()
