@@ -15,8 +15,11 @@
 //! * the meaning is the same: every VRRP instance keepalived runs, with its state, interface,
 //!   VRID, priority, version, advert interval, source address, preemption, accept mode,
 //!   password, addresses, unicast peers, virtual and static routes and rules (as its dump
-//!   prints them), sync group and mail flag, the global mail settings,
-//!   and the (virtual server, real server) pairs with their protocols and ports;
+//!   prints them), sync group and mail flag, the global mail settings, every
+//!   `vrrp_track_process` (process, parameters, match, quorum, weight, delays, full command)
+//!   with the instances tracking it and their weights, the `track_process` lists of instances
+//!   and sync groups, and the (virtual server, real server) pairs with their protocols and
+//!   ports;
 //! * a file marked `! refused here` is refused by the reader, and keepalived reports on it too
 //!   (unless the mark says keepalived is silent: what keepalived runs there is not implemented
 //!   here, and the reader says so instead of running something else).
@@ -36,7 +39,8 @@ use std::time::{Duration, Instant};
 
 use keepalived_conf::lvs::{LvsConf, VsAddr, parse_lvs};
 use keepalived_conf::{
-    InitialState, IpPrefix, Route, RouteKind, Rule, RuleAction, VrrpConf, Warning, parse_vrrp,
+    InitialState, IpPrefix, ParamMatch, Route, RouteKind, Rule, RuleAction, TrackProcess, VrrpConf,
+    VrrpTrackProcess, Warning, parse_vrrp,
 };
 use vrrp_proto::wire::AddrFamily;
 
@@ -196,6 +200,16 @@ struct DumpInstance {
     peers: Vec<String>,
     routes: Vec<String>,
     rules: Vec<String>,
+    /// `Tracked processes :`: `NAME, weight W[ reverse]`.
+    processes: Vec<String>,
+}
+
+/// One `vrrp_track_process` as keepalived's dump shows it.
+#[derive(Debug, Default)]
+struct DumpProcess {
+    fields: BTreeMap<String, String>,
+    /// `Tracking instances :`: `INSTANCE, weight W[ reverse]`.
+    tracking: Vec<String>,
 }
 
 #[derive(Debug, Default)]
@@ -205,6 +219,9 @@ struct Dump {
     instances: BTreeMap<String, DumpInstance>,
     static_routes: Vec<String>,
     static_rules: Vec<String>,
+    /// The `Tracked process :` list of each sync group.
+    group_processes: BTreeMap<String, Vec<String>>,
+    processes: BTreeMap<String, DumpProcess>,
 }
 
 /// A route as keepalived's dump (`format_iproute`) prints it.
@@ -345,6 +362,10 @@ fn vrrp_dump(ns: &Netns, file: &Path, run: &Path) -> Dump {
                 "srules"
             } else if s.starts_with("VRRP Topology") {
                 "vrrp"
+            } else if s.starts_with("VRRP Sync groups") {
+                "groups"
+            } else if s.starts_with("VRRP Track processes") {
+                "processes"
             } else {
                 ""
             };
@@ -384,6 +405,10 @@ fn vrrp_dump(ns: &Netns, file: &Path, run: &Path) -> Dump {
                     list = "route";
                 } else if t.starts_with("Virtual Rules") {
                     list = "rule";
+                } else if t.starts_with("Tracked processes") {
+                    list = "tproc";
+                } else if l.starts_with("     ") && list == "tproc" {
+                    i.processes.push(t.to_string());
                 } else if l.starts_with("     ") && list == "route" {
                     i.routes.push(installed(t));
                 } else if l.starts_with("     ") && list == "rule" {
@@ -400,10 +425,205 @@ fn vrrp_dump(ns: &Netns, file: &Path, run: &Path) -> Dump {
                     list = "";
                 }
             }
+            "groups" => {
+                if let Some(g) = t.strip_prefix("VRRP Sync Group = ") {
+                    let name = g.rsplit_once(", ").map_or(g, |(n, _)| n).to_string();
+                    d.group_processes.insert(name.clone(), Vec::new());
+                    cur = Some(name);
+                    list = "";
+                } else if t.starts_with("Tracked process") {
+                    list = "tproc";
+                } else if l.starts_with("     ") && list == "tproc" {
+                    if let Some(v) = cur.as_ref().and_then(|c| d.group_processes.get_mut(c)) {
+                        v.push(t.to_string());
+                    }
+                } else {
+                    list = "";
+                }
+            }
+            "processes" => {
+                if let Some(name) = t.strip_prefix("VRRP Track process = ") {
+                    d.processes.insert(name.to_string(), DumpProcess::default());
+                    cur = Some(name.to_string());
+                    list = "";
+                    continue;
+                }
+                let Some(p) = cur.as_ref().and_then(|c| d.processes.get_mut(c)) else {
+                    continue;
+                };
+                if t.starts_with("Tracking instances") {
+                    list = "tracking";
+                } else if l.starts_with("     ") && list == "tracking" {
+                    p.tracking.push(t.to_string());
+                } else if t == "Param match" {
+                    p.fields.insert(t.to_string(), "exact".into());
+                } else if let Some((k, v)) = t.split_once(" = ") {
+                    list = "";
+                    p.fields.insert(k.to_string(), v.to_string());
+                } else {
+                    list = "";
+                }
+            }
             _ => {}
         }
     }
     d
+}
+
+/// A delay as keepalived's dump prints it (`%fs`).
+fn delay_dump(d: Duration) -> String {
+    format!("{}.{:06}s", d.as_secs(), d.subsec_micros())
+}
+
+/// `weight W[ reverse]`, as keepalived's dump ends a tracking line.
+fn weight_dump(w: i32, reverse: bool) -> String {
+    format!("weight {w}{}", if reverse { " reverse" } else { "" })
+}
+
+/// A `track_process` entry as keepalived's dump lists it: the process's weight and direction
+/// unless the entry gives its own.
+fn tracked_dump(conf: &VrrpConf, t: &TrackProcess) -> String {
+    let p = conf.track_processes.iter().find(|p| p.name == t.name);
+    let w = t.weight.or(p.map(|p| p.weight)).unwrap_or(0);
+    let r = t.reverse.or(p.map(|p| p.weight_reverse)).unwrap_or(false);
+    format!("{}, {}", t.name, weight_dump(w, r))
+}
+
+/// The dump's fields of a `vrrp_track_process` (not the run-time counts).
+fn process_fields(p: &VrrpTrackProcess) -> BTreeMap<String, String> {
+    let mut f = BTreeMap::new();
+    let mut put = |k: &str, v: String| {
+        f.insert(k.to_string(), v);
+    };
+    put("Process", p.process.clone());
+    if !p.params.is_empty() {
+        put("Parameters", p.params.join(" "));
+    }
+    if let Some(m) = p.param_match {
+        put(
+            "Param match",
+            match m {
+                ParamMatch::Exact => "exact",
+                ParamMatch::Initial => "initial",
+                ParamMatch::Partial => "partial",
+            }
+            .into(),
+        );
+    }
+    put("Min processes", p.quorum.to_string());
+    if let Some(m) = p.quorum_max {
+        put("Max processes", m.to_string());
+    }
+    put("Weight", {
+        let w = weight_dump(p.weight, p.weight_reverse);
+        w.trim_start_matches("weight ").to_string()
+    });
+    put("Terminate delay", delay_dump(p.terminate_delay));
+    put("Fork delay", delay_dump(p.fork_delay));
+    put("Full command", p.full_command.to_string());
+    f
+}
+
+/// The instances tracking each process, with the weight keepalived gives each: the instance's
+/// own entries, then each sync group's for every member (the group's weight replaces a
+/// member's non-zero one, the member's direction stays).
+fn tracking_dump(conf: &VrrpConf) -> BTreeMap<String, BTreeSet<String>> {
+    let mut by_process: BTreeMap<String, Vec<(String, i32, bool)>> = BTreeMap::new();
+    let eff = |t: &TrackProcess| {
+        let p = conf.track_processes.iter().find(|p| p.name == t.name);
+        (
+            t.weight.or(p.map(|p| p.weight)).unwrap_or(0),
+            t.reverse.or(p.map(|p| p.weight_reverse)).unwrap_or(false),
+        )
+    };
+    for i in &conf.instances {
+        for t in &i.track_processes {
+            let (w, r) = eff(t);
+            by_process
+                .entry(t.name.clone())
+                .or_default()
+                .push((i.name.clone(), w, r));
+        }
+    }
+    for g in &conf.sync_groups {
+        for t in &g.track_processes {
+            let (w, r) = eff(t);
+            let list = by_process.entry(t.name.clone()).or_default();
+            for m in &g.instances {
+                match list.iter_mut().find(|(n, _, _)| n == m) {
+                    Some(e) if e.1 != 0 => e.1 = w,
+                    Some(_) => {}
+                    None => list.push((m.clone(), w, r)),
+                }
+            }
+        }
+    }
+    by_process
+        .into_iter()
+        .map(|(p, l)| {
+            let set = l
+                .into_iter()
+                .map(|(n, w, r)| format!("{n}, {}", weight_dump(w, r)))
+                .collect();
+            (p, set)
+        })
+        .collect()
+}
+
+fn compare_processes(conf: &VrrpConf, dump: &Dump, diffs: &mut Vec<String>) {
+    let ours: BTreeSet<&str> = conf
+        .track_processes
+        .iter()
+        .map(|p| p.name.as_str())
+        .collect();
+    let theirs: BTreeSet<&str> = dump.processes.keys().map(String::as_str).collect();
+    if ours != theirs {
+        diffs.push(format!(
+            "vrrp_track_process: ours {ours:?}, keepalived {theirs:?}"
+        ));
+    }
+    let tracking = tracking_dump(conf);
+    for p in &conf.track_processes {
+        let Some(d) = dump.processes.get(&p.name) else {
+            continue;
+        };
+        let mut theirs = d.fields.clone();
+        theirs.remove("Current processes");
+        theirs.remove("Have quorum");
+        let ours = process_fields(p);
+        if ours != theirs {
+            diffs.push(format!(
+                "vrrp_track_process {}: ours {ours:#?}, keepalived {theirs:#?}",
+                p.name
+            ));
+        }
+        let ours = tracking.get(&p.name).cloned().unwrap_or_default();
+        let theirs: BTreeSet<String> = d.tracking.iter().cloned().collect();
+        if ours != theirs {
+            diffs.push(format!(
+                "vrrp_track_process {} tracking instances: ours {ours:?}, keepalived {theirs:?}",
+                p.name
+            ));
+        }
+    }
+    for g in &conf.sync_groups {
+        let ours: Vec<String> = g
+            .track_processes
+            .iter()
+            .map(|t| tracked_dump(conf, t))
+            .collect();
+        let theirs = dump
+            .group_processes
+            .get(&g.name)
+            .cloned()
+            .unwrap_or_default();
+        if ours != theirs {
+            diffs.push(format!(
+                "{} track_process: ours {ours:?}, keepalived {theirs:?}",
+                g.name
+            ));
+        }
+    }
 }
 
 /// keepalived's checker process on `file`, until it stops (at once without IPVS in the kernel).
@@ -704,6 +924,17 @@ fn compare_vrrp(conf: &VrrpConf, dump: &Dump, diffs: &mut Vec<String>) {
             yes(i.smtp_alert(&conf.global)),
             f("Using smtp notification"),
         );
+        let ours: Vec<String> = i
+            .track_processes
+            .iter()
+            .map(|t| tracked_dump(conf, t))
+            .collect();
+        if ours != d.processes {
+            diffs.push(format!(
+                "{} track_process: ours {ours:?}, keepalived {:?}",
+                i.name, d.processes
+            ));
+        }
         let group = conf
             .sync_groups
             .iter()
@@ -745,6 +976,7 @@ fn keepalived_reads_what_we_read() {
     let mut failures = Vec::new();
     let (mut files, mut refused, mut crashes, mut instances, mut pairs, mut messages) =
         (0, 0, 0, 0, 0, 0);
+    let mut processes = 0;
     for file in corpus() {
         files += 1;
         let text = std::fs::read_to_string(&file).unwrap();
@@ -803,7 +1035,9 @@ fn keepalived_reads_what_we_read() {
                     if text.contains("vrrp_instance") {
                         let dump = vrrp_dump(&ns, &file, &run);
                         instances += dump.instances.len();
+                        processes += dump.processes.len();
                         compare_vrrp(v, &dump, &mut diffs);
+                        compare_processes(v, &dump, &mut diffs);
                     }
                     if text.contains("virtual_server") {
                         let theirs = lvs_pairs(&ns, &file, &run);
@@ -831,7 +1065,7 @@ fn keepalived_reads_what_we_read() {
     println!(
         "keepalived 2.2.7 beside the reader: {files} files ({refused} refused by both, \
          {crashes} crashing keepalived), {messages} keepalived messages, {instances} VRRP \
-         instances and {pairs} real servers compared"
+         instances, {processes} tracked processes and {pairs} real servers compared"
     );
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
