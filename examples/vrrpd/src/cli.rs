@@ -144,6 +144,10 @@ fn check_config(opts: &Options) -> ExitCode {
             for w in &warnings {
                 eprintln!("warning: {w}");
             }
+            let ignored = daemon::not_acted_on(&conf);
+            for w in &ignored {
+                eprintln!("warning: {w}");
+            }
             if let Err(e) = daemon::validate(&conf) {
                 eprintln!("{e}");
                 return ExitCode::from(1);
@@ -153,7 +157,7 @@ fn check_config(opts: &Options) -> ExitCode {
                 opts.config.display(),
                 conf.instances.len(),
                 conf.scripts.len(),
-                warnings.len()
+                warnings.len() + ignored.len()
             );
             ExitCode::SUCCESS
         }

@@ -116,10 +116,38 @@ pub(crate) fn validate(conf: &VrrpConf) -> Result<(), DaemonError> {
     Ok(())
 }
 
+/// What the configuration asks for that this daemon reads but does not act on, one
+/// sentence each (logged as warnings).
+pub(crate) fn not_acted_on(conf: &VrrpConf) -> Vec<String> {
+    let mut out = Vec::new();
+    for i in &conf.instances {
+        for t in &i.track_processes {
+            out.push(format!(
+                "vrrp_instance {}: track_process {} is not acted on by vrrpd: the instance \
+                 does not follow that process (use a vrrp_script that checks it)",
+                i.name, t.name
+            ));
+        }
+    }
+    for g in &conf.sync_groups {
+        for t in &g.track_processes {
+            out.push(format!(
+                "vrrp_sync_group {}: track_process {} is not acted on by vrrpd: the group \
+                 does not follow that process (use a vrrp_script that checks it)",
+                g.name, t.name
+            ));
+        }
+    }
+    out
+}
+
 /// Runs the daemon until SIGTERM or SIGINT.
 pub(crate) fn run(opts: &Options) -> Result<(), DaemonError> {
     let (conf, warnings) = keepalived_conf::parse_vrrp(&opts.config)?;
     for w in &warnings {
+        log!("warning: {w}");
+    }
+    for w in not_acted_on(&conf) {
         log!("warning: {w}");
     }
     validate(&conf)?;
@@ -1173,6 +1201,9 @@ impl Daemon {
             }
         };
         for w in &warnings {
+            log!("warning: {w}");
+        }
+        for w in not_acted_on(&conf) {
             log!("warning: {w}");
         }
         if let Err(e) = validate(&conf) {

@@ -974,6 +974,29 @@ fn check_config_reports_file_line_and_column() -> TestResult {
         "unknown keyword must be a warning with its line: {err}"
     );
 
+    // A tracked process is read but not followed: said plainly, not silently dropped.
+    let tracked = dir.join("tracked.conf");
+    fs::write(
+        &tracked,
+        format!(
+            "vrrp_track_process proxy {{\n    process nginx\n}}\n{}",
+            Spec::v3("1").conf("lb1", 100).replace(
+                "    virtual_ipaddress",
+                "    track_process {\n        proxy\n    }\n    virtual_ipaddress"
+            )
+        ),
+    )?;
+    let out = std::process::Command::new(VRRPD)
+        .args(["-t"])
+        .arg(&tracked)
+        .output()?;
+    assert!(out.status.success(), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("vrrp_instance VI_1: track_process proxy is not acted on by vrrpd"),
+        "{err}"
+    );
+
     let bad = dir.join("bad.conf");
     fs::write(
         &bad,
