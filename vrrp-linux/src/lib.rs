@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 
 pub mod instance;
+pub mod process;
 pub mod rtnl;
 pub mod socket;
 pub mod timer;

@@ -1,12 +1,14 @@
-//! Replays the seeds of the `vrrpd_recv` and `rtnl_reply` fuzz targets on stable, and checks
-//! that they exercise the real paths (keepalived's adverts parse; a real link dump decodes).
+//! Replays the seeds of the `vrrpd_recv`, `rtnl_reply` and `proc_connector` fuzz targets on
+//! stable, and checks that they exercise the real paths (keepalived's adverts parse; a real
+//! link dump decodes; the connector messages parse).
 #![allow(clippy::unwrap_used, clippy::panic)]
 
 use std::fs;
 use std::path::PathBuf;
 
 use proptest::prelude::*;
-use vrrp_linux::fuzzing::{rtnl_reply, vrrpd_recv};
+use vrrp_linux::fuzzing::{proc_connector, rtnl_reply, vrrpd_recv};
+use vrrp_linux::process::connector::{MESSAGE_LEN, ProcEvent, ProcMessage};
 use vrrp_linux::rtnl::fuzz_reply;
 use vrrp_linux::socket::raw_ip::parse_ipv4;
 
@@ -51,7 +53,74 @@ fn rtnl_reply_seeds() {
     }
 }
 
+#[test]
+fn proc_connector_seeds() {
+    let s = seeds("proc_connector");
+    let mut events = 0;
+    for (name, data) in &s {
+        for chunk in data.chunks(MESSAGE_LEN) {
+            let m = ProcMessage::parse(chunk).unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert!(m.is_some(), "{name}");
+            events += 1;
+        }
+        proc_connector(data);
+    }
+    assert!(events >= 8, "{events}");
+}
+
+fn proc_event() -> impl Strategy<Value = ProcEvent> {
+    prop_oneof![
+        any::<u32>().prop_map(|err| ProcEvent::Ack { err }),
+        any::<[u32; 4]>().prop_map(|[a, b, c, d]| ProcEvent::Fork {
+            parent_pid: a,
+            parent_tgid: b,
+            child_pid: c,
+            child_tgid: d
+        }),
+        any::<(u32, u32)>().prop_map(|(pid, tgid)| ProcEvent::Exec { pid, tgid }),
+        any::<(u32, u32, [u8; 16])>().prop_map(|(pid, tgid, comm)| ProcEvent::Comm {
+            pid,
+            tgid,
+            comm
+        }),
+        any::<[u32; 4]>().prop_map(|[a, b, c, d]| ProcEvent::Exit {
+            pid: a,
+            tgid: b,
+            exit_code: c,
+            exit_signal: d
+        }),
+        prop_oneof![
+            Just(4u32),
+            Just(0x40),
+            Just(0x80),
+            Just(0x100),
+            Just(0x4000_0000)
+        ]
+        .prop_map(|what| ProcEvent::Other { what }),
+    ]
+}
+
 proptest! {
+    #[test]
+    fn proc_messages_read_back_as_written(
+        event in proc_event(),
+        seq in any::<u32>(),
+        ack in any::<u32>(),
+        cpu in any::<u32>(),
+        timestamp_ns in any::<u64>(),
+    ) {
+        let m = ProcMessage { seq, ack, cpu, timestamp_ns, event };
+        let mut b = Vec::new();
+        m.emit(&mut b);
+        prop_assert_eq!(ProcMessage::parse(&b), Ok(Some(m)));
+    }
+
+    #[test]
+    fn proc_connector_bytes_never_panic(data in proptest::collection::vec(any::<u8>(), 0..400)) {
+        let _ = ProcMessage::parse(&data);
+        proc_connector(&data);
+    }
+
     #[test]
     fn raw_ipv4_parse_never_panics_and_stays_in_bounds(data in proptest::collection::vec(any::<u8>(), 0..120)) {
         if let Some(r) = parse_ipv4(&data) {

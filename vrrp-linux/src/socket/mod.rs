@@ -55,6 +55,9 @@ impl OwnsFd for VrrpRecvSocket {}
 impl sealed::Sealed for VrrpRecvSocket {}
 impl OwnsFd for crate::timer::Timer {}
 impl sealed::Sealed for crate::timer::Timer {}
+// netlink-sys's socket closes its descriptor on drop and never replaces it.
+impl OwnsFd for netlink_sys::Socket {}
+impl sealed::Sealed for netlink_sys::Socket {}
 
 mod sealed {
     pub trait Sealed {}
