@@ -144,10 +144,6 @@ fn check_config(opts: &Options) -> ExitCode {
             for w in &warnings {
                 eprintln!("warning: {w}");
             }
-            let ignored = daemon::not_acted_on(&conf);
-            for w in &ignored {
-                eprintln!("warning: {w}");
-            }
             if let Err(e) = daemon::validate(&conf) {
                 eprintln!("{e}");
                 return ExitCode::from(1);
@@ -157,7 +153,7 @@ fn check_config(opts: &Options) -> ExitCode {
                 opts.config.display(),
                 conf.instances.len(),
                 conf.scripts.len(),
-                warnings.len() + ignored.len()
+                warnings.len()
             );
             ExitCode::SUCCESS
         }

@@ -24,7 +24,8 @@ use super::log::log;
 use super::notify;
 use super::report::{self, InstanceReport, state_name};
 use super::track::{self, Outcome};
-use keepalived_conf::{ConfError, VrrpConf, VrrpInstance, VrrpScript};
+use keepalived_conf::{ConfError, VrrpConf, VrrpInstance, VrrpScript, VrrpTrackProcess};
+use vrrp_linux::process::{ParamMatch, ProcessSpec, ProcessWatcher};
 use vrrp_linux::rtnl::{
     AsyncLinkWatcher, Link, Route as NlRoute, RouteKind as NlRouteKind, Rtnl, RtnlError,
     Rule as NlRule, RuleAction as NlRuleAction,
@@ -100,6 +101,14 @@ pub(crate) enum Event {
     Resync,
     /// A scrape of the Prometheus endpoint.
     Metrics(oneshot::Sender<String>),
+    /// A tracked process gained or lost its quorum.
+    Process {
+        name: String,
+        have_quorum: bool,
+        count: u32,
+    },
+    /// Process tracking stopped working.
+    ProcessError(String),
 }
 
 /// Checks what can be checked without touching the system: every instance's values pass
@@ -116,38 +125,42 @@ pub(crate) fn validate(conf: &VrrpConf) -> Result<(), DaemonError> {
     Ok(())
 }
 
-/// What the configuration asks for that this daemon reads but does not act on, one
-/// sentence each (logged as warnings).
-pub(crate) fn not_acted_on(conf: &VrrpConf) -> Vec<String> {
-    let mut out = Vec::new();
-    for i in &conf.instances {
-        for t in &i.track_processes {
-            out.push(format!(
-                "vrrp_instance {}: track_process {} is not acted on by vrrpd: the instance \
-                 does not follow that process (use a vrrp_script that checks it)",
-                i.name, t.name
-            ));
-        }
-    }
-    for g in &conf.sync_groups {
-        for t in &g.track_processes {
-            out.push(format!(
-                "vrrp_sync_group {}: track_process {} is not acted on by vrrpd: the group \
-                 does not follow that process (use a vrrp_script that checks it)",
-                g.name, t.name
-            ));
-        }
-    }
-    out
+/// The `vrrp_track_process` definitions an instance or a sync group tracks, as the process
+/// watcher's specs (unreferenced ones are not watched).
+pub(crate) fn process_specs(conf: &VrrpConf) -> Vec<ProcessSpec> {
+    let used = |p: &VrrpTrackProcess| {
+        conf.instances
+            .iter()
+            .flat_map(|i| &i.track_processes)
+            .chain(conf.sync_groups.iter().flat_map(|g| &g.track_processes))
+            .any(|t| t.name == p.name)
+    };
+    conf.track_processes
+        .iter()
+        .filter(|p| used(p))
+        .map(|p| ProcessSpec {
+            name: p.name.clone(),
+            process: p.process.clone(),
+            params: p.params.clone(),
+            param_match: match p.param_match {
+                None => ParamMatch::None,
+                Some(keepalived_conf::ParamMatch::Exact) => ParamMatch::Exact,
+                Some(keepalived_conf::ParamMatch::Initial) => ParamMatch::Initial,
+                Some(keepalived_conf::ParamMatch::Partial) => ParamMatch::Partial,
+            },
+            full_command: p.full_command,
+            quorum: p.quorum,
+            quorum_max: p.quorum_max.unwrap_or(u32::MAX),
+            fork_delay: p.fork_delay,
+            terminate_delay: p.terminate_delay,
+        })
+        .collect()
 }
 
 /// Runs the daemon until SIGTERM or SIGINT.
 pub(crate) fn run(opts: &Options) -> Result<(), DaemonError> {
     let (conf, warnings) = keepalived_conf::parse_vrrp(&opts.config)?;
     for w in &warnings {
-        log!("warning: {w}");
-    }
-    for w in not_acted_on(&conf) {
         log!("warning: {w}");
     }
     validate(&conf)?;
@@ -165,6 +178,8 @@ pub(crate) fn run(opts: &Options) -> Result<(), DaemonError> {
         .map_err(DaemonError::Runtime)?;
     let res = rt.block_on(async {
         let mut d = Daemon::new(opts.clone())?;
+        // Process tracking first: the instances start with the processes' verdicts.
+        d.watch_processes(process_specs(&conf)).await;
         d.start(conf)?;
         d.run().await
     });
@@ -265,6 +280,10 @@ struct Daemon {
     packets: HashMap<u32, PacketSocket>,
     /// The running check scripts.
     scripts: HashMap<String, (VrrpScript, JoinHandle<()>)>,
+    /// The process watcher's task and what it watches.
+    processes: Option<(Vec<ProcessSpec>, JoinHandle<()>)>,
+    /// The last verdict of each tracked process (quorum held); an unknown one has none.
+    process_verdicts: HashMap<String, bool>,
     /// Tracking and sync groups: `policy`'s instances are `instances`, in order.
     policy: Policy,
     links: HashMap<u32, Link>,
@@ -275,6 +294,13 @@ struct Daemon {
     mailer: Option<ka_alert::Mailer>,
     /// `static_ipaddress`, `static_routes`, `static_rules` as installed.
     statics: Statics,
+}
+
+/// A script or process check an instance tracks, by name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Tracked {
+    Script(String),
+    Process(String),
 }
 
 /// The static addresses, routes and rules, interfaces resolved.
@@ -352,6 +378,8 @@ impl Daemon {
             senders: HashMap::new(),
             packets: HashMap::new(),
             scripts: HashMap::new(),
+            processes: None,
+            process_verdicts: HashMap::new(),
             policy: Policy::builder().build(),
             links: HashMap::new(),
             unknown_vrid: 0,
@@ -718,6 +746,77 @@ impl Daemon {
         }
     }
 
+    /// Starts watching `specs` (unless they are what is watched already): the verdicts are
+    /// known when this returns. When the kernel's process events cannot be had, every
+    /// tracked process is taken as down, as keepalived does.
+    async fn watch_processes(&mut self, specs: Vec<ProcessSpec>) {
+        if self.processes.as_ref().is_some_and(|(s, _)| *s == specs) {
+            return;
+        }
+        if let Some((_, h)) = self.processes.take() {
+            h.abort();
+        }
+        self.process_verdicts.clear();
+        if specs.is_empty() {
+            return;
+        }
+        match ProcessWatcher::open(specs.clone()).await {
+            Ok(mut w) => {
+                for (i, spec) in specs.iter().enumerate() {
+                    let up = w.tracker().have_quorum(i).unwrap_or(false);
+                    let n = w.tracker().count(i).unwrap_or(0);
+                    log!(
+                        "tracked process {}: {n} running, quorum {}",
+                        spec.name,
+                        if up { "held" } else { "lost" }
+                    );
+                    self.process_verdicts.insert(spec.name.clone(), up);
+                }
+                let tx = self.tx.clone();
+                let h = tokio::spawn(async move {
+                    loop {
+                        let ev = match w.next().await {
+                            Ok(c) => Event::Process {
+                                name: w.tracker().specs()[c.spec].name.clone(),
+                                have_quorum: c.have_quorum,
+                                count: w.tracker().count(c.spec).unwrap_or(0),
+                            },
+                            Err(e) => Event::ProcessError(e.to_string()),
+                        };
+                        let stop = matches!(ev, Event::ProcessError(_));
+                        if tx.send(ev).is_err() || stop {
+                            return;
+                        }
+                    }
+                });
+                self.processes = Some((specs, h));
+            }
+            Err(e) => {
+                log!("error: track_process cannot run, every tracked process is down: {e}");
+                for s in &specs {
+                    self.process_verdicts.insert(s.name.clone(), false);
+                }
+                // Nothing to wait for: an empty task keeps the specs for the next reload.
+                self.processes = Some((specs, tokio::spawn(async {})));
+            }
+        }
+    }
+
+    fn on_process(&mut self, name: &str, have_quorum: bool, count: u32) {
+        self.process_verdicts.insert(name.to_owned(), have_quorum);
+        let Some(chk) = self.policy.process_id(name) else {
+            return;
+        };
+        if self.policy.handle_process(chk, have_quorum).is_none() {
+            return;
+        }
+        log!(
+            "Quorum {} for tracked process {name} ({count} running)",
+            if have_quorum { "gained" } else { "lost" }
+        );
+        self.apply_policy();
+    }
+
     fn start_scripts(&mut self) {
         for s in self.conf.scripts.clone() {
             let timeout = s.timeout.unwrap_or(s.interval);
@@ -741,8 +840,64 @@ impl Daemon {
         for (def, _) in self.scripts.values() {
             b.script(&def.name, def.rise, def.fall);
         }
-        let mut ids = Vec::new();
+        // What each instance tracks besides interfaces: its own scripts and processes, then
+        // those of its sync group (a member tracking the same one gets the group's weight,
+        // keeping its own direction; a group with an address owner has no weights).
+        let mut tracks: Vec<Vec<(Tracked, i32, bool)>> = Vec::new();
         for inst in &self.instances {
+            let c = &inst.conf;
+            let mut t = Vec::new();
+            for s in &c.track_scripts {
+                if let Some((def, _)) = self.scripts.get(&s.name) {
+                    let w = s.weight.unwrap_or(def.weight);
+                    t.push((Tracked::Script(s.name.clone()), w, def.weight_reverse));
+                }
+            }
+            for p in &c.track_processes {
+                if let Some(def) = self.conf.track_processes.iter().find(|d| d.name == p.name) {
+                    let w = p.weight.unwrap_or(def.weight);
+                    let r = p.reverse.unwrap_or(def.weight_reverse);
+                    t.push((Tracked::Process(p.name.clone()), w, r));
+                }
+            }
+            tracks.push(t);
+        }
+        for g in &self.conf.sync_groups {
+            let members: Vec<usize> = g
+                .instances
+                .iter()
+                .filter_map(|n| self.instances.iter().position(|i| i.conf.name == *n))
+                .collect();
+            let owner = members
+                .iter()
+                .any(|&k| self.instances[k].conf.priority == 255);
+            let mut entries = Vec::new();
+            for s in &g.track_scripts {
+                if let Some((def, _)) = self.scripts.get(&s.name) {
+                    let w = s.weight.unwrap_or(def.weight);
+                    entries.push((Tracked::Script(s.name.clone()), w, def.weight_reverse));
+                }
+            }
+            for p in &g.track_processes {
+                if let Some(def) = self.conf.track_processes.iter().find(|d| d.name == p.name) {
+                    let w = p.weight.unwrap_or(def.weight);
+                    let r = p.reverse.unwrap_or(def.weight_reverse);
+                    entries.push((Tracked::Process(p.name.clone()), w, r));
+                }
+            }
+            for (what, w, r) in entries {
+                let w = if owner { 0 } else { w };
+                for &k in &members {
+                    match tracks[k].iter_mut().find(|(t, _, _)| *t == what) {
+                        Some(own) if own.1 != 0 => own.1 = w,
+                        Some(_) => {}
+                        None => tracks[k].push((what.clone(), w, r)),
+                    }
+                }
+            }
+        }
+        let mut ids = Vec::new();
+        for (inst, tracked) in self.instances.iter().zip(&tracks) {
             let c = &inst.conf;
             let id = b.instance(&c.name, c.priority);
             ids.push(id);
@@ -754,11 +909,15 @@ impl Daemon {
                 let chk = b.interface(&t.name);
                 b.track(id, chk, t.weight);
             }
-            for t in &c.track_scripts {
-                if let Some((def, _)) = self.scripts.get(&t.name) {
-                    let chk = b.script(&def.name, def.rise, def.fall);
-                    b.track_with(id, chk, t.weight.unwrap_or(def.weight), def.weight_reverse);
-                }
+            for (what, w, r) in tracked {
+                let chk = match what {
+                    Tracked::Script(name) => match self.scripts.get(name) {
+                        Some((def, _)) => b.script(&def.name, def.rise, def.fall),
+                        None => continue,
+                    },
+                    Tracked::Process(name) => b.process(name),
+                };
+                b.track_with(id, chk, *w, *r);
             }
         }
         for g in &self.conf.sync_groups {
@@ -775,6 +934,17 @@ impl Daemon {
         for l in self.links.values() {
             if let Some(chk) = policy.interface_id(&l.name) {
                 policy.handle_link(chk, l.up && l.running);
+            }
+        }
+        // A process the watcher has no verdict for is down.
+        let checks: Vec<_> = policy.checks().collect();
+        for chk in checks {
+            let Some(name) = policy.check_name(chk).map(str::to_owned) else {
+                continue;
+            };
+            if policy.process_id(&name) == Some(chk) {
+                let up = self.process_verdicts.get(&name).copied().unwrap_or(false);
+                policy.handle_process(chk, up);
             }
         }
         // The new policy's actions are differences from the configured priorities; the
@@ -859,6 +1029,9 @@ impl Daemon {
                 FaultCause::Check(name) if self.policy.interface_id(name).is_some() => {
                     format!("tracked interface {name} down")
                 }
+                FaultCause::Check(name) if self.policy.process_id(name).is_some() => {
+                    format!("tracked process {name} without quorum")
+                }
                 FaultCause::Check(name) => format!("script {name} failed"),
                 FaultCause::SyncGroup(g) => format!("sync group {g} member in FAULT"),
                 _ => "unknown".into(),
@@ -899,7 +1072,7 @@ impl Daemon {
                     log!("Received SIGINT: releasing mastership and stopping");
                     break;
                 }
-                _ = hup.recv() => self.reload(),
+                _ = hup.recv() => self.reload().await,
                 _ = watchdog.tick(), if period.is_some() => notify::watchdog(),
                 _ = usr1.recv() => self.dump(false).await,
                 _ = usr2.recv() => self.dump(true).await,
@@ -965,6 +1138,18 @@ impl Daemon {
             Event::Metrics(reply) => {
                 let text = report::prometheus(&self.reports(), self.unknown_vrid);
                 let _ = reply.send(text);
+            }
+            Event::Process {
+                name,
+                have_quorum,
+                count,
+            } => self.on_process(&name, have_quorum, count),
+            Event::ProcessError(e) => {
+                log!("error: track_process stopped, every tracked process is down: {e}");
+                let names: Vec<String> = self.process_verdicts.keys().cloned().collect();
+                for n in names {
+                    self.on_process(&n, false, 0);
+                }
             }
         }
     }
@@ -1181,9 +1366,9 @@ impl Daemon {
     /// SIGHUP: re-reads the configuration. On any error the running configuration stays as
     /// it is. Unchanged instances keep running (a master stays master); changed ones are
     /// restarted, removed ones released.
-    fn reload(&mut self) {
+    async fn reload(&mut self) {
         notify::reloading();
-        let status = match self.try_reload() {
+        let status = match self.try_reload().await {
             Ok(n) => format!("running {n} instance(s); reload done"),
             Err(e) => format!("reload refused, running configuration kept: {e}"),
         };
@@ -1191,7 +1376,7 @@ impl Daemon {
     }
 
     /// The reload itself: the number of instances running after it, or why it was refused.
-    fn try_reload(&mut self) -> Result<usize, String> {
+    async fn try_reload(&mut self) -> Result<usize, String> {
         log!("Reloading configuration {}", self.opts.config.display());
         let (conf, warnings) = match keepalived_conf::parse_vrrp(&self.opts.config) {
             Ok(v) => v,
@@ -1203,9 +1388,6 @@ impl Daemon {
         for w in &warnings {
             log!("warning: {w}");
         }
-        for w in not_acted_on(&conf) {
-            log!("warning: {w}");
-        }
         if let Err(e) = validate(&conf) {
             log!("reload refused, keeping the running configuration: {e}");
             return Err(e.to_string());
@@ -1213,6 +1395,7 @@ impl Daemon {
         // An instance keeps running (a master stays master) when neither it nor anything it
         // depends on changed.
         let context_same = conf.scripts == self.conf.scripts
+            && conf.track_processes == self.conf.track_processes
             && conf.global == self.conf.global
             && conf.sync_groups == self.conf.sync_groups;
         let running: Vec<VrrpInstance> = self.instances.iter().map(|i| i.conf.clone()).collect();
@@ -1289,6 +1472,7 @@ impl Daemon {
             h.abort();
         }
         self.mailer = ka_alert::Mailer::new(&conf.global);
+        self.watch_processes(process_specs(&conf)).await;
         self.conf = conf;
         self.start_scripts();
         let now = self.now();
