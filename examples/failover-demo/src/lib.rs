@@ -7,7 +7,8 @@
 //!           +----------------+----------------+
 //!   lb1 (10.99.0.11)                  lb2 (10.99.0.12)
 //!   vrrpd priority 100 + lbd          vrrpd priority 99 + lbd
-//!   track_script: http-check of its own lbd (the classic nginx_check.sh)
+//!   track_script: http-check of its own lbd (the classic nginx_check.sh),
+//!   or with --track process: track_process of its own lbd (weight 0: FAULT when it dies)
 //!           +----------------+----------------+
 //!   rs1 (10.99.0.21:8080)             rs2 (10.99.0.22:8080)
 //!   demo-web, sessions in one shared session-store (SQLite file by default)
@@ -18,7 +19,8 @@
 //! the VIP at a fixed rate (one connection per request) while it
 //!
 //! 1. kills lb1's proxy (`SIGKILL`): lb1's `track_script` fails, its priority drops to 80, lb2
-//!    takes the VIP;
+//!    takes the VIP (with `--track process`: the kernel reports the death at once, lb1 goes to
+//!    FAULT and releases the VIP with priority 0, lb2 takes it after its Skew_Time);
 //! 2. restarts lb1's proxy: the script recovers, lb1 (priority 100) preempts the VIP back;
 //! 3. kills rs1: the balancer's `proxy_next_upstream` retries rs2, `max_fails` takes rs1 out;
 //! 4. restarts rs1: after `fail_timeout` it is used again.
@@ -150,9 +152,33 @@ impl StoreChoice {
     }
 }
 
+/// How each balancer's VRRP daemon learns that its proxy died.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Tracking {
+    /// The classic `vrrp_script` (an HTTP check of the local proxy every advertisement
+    /// interval, `fall 2`, `weight -20`).
+    Script,
+    /// `vrrp_track_process` on the proxy's command line with weight 0: the kernel's process
+    /// events report the death at once and the instance goes to FAULT.
+    Process,
+}
+
+impl Tracking {
+    /// The name used on the command line and in the summary.
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Script => "script",
+            Self::Process => "process",
+        }
+    }
+}
+
 /// The demo's options.
 #[derive(Clone, Debug)]
 pub struct Options {
+    /// How the balancers track their proxy.
+    pub track: Tracking,
     /// Session store of the real servers.
     pub store: StoreChoice,
     /// VRRP advertisement interval (VRRPv3 below 1 s, VRRPv2 with PASS at 1 s and above,
@@ -178,6 +204,7 @@ pub struct Options {
 impl Default for Options {
     fn default() -> Self {
         Self {
+            track: Tracking::Script,
             store: StoreChoice::Sqlite(None),
             advert_int: Duration::from_millis(100),
             rate: 200.0,
@@ -198,6 +225,9 @@ usage: failover-demo [options]          (as root)
                      sqlite:PATH, redis, memcached (started by the demo on a `db` host),
                      or a URL reachable from the namespaces (redis://..., memcached://...)
   --advert-int SECS  VRRP advertisement interval (0.1; >= 1 uses VRRPv2 with PASS)
+  --track T          how a balancer notices its proxy died: script (a vrrp_script HTTP
+                     check, fall 2, weight -20; default) or process (vrrp_track_process,
+                     weight 0: FAULT at once)
   --rate N           requests per second through the VIP, all clients together (200)
   --clients N        client threads, each logged in with its own session (1)
   --settle SECS      how long to watch after each event (1.5)
@@ -250,6 +280,15 @@ impl Options {
                 Long("advert-int") => {
                     self.advert_int = secs("--advert-int", &p.value()?.string()?)?
                 }
+                Long("track") => {
+                    self.track = match p.value()?.string()?.as_str() {
+                        "script" => Tracking::Script,
+                        "process" => Tracking::Process,
+                        v => {
+                            return Err(format!("--track {v:?}: expected script or process").into());
+                        }
+                    }
+                }
                 Long("settle") => self.settle = secs("--settle", &p.value()?.string()?)?,
                 Long("timeout") => self.timeout = secs("--timeout", &p.value()?.string()?)?,
                 Long("rate") => {
@@ -295,19 +334,29 @@ impl Options {
         self.advert_int.max(Duration::from_millis(50))
     }
 
-    /// The longest a balancer failover may take: the track script noticing the dead proxy
-    /// (`fall` failures plus one interval of phase), the backup's Master_Down_Interval
-    /// (3 × advert + skew for priority 99), one more advertisement interval for the
-    /// announcements, and 100 ms for process start-up and scheduling on a busy machine.
+    /// The longest a balancer failover may take. With the track script: the script noticing
+    /// the dead proxy (`fall` failures plus one interval of phase), the backup's
+    /// Master_Down_Interval (3 × advert + skew for priority 99), one more advertisement
+    /// interval for the announcements, and 100 ms for process start-up and scheduling on a
+    /// busy machine. With process tracking the master releases at once (priority 0), so the
+    /// backup takes over after its Skew_Time: skew + one advertisement interval + 100 ms,
+    /// plus one request timeout: between the release and the backup's announcement no
+    /// balancer holds the VIP, and a connection attempted then goes unanswered until its
+    /// client gives up (with many clients the others see the backup at once).
     #[must_use]
     pub fn vrrp_bound(&self) -> Duration {
         let adv = self.advert_int;
         let skew = adv * (256 - 99) / 256;
-        self.script_interval() * (SCRIPT_FALL + 1)
-            + adv * 3
-            + skew
-            + adv
-            + Duration::from_millis(100)
+        match self.track {
+            Tracking::Script => {
+                self.script_interval() * (SCRIPT_FALL + 1)
+                    + adv * 3
+                    + skew
+                    + adv
+                    + Duration::from_millis(100)
+            }
+            Tracking::Process => skew + adv + Duration::from_millis(100) + self.timeout,
+        }
     }
 }
 
@@ -504,6 +553,10 @@ impl Pair<'_> {
         Ok(d)
     }
 
+    fn lbd_conf_path(&self, lb: &str) -> PathBuf {
+        self.tb.run_dir().join(lb).join("lbd.conf")
+    }
+
     fn lbd_conf(&self, lb: &str) -> Result<PathBuf, DemoError> {
         let dir = self.tb.run_dir().join(lb);
         fs::create_dir_all(&dir).map_err(io_err(format!("creating {}", dir.display())))?;
@@ -537,7 +590,7 @@ server {{
             rs1 = self.tb.addr4("rs1")?,
             rs2 = self.tb.addr4("rs2")?,
         );
-        let path = dir.join("lbd.conf");
+        let path = self.lbd_conf_path(lb);
         fs::write(&path, conf).map_err(io_err(format!("writing {}", path.display())))?;
         Ok(path)
     }
@@ -567,8 +620,9 @@ server {{
         } else {
             ""
         };
-        let conf = format!(
-            "# vrrpd on {lb}: a classic keepalived.conf; chk_proxy is its nginx_check.sh.
+        let tracking = match self.opts.track {
+            Tracking::Script => format!(
+                "# vrrpd on {lb}: a classic keepalived.conf; chk_proxy is its nginx_check.sh.
 global_defs {{
     router_id {lb}
 }}
@@ -580,14 +634,39 @@ vrrp_script chk_proxy {{
     rise {SCRIPT_RISE}
     weight -20
 }}
-vrrp_instance VI_1 {{
+",
+                check = self.progs.check.display(),
+                timeout = script_int.max(0.2),
+            ),
+            // The proxy's whole command line: its own configuration file tells the two
+            // balancers' proxies apart (the kernel reports every process on the machine).
+            Tracking::Process => format!(
+                "# vrrpd on {lb}: keepalived's process tracking of its own proxy.
+global_defs {{
+    router_id {lb}
+}}
+vrrp_track_process chk_proxy {{
+    process \"{lbd}\" -c \"{conf}\"
+    weight 0
+}}
+",
+                lbd = self.progs.lbd.display(),
+                conf = self.lbd_conf_path(lb).display(),
+            ),
+        };
+        let track_block = match self.opts.track {
+            Tracking::Script => "track_script",
+            Tracking::Process => "track_process",
+        };
+        let conf = format!(
+            "{tracking}vrrp_instance VI_1 {{
     state {state}
     interface eth0
     virtual_router_id 51
     priority {prio}
     advert_int {adv}
     version {version}
-{auth}    track_script {{
+{auth}    {track_block} {{
         chk_proxy
     }}
     virtual_ipaddress {{
@@ -595,8 +674,6 @@ vrrp_instance VI_1 {{
     }}
 }}
 ",
-            check = self.progs.check.display(),
-            timeout = script_int.max(0.2),
             state = if prio == 100 { "MASTER" } else { "BACKUP" },
             version = self.opts.vrrp_version(),
         );
@@ -917,7 +994,12 @@ fn drive(tb: &Testbed, opts: &Options, progs: Programs, t0: Instant) -> Result<R
     lbd1.kill9()?;
     event(
         "lb1_proxy_killed",
-        "kill -9 lbd on lb1 (its track_script fails, priority 100 -> 80)",
+        match opts.track {
+            Tracking::Script => "kill -9 lbd on lb1 (its track_script fails, priority 100 -> 80)",
+            Tracking::Process => {
+                "kill -9 lbd on lb1 (track_process: FAULT at once, priority-0 release)"
+            }
+        },
         "lb1",
         true,
         at,
@@ -933,7 +1015,10 @@ fn drive(tb: &Testbed, opts: &Options, progs: Programs, t0: Instant) -> Result<R
     // 2. lb1's proxy comes back; lb1 preempts.
     event(
         "lb1_proxy_restored",
-        "lbd restarted on lb1 (script recovers, lb1 preempts)",
+        match opts.track {
+            Tracking::Script => "lbd restarted on lb1 (script recovers, lb1 preempts)",
+            Tracking::Process => "lbd restarted on lb1 (process back, FAULT ends, lb1 preempts)",
+        },
         "lb1",
         false,
         Instant::now(),
@@ -1014,6 +1099,7 @@ fn drive(tb: &Testbed, opts: &Options, progs: Programs, t0: Instant) -> Result<R
         None => None,
     };
     let summary = Summary {
+        track: opts.track.name().into(),
         store: opts.store.name(),
         clients: opts.clients,
         rate: opts.rate,
@@ -1090,7 +1176,8 @@ pub fn main_with(
                     );
                 }
                 println!(
-                    "requests {}  errors {}  wrong answers {}  session kept {}  (bound {:.0} ms: {})",
+                    "tracking {}  requests {}  errors {}  wrong answers {}  session kept {}  (bound {:.0} ms: {})",
+                    s.track,
                     s.requests,
                     s.errors,
                     s.wrong_answers,
@@ -1151,6 +1238,15 @@ mod tests {
         assert_eq!(o.advert_int, Duration::from_millis(200));
         assert_eq!(o.vrrp_version(), 3);
         assert_eq!(parse(&["--advert-int", "1"]).unwrap().vrrp_version(), 2);
+        assert_eq!(parse(&[]).unwrap().track, Tracking::Script);
+        let p = parse(&["--track", "process"]).unwrap();
+        assert_eq!(p.track, Tracking::Process);
+        // Process tracking: Skew_Time (61 ms at 0.1 s) + one interval + 100 ms + the
+        // request timeout (0.5 s).
+        assert_eq!(
+            p.vrrp_bound(),
+            Duration::from_nanos(61_328_125 + 200_000_000 + 500_000_000)
+        );
         assert!(matches!(parse(&["--help"]), Err(DemoError::Usage(m)) if m.is_empty()));
         for bad in [
             &["--rate", "0"][..],
@@ -1159,6 +1255,7 @@ mod tests {
             &["--bogus"],
             &["--store"],
             &["--store", "nosuch"],
+            &["--track", "pgrep"],
         ] {
             assert!(
                 matches!(parse(bad), Err(DemoError::Usage(m)) if !m.is_empty()),

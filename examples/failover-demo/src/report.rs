@@ -64,6 +64,8 @@ pub struct Latency {
 /// The one-line JSON summary.
 #[derive(Clone, Debug, Serialize)]
 pub struct Summary {
+    /// How the balancers tracked their proxy (`script` or `process`).
+    pub track: String,
     /// The session store the real servers shared.
     pub store: String,
     /// Client threads.

@@ -7,12 +7,16 @@
 //! the first from lb2 (see `testbed::outage`).
 //!
 //! ```text
-//! vrrp-bench [--runs N] [--faults link,term] [--configs v2-1,v3-0.1,v3-0.05,v3-0.01]
+//! vrrp-bench [--runs N] [--faults link,term,proc] [--configs v2-1,v3-0.1,v3-0.05,v3-0.01]
 //!            [--resources SECONDS] [--vrrpd PATH]
 //! ```
 //!
 //! Faults: `link` sets lb1's bridge port down (cable cut; restored by setting it up),
-//! `term` sends SIGTERM to lb1's daemon (priority-0 release; restored by starting it again).
+//! `term` sends SIGTERM to lb1's daemon (priority-0 release; restored by starting it again),
+//! `proc` kills (SIGKILL) the "proxy" process lb1 tracks with `vrrp_track_process` weight 0
+//! (FAULT and a priority-0 release; restored by starting it again). keepalived 2.2.7 cannot
+//! track processes inside a network namespace (the kernel refuses its connector subscription
+//! there) and stays in FAULT: its `proc` cell says so.
 //! `--resources S` measures CPU time and RSS of each daemon over S seconds with 1 and 255
 //! instances instead.
 
@@ -84,8 +88,17 @@ impl Cfg {
     }
 }
 
-fn conf(host: &str, prio: u8, cfg: Cfg, instances: u16) -> String {
+/// The keepalived.conf of `host`; `proxy`: the process name its instances track with weight
+/// 0.
+fn conf(host: &str, prio: u8, cfg: Cfg, instances: u16, proxy: Option<&str>) -> String {
     let mut s = format!("global_defs {{\n    router_id {host}\n}}\n");
+    let mut track = String::new();
+    if let Some(p) = proxy {
+        s.push_str(&format!(
+            "vrrp_track_process proxy {{\n    process {p}\n    weight 0\n}}\n"
+        ));
+        track = "    track_process {\n        proxy\n    }\n".into();
+    }
     for k in 0..instances.max(1) {
         let vrid = 51 + k;
         let vrid = if vrid > 255 { vrid - 255 } else { vrid };
@@ -100,7 +113,7 @@ fn conf(host: &str, prio: u8, cfg: Cfg, instances: u16) -> String {
             vip
         };
         s.push_str(&format!(
-            "vrrp_instance VI_{k} {{\n    state {}\n    interface eth0\n    virtual_router_id {vrid}\n    priority {prio}\n    advert_int {}\n    version {}\n    virtual_ipaddress {{\n        {vip}\n    }}\n}}\n",
+            "vrrp_instance VI_{k} {{\n    state {}\n    interface eth0\n    virtual_router_id {vrid}\n    priority {prio}\n    advert_int {}\n    version {}\n{track}    virtual_ipaddress {{\n        {vip}\n    }}\n}}\n",
             if prio == 100 { "MASTER" } else { "BACKUP" },
             cfg.advert,
             cfg.version,
@@ -117,6 +130,9 @@ struct Bed {
     probe: Option<Probe>,
     _r: (Responder, Responder),
     vrrpd: PathBuf,
+    /// With the `proc` fault: lb1's tracked "proxy" (a copy of `sleep` under a name of its
+    /// own) and the running process.
+    proxy: Option<(String, PathBuf, Option<Daemon>)>,
 }
 
 impl Bed {
@@ -134,7 +150,49 @@ impl Bed {
             probe: None,
             _r: r,
             vrrpd: vrrpd.to_path_buf(),
+            proxy: None,
         })
+    }
+
+    /// Whether lb1's keepalived logged that the kernel refused its process-event
+    /// subscription.
+    fn refused(&self) -> bool {
+        self.lb1
+            .as_ref()
+            .and_then(|d| d.log().ok())
+            .is_some_and(|l| l.contains("process event listen - errno 111"))
+    }
+
+    /// lb1 tracks a "proxy" process from now on (call before [`up`](Self::up)).
+    fn track_proxy(&mut self) -> Res<()> {
+        let name = format!("hpb{}{}", std::process::id() % 100_000, unique());
+        let path = self.tb.run_dir().join(&name);
+        fs::copy("/bin/sleep", &path)?;
+        self.proxy = Some((name, path, None));
+        self.start_proxy()
+    }
+
+    fn start_proxy(&mut self) -> Res<()> {
+        if let Some((_, path, running)) = &mut self.proxy {
+            let d = self.tb.spawn(
+                "lb1",
+                &format!("proxy-{}", unique()),
+                &path.display().to_string(),
+                ["3600"],
+            )?;
+            *running = Some(d);
+        }
+        Ok(())
+    }
+
+    fn conf(&self, host: &str, cfg: Cfg, instances: u16) -> String {
+        let prio = if host == "lb1" { 100 } else { 99 };
+        let proxy = self
+            .proxy
+            .as_ref()
+            .filter(|_| host == "lb1")
+            .map(|(n, _, _)| n.as_str());
+        conf(host, prio, cfg, instances, proxy)
     }
 
     fn start(&self, host: &str, conf: &str) -> Res<Daemon> {
@@ -160,8 +218,8 @@ impl Bed {
     }
 
     fn up(&mut self, cfg: Cfg, instances: u16) -> Res<()> {
-        self.lb2 = Some(self.start("lb2", &conf("lb2", 99, cfg, instances))?);
-        self.lb1 = Some(self.start("lb1", &conf("lb1", 100, cfg, instances))?);
+        self.lb2 = Some(self.start("lb2", &self.conf("lb2", cfg, instances))?);
+        self.lb1 = Some(self.start("lb1", &self.conf("lb1", cfg, instances))?);
         let ok = wait(cfg.mdi() * 3 + Duration::from_secs(3), || {
             self.tb.vip_holders(VIP).unwrap_or_default() == ["lb1"]
         });
@@ -209,6 +267,11 @@ impl Bed {
                     d.signal(Signal::SIGTERM)?;
                 }
             }
+            "proc" => {
+                if let Some((_, _, Some(p))) = &self.proxy {
+                    p.kill9()?;
+                }
+            }
             other => return Err(format!("unknown fault {other}").into()),
         }
         let got = probe.wait_for_answer("lb2", cfg.mdi() * 2 + Duration::from_secs(2));
@@ -222,11 +285,12 @@ impl Bed {
         // Restore, and let lb1 preempt back.
         match fault {
             "link" => self.tb.set_port("lb1", true)?,
+            "proc" => self.start_proxy()?,
             _ => {
                 if let Some(d) = self.lb1.take() {
                     let _ = d.wait_exit(Duration::from_secs(5));
                 }
-                let lb1 = self.start("lb1", &conf("lb1", 100, cfg, 1))?;
+                let lb1 = self.start("lb1", &self.conf("lb1", cfg, 1))?;
                 self.lb1 = Some(lb1);
             }
         }
@@ -276,12 +340,27 @@ fn failover(opts: &Opts) -> Res<()> {
                 Bed::new(Impl::Vrrpd, &base, &opts.vrrpd)?,
                 Bed::new(Impl::Keepalived, &base, &opts.vrrpd)?,
             ];
-            for b in &mut beds {
-                b.up(*cfg, 1)?;
+            // Which beds run: a daemon that cannot track the process stays in FAULT.
+            let mut live = [true, true];
+            for (k, b) in beds.iter_mut().enumerate() {
+                if fault == "proc" {
+                    b.track_proxy()?;
+                }
+                match b.up(*cfg, 1) {
+                    Ok(()) => {}
+                    Err(e) if fault == "proc" && b.which == Impl::Keepalived && b.refused() => {
+                        eprintln!("{}: {e}", b.which.name());
+                        live[k] = false;
+                    }
+                    Err(e) => return Err(e),
+                }
             }
             let mut got: [Vec<Duration>; 2] = [Vec::new(), Vec::new()];
             for r in 0..opts.runs {
                 for (k, b) in beds.iter_mut().enumerate() {
+                    if !live[k] {
+                        continue;
+                    }
                     match b.run(*cfg, fault)? {
                         Some(o) => got[k].push(o),
                         None => eprintln!("{} run {r}: no switch-over seen", b.which.name()),
@@ -290,6 +369,16 @@ fn failover(opts: &Opts) -> Res<()> {
             }
             for b in &mut beds {
                 b.down();
+            }
+            if !live[1] {
+                let (vm, vx) = stats(&got[0]);
+                let goal = cfg.goal().as_secs_f64() * 1e3;
+                println!(
+                    "| {} | {fault} | {vm:.0} ({vx:.0}) | stays in FAULT: no process events in a network namespace | - | {goal:.0} | {} |",
+                    cfg.label(),
+                    if vx <= goal { "yes" } else { "no" }
+                );
+                continue;
             }
             let (vm, vx) = stats(&got[0]);
             let (km, kx) = stats(&got[1]);
