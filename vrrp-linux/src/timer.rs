@@ -9,7 +9,6 @@ use std::io;
 use std::os::fd::{AsFd, AsRawFd, RawFd};
 use std::time::Duration;
 
-use nix::errno::Errno;
 use nix::sys::time::TimeSpec;
 use nix::sys::timerfd::{ClockId, Expiration, TimerFd, TimerFlags, TimerSetTimeFlags};
 use nix::time::clock_gettime;
@@ -65,12 +64,11 @@ impl Timer {
         Ok(())
     }
 
-    /// Consumes a pending expiry (non-blocking), so the descriptor is no longer readable.
+    /// Marks the armed deadline as spent (after the descriptor was reported readable), so the
+    /// next [`arm`](Self::arm) sets it again, even to the same deadline. No read is needed:
+    /// setting a timerfd resets its expiry count, and with edge-triggered polling (tokio's)
+    /// the next expiry is reported afresh.
     pub fn clear(&mut self) {
-        let mut buf = [0u8; 8];
-        match nix::unistd::read(&self.fd, &mut buf) {
-            Ok(_) | Err(Errno::EAGAIN) | Err(_) => {}
-        }
         self.armed = None;
     }
 }

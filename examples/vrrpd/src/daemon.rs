@@ -109,6 +109,8 @@ pub(crate) enum Event {
     },
     /// Process tracking stopped working.
     ProcessError(String),
+    /// A signal the daemon acts on.
+    Signal(SignalKind),
 }
 
 /// Checks what can be checked without touching the system: every instance's values pass
@@ -1042,11 +1044,9 @@ impl Daemon {
     // ---- the loop ----
 
     async fn run(&mut self) -> Result<(), DaemonError> {
-        let mut term = signal(SignalKind::terminate()).map_err(DaemonError::Runtime)?;
-        let mut int = signal(SignalKind::interrupt()).map_err(DaemonError::Runtime)?;
-        let mut hup = signal(SignalKind::hangup()).map_err(DaemonError::Runtime)?;
-        let mut usr1 = signal(SignalKind::user_defined1()).map_err(DaemonError::Runtime)?;
-        let mut usr2 = signal(SignalKind::user_defined2()).map_err(DaemonError::Runtime)?;
+        // Signals come through the event channel from a task of their own, so the loop's
+        // wakeups (one per advertisement) do not poll five signal streams each.
+        let signals = spawn_signals(self.tx.clone())?;
         let mut timer = vrrp_linux::socket::register(
             vrrp_linux::Timer::new(self.epoch).map_err(DaemonError::Runtime)?,
         )
@@ -1062,31 +1062,44 @@ impl Daemon {
                 .get_mut()
                 .arm(deadline.map(vrrp_proto::Instant::since_epoch))
                 .map_err(DaemonError::Runtime)?;
+            // Events (signals first among them) before packets: a flood cannot hold off SIGTERM.
             tokio::select! {
                 biased;
-                _ = term.recv() => {
-                    log!("Received SIGTERM: releasing mastership and stopping");
-                    break;
-                }
-                _ = int.recv() => {
-                    log!("Received SIGINT: releasing mastership and stopping");
-                    break;
-                }
-                _ = hup.recv() => self.reload().await,
                 _ = watchdog.tick(), if period.is_some() => notify::watchdog(),
-                _ = usr1.recv() => self.dump(false).await,
-                _ = usr2.recv() => self.dump(true).await,
+                ev = self.rx.recv() => {
+                    let mut next = ev;
+                    let mut stop = false;
+                    // Take whatever else is already queued before looking at timers.
+                    while let Some(ev) = next {
+                        match ev {
+                            Event::Signal(k) if k == SignalKind::terminate() => {
+                                log!("Received SIGTERM: releasing mastership and stopping");
+                                stop = true;
+                            }
+                            Event::Signal(k) if k == SignalKind::interrupt() => {
+                                log!("Received SIGINT: releasing mastership and stopping");
+                                stop = true;
+                            }
+                            Event::Signal(k) if k == SignalKind::hangup() => self.reload().await,
+                            Event::Signal(k) if k == SignalKind::user_defined1() => {
+                                self.dump(false).await;
+                            }
+                            Event::Signal(k) if k == SignalKind::user_defined2() => {
+                                self.dump(true).await;
+                            }
+                            ev => self.on_event(ev),
+                        }
+                        if stop {
+                            break;
+                        }
+                        next = self.rx.try_recv().ok();
+                    }
+                    if stop {
+                        break;
+                    }
+                }
                 (ifindex, rcv) = next_packet(&mut self.readers, &mut self.reader_turn) => {
                     self.on_packet(ifindex, &rcv);
-                }
-                ev = self.rx.recv() => {
-                    if let Some(ev) = ev {
-                        self.on_event(ev);
-                        // Take whatever else is already queued before looking at timers.
-                        while let Ok(ev) = self.rx.try_recv() {
-                            self.on_event(ev);
-                        }
-                    }
                 }
                 ready = timer.readable_mut() => {
                     if let Ok(mut guard) = ready {
@@ -1101,6 +1114,7 @@ impl Daemon {
                 self.on_timers();
             }
         }
+        signals.abort();
         notify::stopping();
         self.shutdown_all();
         Ok(())
@@ -1144,6 +1158,8 @@ impl Daemon {
                 have_quorum,
                 count,
             } => self.on_process(&name, have_quorum, count),
+            // Handled by the run loop itself.
+            Event::Signal(_) => {}
             Event::ProcessError(e) => {
                 log!("error: track_process stopped, every tracked process is down: {e}");
                 let names: Vec<String> = self.process_verdicts.keys().cloned().collect();
@@ -1633,10 +1649,17 @@ fn poll_reader(
             Poll::Ready(Ok(g)) => g,
             Poll::Ready(Err(_)) | Poll::Pending => return None,
         };
-        match guard.try_io(|s| s.get_mut().recv()) {
-            Ok(Ok(Some(rcv))) => return Some(rcv),
+        match guard.try_io(|s| s.get_mut().recv_drained()) {
+            // Nothing else queued: wait for the next packet without a read that would block.
+            Ok(Ok((rcv, true))) => {
+                guard.clear_ready();
+                if rcv.is_some() {
+                    return rcv;
+                }
+            }
+            Ok(Ok((Some(rcv), false))) => return Some(rcv),
             // Not a VRRP packet for us: read on.
-            Ok(Ok(None)) => {}
+            Ok(Ok((None, false))) => {}
             Ok(Err(_)) => guard.clear_ready(),
             // Would block: the readiness is cleared; polling again registers the waker.
             Err(_would_block) => {}
@@ -1644,6 +1667,37 @@ fn poll_reader(
     }
     cx.waker().wake_by_ref();
     None
+}
+
+/// Forwards SIGTERM, SIGINT, SIGHUP, SIGUSR1 and SIGUSR2 to the run loop.
+fn spawn_signals(tx: UnboundedSender<Event>) -> Result<JoinHandle<()>, DaemonError> {
+    let kinds = [
+        SignalKind::terminate(),
+        SignalKind::interrupt(),
+        SignalKind::hangup(),
+        SignalKind::user_defined1(),
+        SignalKind::user_defined2(),
+    ];
+    let mut streams = Vec::new();
+    for k in kinds {
+        streams.push((k, signal(k).map_err(DaemonError::Runtime)?));
+    }
+    Ok(tokio::spawn(async move {
+        loop {
+            let k = std::future::poll_fn(|cx| {
+                for (k, s) in &mut streams {
+                    if let Poll::Ready(Some(())) = s.poll_recv(cx) {
+                        return Poll::Ready(*k);
+                    }
+                }
+                Poll::Pending
+            })
+            .await;
+            if tx.send(Event::Signal(k)).is_err() {
+                return;
+            }
+        }
+    }))
 }
 
 fn spawn_link_watcher(mut w: AsyncLinkWatcher, tx: UnboundedSender<Event>) -> JoinHandle<()> {

@@ -42,6 +42,9 @@ pub struct VrrpRecvSocket {
     ifindex: u32,
     ipv6: bool,
     buf: Vec<u8>,
+    /// The second datagram of a two-datagram read, and its length, handed out next.
+    second: Vec<u8>,
+    second_len: Option<usize>,
 }
 
 impl VrrpRecvSocket {
@@ -75,6 +78,8 @@ impl VrrpRecvSocket {
             ifindex,
             ipv6,
             buf: vec![0; RECV_BUF],
+            second: vec![0; RECV_BUF],
+            second_len: None,
         })
     }
 
@@ -99,7 +104,33 @@ impl VrrpRecvSocket {
         }
     }
 
+    /// Reads the next datagram like [`recv`](Self::recv), and tells whether the socket's
+    /// queue is empty after it. IPv4 reads up to two datagrams in one system call
+    /// (`recvmmsg`): when only one came, nothing else was queued, so an edge-triggered poller
+    /// can wait for the next one without a read that would block. (IPv6, which needs the
+    /// destination and hop limit from ancillary data, reads one and says `false`.)
+    pub fn recv_drained(&mut self) -> io::Result<(Option<Received>, bool)> {
+        if let Some(n) = self.second_len.take() {
+            return Ok((self.second.get(..n).and_then(parse_ipv4), false));
+        }
+        if self.ipv6 {
+            return Ok((self.recv_v6()?, false));
+        }
+        let lens = recv_two(self.sock.as_raw_fd(), &mut self.buf, &mut self.second)?;
+        let first = self.buf.get(..lens[0].unwrap_or(0)).and_then(parse_ipv4);
+        match lens[1] {
+            Some(n) => {
+                self.second_len = Some(n);
+                Ok((first, false))
+            }
+            None => Ok((first, true)),
+        }
+    }
+
     fn recv_v4(&mut self) -> io::Result<Option<Received>> {
+        if let Some(n) = self.second_len.take() {
+            return Ok(self.second.get(..n).and_then(parse_ipv4));
+        }
         let n = (&self.sock).read(&mut self.buf)?;
         let Some(pkt) = self.buf.get(..n) else {
             return Ok(None);
@@ -148,6 +179,45 @@ impl VrrpRecvSocket {
             payload: payload.to_vec(),
         }))
     }
+}
+
+/// One `recvmmsg` of up to two datagrams into `a` and `b`, without blocking: their lengths
+/// (the second `None` when only one was queued).
+#[allow(unsafe_code)]
+fn recv_two(fd: RawFd, a: &mut [u8], b: &mut [u8]) -> io::Result<[Option<usize>; 2]> {
+    let mut iov = [
+        libc::iovec {
+            iov_base: a.as_mut_ptr().cast(),
+            iov_len: a.len(),
+        },
+        libc::iovec {
+            iov_base: b.as_mut_ptr().cast(),
+            iov_len: b.len(),
+        },
+    ];
+    // SAFETY: `mmsghdr` is plain data; all zeroes is a header with no name, no control
+    // data and no buffers.
+    let mut msgs: [libc::mmsghdr; 2] = unsafe { std::mem::zeroed() };
+    for (m, v) in msgs.iter_mut().zip(iov.iter_mut()) {
+        m.msg_hdr.msg_iov = v;
+        m.msg_hdr.msg_iovlen = 1;
+    }
+    // SAFETY: `msgs` holds two valid headers whose single iovecs point at `a` and `b`, which
+    // outlive the call and are not otherwise borrowed; no timeout pointer is passed.
+    let n = unsafe {
+        libc::recvmmsg(
+            fd,
+            msgs.as_mut_ptr(),
+            2,
+            libc::MSG_DONTWAIT,
+            std::ptr::null_mut(),
+        )
+    };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let len = |k: usize| (usize::try_from(n).unwrap_or(0) > k).then(|| msgs[k].msg_len as usize);
+    Ok([len(0).or(Some(0)), len(1)])
 }
 
 impl AsRawFd for VrrpRecvSocket {
