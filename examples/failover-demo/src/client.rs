@@ -410,11 +410,16 @@ pub fn login(plan: &ClientPlan, within: Duration) -> Result<String, LoginError> 
 }
 
 /// The request loop of one client thread: `GET /whoami` at `plan.rate` until stopped.
-/// Requests are started on a fixed schedule; one that overruns its slot delays the next (it
-/// never piles up).
+/// Requests are started on a fixed schedule, at a phase of its own per client; one that
+/// overruns its slot delays the next (it never piles up).
 pub fn run(id: usize, plan: &ClientPlan, cookie: &str, live: &Arc<Live>) {
     let period = Duration::from_secs_f64(1.0 / plan.rate.max(0.001));
-    let mut next = Instant::now();
+    // Clients logged in together would otherwise request in lockstep (bursts of one request
+    // per client each period); each starts at its own phase of the period instead, spread by
+    // the golden ratio so that any number of clients covers the period evenly.
+    #[allow(clippy::cast_precision_loss, reason = "client ids are small")]
+    let phase = (id as f64 * 0.618_033_988_749_895).fract();
+    let mut next = Instant::now() + period.mul_f64(phase);
     let via_name = |addr: &str| {
         plan.balancers
             .iter()
