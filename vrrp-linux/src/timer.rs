@@ -6,7 +6,7 @@
 //! the daemon's CPU time per advert and makes its timers as exact as the kernel's.
 
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use std::time::Duration;
 
 use nix::sys::time::TimeSpec;
@@ -70,6 +70,12 @@ impl Timer {
     /// the next expiry is reported afresh.
     pub fn clear(&mut self) {
         self.armed = None;
+    }
+}
+
+impl AsFd for Timer {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
     }
 }
 

@@ -2,15 +2,19 @@
 
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
-use std::future::Future;
+
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::PathBuf;
 use std::task::Poll;
 use std::time::Duration;
 
+use std::os::fd::AsFd;
+use std::sync::Arc;
+
+use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
+use nix::sys::eventfd::{EfdFlags, EventFd};
 use tokio::io::AsyncWriteExt;
-use tokio::io::unix::AsyncFd;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
 use tokio::sync::oneshot;
@@ -113,6 +117,33 @@ pub(crate) enum Event {
     Signal(SignalKind),
 }
 
+/// Sends [`Event`]s from the tokio tasks to the run loop, which sleeps in its own `epoll`: each
+/// send also bumps an `eventfd` the loop waits on.
+#[derive(Debug, Clone)]
+pub(crate) struct EventTx {
+    tx: UnboundedSender<Event>,
+    wake: Arc<EventFd>,
+}
+
+impl EventTx {
+    /// Queues `ev` and wakes the loop; `Err` once the loop is gone.
+    pub(crate) fn send(&self, ev: Event) -> Result<(), ()> {
+        self.tx.send(ev).map_err(|_| ())?;
+        // A full counter (2^64 - 2 wakeups unread) still wakes the loop.
+        let _ = self.wake.write(1);
+        Ok(())
+    }
+}
+
+/// `epoll` tokens of the run loop: the timer, the event channel, and receive sockets (the
+/// interface index shifted left once, plus 1 for IPv6).
+const TOKEN_TIMER: u64 = u64::MAX;
+const TOKEN_EVENTS: u64 = u64::MAX - 1;
+
+fn reader_token(ifindex: u32, v6: bool) -> u64 {
+    (u64::from(ifindex) << 1) | u64::from(v6)
+}
+
 /// Checks what can be checked without touching the system: every instance's values pass
 /// the VRRP engine's validation (with a stand-in interface address).
 pub(crate) fn validate(conf: &VrrpConf) -> Result<(), DaemonError> {
@@ -174,17 +205,23 @@ pub(crate) fn run(opts: &Options) -> Result<(), DaemonError> {
             }
         })?;
     }
-    let rt = tokio::runtime::Builder::new_current_thread()
+    // The VRRP sockets and timer are served by this thread's own epoll loop (one wakeup and
+    // no runtime bookkeeping per advert); scripts, netlink, process events, signals, mail and
+    // metrics run as tokio tasks on one worker thread and reach the loop as events.
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name("vrrpd-tasks")
         .enable_all()
         .build()
         .map_err(DaemonError::Runtime)?;
-    let res = rt.block_on(async {
+    let _ctx = rt.enter();
+    let res = (|| {
         let mut d = Daemon::new(opts.clone())?;
         // Process tracking first: the instances start with the processes' verdicts.
-        d.watch_processes(process_specs(&conf)).await;
+        rt.block_on(d.watch_processes(process_specs(&conf)));
         d.start(conf)?;
-        d.run().await
-    });
+        d.run(&rt)
+    })();
     if let Some(p) = &opts.pid_file {
         let _ = std::fs::remove_file(p);
     }
@@ -269,15 +306,13 @@ struct Daemon {
     epoch: std::time::Instant,
     conf: VrrpConf,
     rtnl: Rtnl,
-    tx: UnboundedSender<Event>,
+    tx: EventTx,
     rx: UnboundedReceiver<Event>,
+    /// The run loop's epoll: the receive sockets, the timer, the event channel's eventfd.
+    poller: Epoll,
     instances: Vec<Inst>,
-    /// The receive sockets, polled by the run loop itself (no task or channel per packet:
-    /// one wakeup per advertisement).
-    readers: HashMap<(u32, bool), AsyncFd<VrrpRecvSocket>>,
-    /// Which reader is looked at first next time, so a flooded interface cannot starve
-    /// another.
-    reader_turn: usize,
+    /// The receive sockets, read by the run loop itself (one wakeup per advertisement).
+    readers: HashMap<(u32, bool), VrrpRecvSocket>,
     senders: HashMap<(u32, IpAddr), VrrpSendSocket>,
     packets: HashMap<u32, PacketSocket>,
     /// The running check scripts.
@@ -367,16 +402,26 @@ impl Daemon {
             source,
         })?;
         let (tx, rx) = unbounded_channel();
+        let wake = EventFd::from_flags(EfdFlags::EFD_CLOEXEC | EfdFlags::EFD_NONBLOCK)
+            .map_err(|e| DaemonError::Runtime(e.into()))?;
+        let poller = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC)
+            .map_err(|e| DaemonError::Runtime(e.into()))?;
+        poller
+            .add(&wake, EpollEvent::new(EpollFlags::EPOLLIN, TOKEN_EVENTS))
+            .map_err(|e| DaemonError::Runtime(e.into()))?;
         Ok(Self {
             opts,
             epoch: std::time::Instant::now(),
             conf: VrrpConf::default(),
             rtnl,
-            tx,
+            tx: EventTx {
+                tx,
+                wake: Arc::new(wake),
+            },
             rx,
+            poller,
             instances: Vec::new(),
             readers: HashMap::new(),
-            reader_turn: 0,
             senders: HashMap::new(),
             packets: HashMap::new(),
             scripts: HashMap::new(),
@@ -710,9 +755,15 @@ impl Daemon {
         for (name, idx) in rx {
             if let Entry::Vacant(e) = self.readers.entry((idx, v6)) {
                 let sock = VrrpRecvSocket::open(name, idx, v6)?;
-                let fd = vrrp_linux::socket::register(sock)
-                    .map_err(|e| IoError::socket("registering with tokio", name, e))?;
-                e.insert(fd);
+                // Level-triggered: a socket left with packets (after a bounded batch) is
+                // reported again. Closing the socket removes it from the epoll.
+                self.poller
+                    .add(
+                        sock.as_fd(),
+                        EpollEvent::new(EpollFlags::EPOLLIN, reader_token(idx, v6)),
+                    )
+                    .map_err(|e| IoError::socket("adding to epoll", name, e.into()))?;
+                e.insert(sock);
             }
         }
         if let Entry::Vacant(e) = self.senders.entry((xmit_ifindex, src)) {
@@ -1043,70 +1094,78 @@ impl Daemon {
 
     // ---- the loop ----
 
-    async fn run(&mut self) -> Result<(), DaemonError> {
-        // Signals come through the event channel from a task of their own, so the loop's
-        // wakeups (one per advertisement) do not poll five signal streams each.
+    fn run(&mut self, rt: &tokio::runtime::Runtime) -> Result<(), DaemonError> {
+        let os = |e: nix::Error| DaemonError::Runtime(e.into());
         let signals = spawn_signals(self.tx.clone())?;
-        let mut timer = vrrp_linux::socket::register(
-            vrrp_linux::Timer::new(self.epoch).map_err(DaemonError::Runtime)?,
-        )
-        .map_err(DaemonError::Runtime)?;
+        let mut timer = vrrp_linux::Timer::new(self.epoch).map_err(DaemonError::Runtime)?;
+        // Edge-triggered: an expired timer that is not re-armed (no deadline left) is not
+        // reported again.
+        self.poller
+            .add(
+                timer.as_fd(),
+                EpollEvent::new(EpollFlags::EPOLLIN | EpollFlags::EPOLLET, TOKEN_TIMER),
+            )
+            .map_err(os)?;
         // The sockets are open and every instance runs: ready.
         notify::ready(&format!("running {} instance(s)", self.instances.len()));
         let period = notify::watchdog_period();
-        let mut watchdog = tokio::time::interval(period.unwrap_or(Duration::from_secs(3600)));
-        watchdog.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
+        let mut next_ping = period.map(|p| std::time::Instant::now() + p);
+        let mut events = [EpollEvent::empty(); 16];
+        'run: loop {
             let deadline = self.next_deadline();
             timer
-                .get_mut()
                 .arm(deadline.map(vrrp_proto::Instant::since_epoch))
                 .map_err(DaemonError::Runtime)?;
-            // Events (signals first among them) before packets: a flood cannot hold off SIGTERM.
-            tokio::select! {
-                biased;
-                _ = watchdog.tick(), if period.is_some() => notify::watchdog(),
-                ev = self.rx.recv() => {
-                    let mut next = ev;
-                    let mut stop = false;
-                    // Take whatever else is already queued before looking at timers.
-                    while let Some(ev) = next {
-                        match ev {
-                            Event::Signal(k) if k == SignalKind::terminate() => {
-                                log!("Received SIGTERM: releasing mastership and stopping");
-                                stop = true;
-                            }
-                            Event::Signal(k) if k == SignalKind::interrupt() => {
-                                log!("Received SIGINT: releasing mastership and stopping");
-                                stop = true;
-                            }
-                            Event::Signal(k) if k == SignalKind::hangup() => self.reload().await,
-                            Event::Signal(k) if k == SignalKind::user_defined1() => {
-                                self.dump(false).await;
-                            }
-                            Event::Signal(k) if k == SignalKind::user_defined2() => {
-                                self.dump(true).await;
-                            }
-                            ev => self.on_event(ev),
+            let timeout = match next_ping {
+                Some(t) => {
+                    let left = t.saturating_duration_since(std::time::Instant::now());
+                    EpollTimeout::try_from(left).unwrap_or(EpollTimeout::MAX)
+                }
+                None => EpollTimeout::NONE,
+            };
+            let n = match self.poller.wait(&mut events, timeout) {
+                Ok(n) => n,
+                Err(nix::errno::Errno::EINTR) => 0,
+                Err(e) => return Err(os(e)),
+            };
+            // Events (signals first among them) before packets: a flood cannot hold off
+            // SIGTERM.
+            let ready = &events[..n.min(events.len())];
+            if ready.iter().any(|e| e.data() == TOKEN_EVENTS) {
+                let _ = self.tx.wake.read();
+                while let Ok(ev) = self.rx.try_recv() {
+                    match ev {
+                        Event::Signal(k) if k == SignalKind::terminate() => {
+                            log!("Received SIGTERM: releasing mastership and stopping");
+                            break 'run;
                         }
-                        if stop {
-                            break;
+                        Event::Signal(k) if k == SignalKind::interrupt() => {
+                            log!("Received SIGINT: releasing mastership and stopping");
+                            break 'run;
                         }
-                        next = self.rx.try_recv().ok();
-                    }
-                    if stop {
-                        break;
-                    }
-                }
-                (ifindex, rcv) = next_packet(&mut self.readers, &mut self.reader_turn) => {
-                    self.on_packet(ifindex, &rcv);
-                }
-                ready = timer.readable_mut() => {
-                    if let Ok(mut guard) = ready {
-                        guard.get_inner_mut().clear();
-                        guard.clear_ready();
+                        Event::Signal(k) if k == SignalKind::hangup() => rt.block_on(self.reload()),
+                        Event::Signal(k) if k == SignalKind::user_defined1() => {
+                            rt.block_on(self.dump(false));
+                        }
+                        Event::Signal(k) if k == SignalKind::user_defined2() => {
+                            rt.block_on(self.dump(true));
+                        }
+                        ev => self.on_event(ev),
                     }
                 }
+            }
+            for e in ready {
+                match e.data() {
+                    TOKEN_EVENTS => {}
+                    TOKEN_TIMER => timer.clear(),
+                    token => self.read_socket(token),
+                }
+            }
+            if let (Some(t), Some(p)) = (next_ping, period)
+                && std::time::Instant::now() >= t
+            {
+                notify::watchdog();
+                next_ping = Some(std::time::Instant::now() + p);
             }
             // Timers only need a look once the earliest of them is due; an input that moved
             // a timer earlier is caught by the next deadline computed above.
@@ -1118,6 +1177,29 @@ impl Daemon {
         notify::stopping();
         self.shutdown_all();
         Ok(())
+    }
+
+    /// Reads receive socket `token` until it is drained, at most 64 datagrams (a flooded
+    /// socket is reported again by the level-triggered epoll, after the other events).
+    fn read_socket(&mut self, token: u64) {
+        let key = (u32::try_from(token >> 1).unwrap_or(0), token & 1 == 1);
+        for _ in 0..64 {
+            let Some(sock) = self.readers.get_mut(&key) else {
+                return;
+            };
+            match sock.recv_drained() {
+                Ok((rcv, drained)) => {
+                    if let Some(rcv) = rcv {
+                        self.on_packet(key.0, &rcv);
+                    }
+                    if drained {
+                        return;
+                    }
+                }
+                // Would block, or the link went away: wait for the socket to report more.
+                Err(_) => return,
+            }
+        }
     }
 
     fn next_deadline(&self) -> Option<vrrp_proto::Instant> {
@@ -1609,68 +1691,8 @@ fn reason_text(r: Reason) -> &'static str {
     }
 }
 
-/// The next VRRP packet from any receive socket: `(ifindex, packet)`. The starting socket
-/// rotates, so a flooded interface cannot starve another.
-fn next_packet<'a>(
-    readers: &'a mut HashMap<(u32, bool), AsyncFd<VrrpRecvSocket>>,
-    turn: &'a mut usize,
-) -> impl Future<Output = (u32, Received)> + 'a {
-    std::future::poll_fn(move |cx| {
-        let n = readers.len();
-        if n == 0 {
-            return Poll::Pending;
-        }
-        *turn = turn.wrapping_add(1);
-        let start = *turn % n;
-        for ((ifindex, _), fd) in readers.iter_mut().skip(start) {
-            if let Some(rcv) = poll_reader(fd, cx) {
-                return Poll::Ready((*ifindex, rcv));
-            }
-        }
-        for ((ifindex, _), fd) in readers.iter_mut().take(start) {
-            if let Some(rcv) = poll_reader(fd, cx) {
-                return Poll::Ready((*ifindex, rcv));
-            }
-        }
-        Poll::Pending
-    })
-}
-
-/// Reads one socket until it yields a packet or would block (then its waker is registered).
-/// A socket error (the link went away) drops the readiness until the socket reports more.
-/// After 64 reads without a packet for us it yields to the rest of the loop (and asks to be
-/// polled again), so a flood of foreign packets cannot hold the daemon.
-fn poll_reader(
-    fd: &mut AsyncFd<VrrpRecvSocket>,
-    cx: &mut std::task::Context<'_>,
-) -> Option<Received> {
-    for _ in 0..64 {
-        let mut guard = match fd.poll_read_ready_mut(cx) {
-            Poll::Ready(Ok(g)) => g,
-            Poll::Ready(Err(_)) | Poll::Pending => return None,
-        };
-        match guard.try_io(|s| s.get_mut().recv_drained()) {
-            // Nothing else queued: wait for the next packet without a read that would block.
-            Ok(Ok((rcv, true))) => {
-                guard.clear_ready();
-                if rcv.is_some() {
-                    return rcv;
-                }
-            }
-            Ok(Ok((Some(rcv), false))) => return Some(rcv),
-            // Not a VRRP packet for us: read on.
-            Ok(Ok((None, false))) => {}
-            Ok(Err(_)) => guard.clear_ready(),
-            // Would block: the readiness is cleared; polling again registers the waker.
-            Err(_would_block) => {}
-        }
-    }
-    cx.waker().wake_by_ref();
-    None
-}
-
 /// Forwards SIGTERM, SIGINT, SIGHUP, SIGUSR1 and SIGUSR2 to the run loop.
-fn spawn_signals(tx: UnboundedSender<Event>) -> Result<JoinHandle<()>, DaemonError> {
+fn spawn_signals(tx: EventTx) -> Result<JoinHandle<()>, DaemonError> {
     let kinds = [
         SignalKind::terminate(),
         SignalKind::interrupt(),
@@ -1700,7 +1722,7 @@ fn spawn_signals(tx: UnboundedSender<Event>) -> Result<JoinHandle<()>, DaemonErr
     }))
 }
 
-fn spawn_link_watcher(mut w: AsyncLinkWatcher, tx: UnboundedSender<Event>) -> JoinHandle<()> {
+fn spawn_link_watcher(mut w: AsyncLinkWatcher, tx: EventTx) -> JoinHandle<()> {
     tokio::spawn(async move {
         loop {
             let ev = match w.events().await {
@@ -1719,10 +1741,7 @@ fn spawn_link_watcher(mut w: AsyncLinkWatcher, tx: UnboundedSender<Event>) -> Jo
     })
 }
 
-fn spawn_metrics(
-    addr: std::net::SocketAddr,
-    tx: UnboundedSender<Event>,
-) -> Result<JoinHandle<()>, DaemonError> {
+fn spawn_metrics(addr: std::net::SocketAddr, tx: EventTx) -> Result<JoinHandle<()>, DaemonError> {
     let std_listener = std::net::TcpListener::bind(addr).map_err(DaemonError::Runtime)?;
     std_listener
         .set_nonblocking(true)

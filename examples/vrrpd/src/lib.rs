@@ -10,8 +10,12 @@
 //!
 //! The run loop is the sans-IO one: every input (`handle_packet`, `handle_timeout`, a
 //! priority or fault change) is followed by draining `poll_action`, and the loop sleeps
-//! until the earliest `poll_timeout` or the next packet, script result, link change or
-//! signal.
+//! until the earliest `poll_timeout` or the next packet, script result, link change,
+//! process event or signal. It sleeps in an `epoll` of its own on the main thread (the
+//! receive sockets, a `timerfd` at the next deadline, an `eventfd`): an advert costs one
+//! wakeup and three system calls. Everything else (check and notify scripts, link and
+//! process events, signals, mail, metrics) runs as tokio tasks on one worker thread and
+//! reaches the loop through a channel that bumps the `eventfd`.
 
 mod cli;
 mod daemon;

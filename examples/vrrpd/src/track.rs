@@ -5,10 +5,9 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use tokio::process::Command;
-use tokio::sync::mpsc::UnboundedSender;
 use tokio::task::JoinHandle;
 
-use super::daemon::Event;
+use super::daemon::{Event, EventTx};
 
 /// How one run of a check script ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,7 +29,7 @@ pub(crate) fn spawn_runner(
     cmd: String,
     interval: Duration,
     timeout: Duration,
-    tx: UnboundedSender<Event>,
+    tx: EventTx,
 ) -> JoinHandle<()> {
     tokio::spawn(async move {
         let interval = interval.max(Duration::from_millis(10));
