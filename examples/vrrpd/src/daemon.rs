@@ -313,6 +313,8 @@ struct Daemon {
     instances: Vec<Inst>,
     /// The receive sockets, read by the run loop itself (one wakeup per advertisement).
     readers: HashMap<(u32, bool), VrrpRecvSocket>,
+    /// The packet being handled (its buffer reused from one packet to the next).
+    scratch: Received,
     senders: HashMap<(u32, IpAddr), VrrpSendSocket>,
     packets: HashMap<u32, PacketSocket>,
     /// The running check scripts.
@@ -422,6 +424,7 @@ impl Daemon {
             poller,
             instances: Vec::new(),
             readers: HashMap::new(),
+            scratch: Received::default(),
             senders: HashMap::new(),
             packets: HashMap::new(),
             scripts: HashMap::new(),
@@ -1154,10 +1157,14 @@ impl Daemon {
                     }
                 }
             }
+            let mut fired = false;
             for e in ready {
                 match e.data() {
                     TOKEN_EVENTS => {}
-                    TOKEN_TIMER => timer.clear(),
+                    TOKEN_TIMER => {
+                        timer.clear();
+                        fired = true;
+                    }
                     token => self.read_socket(token),
                 }
             }
@@ -1167,9 +1174,10 @@ impl Daemon {
                 notify::watchdog();
                 next_ping = Some(std::time::Instant::now() + p);
             }
-            // Timers only need a look once the earliest of them is due; an input that moved
-            // a timer earlier is caught by the next deadline computed above.
-            if deadline.is_some_and(|d| d <= self.now()) {
+            // Timers only need a look when the timerfd fired (armed at the earliest deadline;
+            // one already past fires at once); an input that moved a timer earlier is caught
+            // by the next deadline computed above.
+            if fired && deadline.is_some_and(|d| d <= self.now()) {
                 self.on_timers();
             }
         }
@@ -1187,10 +1195,12 @@ impl Daemon {
             let Some(sock) = self.readers.get_mut(&key) else {
                 return;
             };
-            match sock.recv_drained() {
-                Ok((rcv, drained)) => {
-                    if let Some(rcv) = rcv {
+            match sock.recv_drained_into(&mut self.scratch) {
+                Ok((got, drained)) => {
+                    if got {
+                        let rcv = std::mem::take(&mut self.scratch);
                         self.on_packet(key.0, &rcv);
+                        self.scratch = rcv;
                     }
                     if drained {
                         return;

@@ -35,6 +35,18 @@ pub struct Received {
     pub payload: Vec<u8>,
 }
 
+impl Default for Received {
+    /// An empty packet from and to `0.0.0.0` (a buffer to read into).
+    fn default() -> Self {
+        Self {
+            src: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            dst: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            ttl: 0,
+            payload: Vec::new(),
+        }
+    }
+}
+
 /// A receive socket for VRRP on one interface and family, joined to 224.0.0.18 or ff02::12.
 #[derive(Debug)]
 pub struct VrrpRecvSocket {
@@ -125,6 +137,31 @@ impl VrrpRecvSocket {
             }
             None => Ok((first, true)),
         }
+    }
+
+    /// [`recv_drained`](Self::recv_drained) into `out`, reusing its payload buffer (no
+    /// allocation per packet): whether `out` now holds a VRRP packet, and whether the queue
+    /// is empty.
+    pub fn recv_drained_into(&mut self, out: &mut Received) -> io::Result<(bool, bool)> {
+        if self.ipv6 {
+            let (r, drained) = self.recv_drained()?;
+            let got = r.map(|r| *out = r).is_some();
+            return Ok((got, drained));
+        }
+        if let Some(n) = self.second_len.take() {
+            let got = self
+                .second
+                .get(..n)
+                .is_some_and(|p| parse_ipv4_into(p, out));
+            return Ok((got, false));
+        }
+        let lens = recv_two(self.sock.as_raw_fd(), &mut self.buf, &mut self.second)?;
+        let got = self
+            .buf
+            .get(..lens[0].unwrap_or(0))
+            .is_some_and(|p| parse_ipv4_into(p, out));
+        self.second_len = lens[1];
+        Ok((got, lens[1].is_none()))
     }
 
     fn recv_v4(&mut self) -> io::Result<Option<Received>> {
@@ -235,6 +272,26 @@ impl AsFd for VrrpRecvSocket {
 /// Splits a raw IPv4 datagram into the fields VRRP validation needs. `None` for anything
 /// that is not a complete IPv4 header carrying protocol 112.
 pub fn parse_ipv4(pkt: &[u8]) -> Option<Received> {
+    let mut r = Received::default();
+    parse_ipv4_into(pkt, &mut r).then_some(r)
+}
+
+/// [`parse_ipv4`] into `out`, reusing its payload buffer: `false` (and `out` unspecified) for
+/// anything that is not a complete IPv4 header carrying protocol 112.
+pub fn parse_ipv4_into(pkt: &[u8], out: &mut Received) -> bool {
+    let Some(h) = ipv4_fields(pkt) else {
+        return false;
+    };
+    out.src = IpAddr::V4(h.0);
+    out.dst = IpAddr::V4(h.1);
+    out.ttl = h.2;
+    out.payload.clear();
+    out.payload.extend_from_slice(h.3);
+    true
+}
+
+/// Source, destination, TTL and payload of a VRRP-carrying IPv4 datagram.
+fn ipv4_fields(pkt: &[u8]) -> Option<(Ipv4Addr, Ipv4Addr, u8, &[u8])> {
     let first = *pkt.first()?;
     if first >> 4 != 4 {
         return None;
@@ -252,13 +309,7 @@ pub fn parse_ipv4(pkt: &[u8]) -> Option<Received> {
     let dst = Ipv4Addr::from(<[u8; 4]>::try_from(pkt.get(16..20)?).ok()?);
     // The kernel hands raw sockets the whole datagram; trust the shorter of the two lengths.
     let end = total.min(pkt.len());
-    let payload = pkt.get(ihl..end)?.to_vec();
-    Some(Received {
-        src: IpAddr::V4(src),
-        dst: IpAddr::V4(dst),
-        ttl,
-        payload,
-    })
+    Some((src, dst, ttl, pkt.get(ihl..end)?))
 }
 
 /// A send socket for VRRP adverts from one source address out of one interface, with TTL /
